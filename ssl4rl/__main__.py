@@ -1,0 +1,5 @@
+import sys
+
+from ssl4rl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,440 @@
+"""Build a puzzle dataset: source images -> puzzles -> verl-ready parquet shards + manifest.
+
+The main process reads the source in order, drops repeated images (by content), assigns each
+image to train or test by its content hash (so an image never lands in both), and hands
+(image bytes, sample ids, partner images) to workers. Workers decode, make the puzzle with an
+rng seeded from (seed, task, sample id), encode, and return rows; results come back in input
+order. Hence the output bytes are identical for any number of workers.
+
+Memory stays bounded: a fixed window of jobs is in flight and shards are written as they fill.
+A build interrupted part-way resumes from its last complete shard (`.progress.json`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import platform
+import shutil
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from ssl4rl import __version__
+from ssl4rl.errors import UserError
+from ssl4rl.images import SkipImage, decode, encode
+from ssl4rl.schema import make_row
+from ssl4rl.shards import ShardWriter, atomic_write_json
+from ssl4rl.sources import open_source
+from ssl4rl.tasks import TASKS
+from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, load_template, rng_for
+
+SPLITS = ("train", "test")
+PARTNER_WINDOW = 64  # recent images of a split that partner images are drawn from
+JOBS_PER_BATCH = 4
+BATCHES_IN_FLIGHT_PER_WORKER = 4
+PROGRESS_FILE = ".progress.json"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass
+class BuildConfig:
+    task: str
+    source: str
+    out: str
+    options: dict = field(default_factory=dict)
+    data: str | None = None
+    image_columns: list[str] | None = None
+    seed: int = 0
+    limit: int | None = None  # total rows (train + test); None = the whole source
+    test_fraction: float = 0.1
+    image_format: str = "png"
+    per_image: int = 1  # puzzles made from each source image
+    shard_rows: int = 1000
+    prompt_file: str | None = None
+
+    def identity(self, template: str) -> dict:
+        """What must match for an existing output folder to be resumed or reused."""
+        keys = ("task", "source", "options", "image_columns", "seed", "limit", "test_fraction", "image_format", "per_image", "shard_rows")
+        identity = {k: getattr(self, k) for k in keys}
+        identity["data"] = str(Path(self.data).resolve()) if self.data else None
+        identity["template_sha256"] = hashlib.sha256(template.encode()).hexdigest()
+        return json.loads(json.dumps(identity))
+
+
+@dataclass
+class Job:
+    """One source image and the puzzles to make from it."""
+
+    split: str
+    seq: int  # position among this split's images, for resume
+    source_id: str
+    data: bytes
+    samples: list[tuple[str, list[tuple[str, bytes]]]]  # (sample id, partner images)
+
+
+@dataclass
+class JobResult:
+    split: str
+    seq: int
+    rows: list[dict]  # 'index' still unset; the writer numbers rows
+    answers: list[str]
+    skip: str | None = None
+
+
+def content_key(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def split_of(key: bytes, test_fraction: float) -> str:
+    """By content, independent of seed and task: the same image is in the same split everywhere."""
+    return "test" if int.from_bytes(key[:8], "little") / 2**64 < test_fraction else "train"
+
+
+# ---------------------------------------------------------------- workers
+_worker: dict = {}
+
+
+def _init_worker(task_name: str, options: dict, template: str, image_format: str, seed: int, source_name: str) -> None:
+    _worker.update(
+        task=TASKS[task_name](**options), template=template, image_format=image_format, seed=seed, source=source_name
+    )
+
+
+def make_rows(job: Job) -> JobResult:
+    task = _worker["task"]
+    try:
+        source = decode(job.data, task.min_side, job.source_id)
+    except SkipImage as skip:
+        return JobResult(job.split, job.seq, [], [], skip.reason)
+    rows, answers = [], []
+    for sample_id, partner_data in job.samples:
+        others = []
+        for partner_id, data in partner_data:
+            try:
+                others.append(decode(data, 1, partner_id))
+            except SkipImage:
+                pass
+        try:
+            puzzle = task.make(rng_for(_worker["seed"], task.name, sample_id), source, others)
+        except SkipImage as skip:
+            return JobResult(job.split, job.seq, [], [], skip.reason)
+        prompt = _worker["template"].format(**puzzle.prompt_vars)
+        if prompt.count(IMAGE_PLACEHOLDER) != len(puzzle.images):
+            raise UserError(
+                f"prompt template for '{task.name}' has {prompt.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER} markers "
+                f"but the puzzle shows {len(puzzle.images)} images"
+            )
+        rows.append(
+            make_row(
+                task=task.name,
+                prompt=prompt,
+                images=[encode(image, _worker["image_format"]) for image in puzzle.images],
+                answer=puzzle.answer,
+                source=_worker["source"],
+                source_id=sample_id,
+                split=job.split,
+                index=-1,
+                params=puzzle.params,
+            )
+        )
+        answers.append(puzzle.answer)
+    return JobResult(job.split, job.seq, rows, answers)
+
+
+def _make_batch(jobs: list[Job]) -> list[JobResult]:
+    return [make_rows(job) for job in jobs]
+
+
+def ordered_map(jobs: Iterable[Job], workers: int, initargs: tuple) -> Iterator[JobResult]:
+    """make_rows over jobs, in input order, with a bounded number of jobs in flight."""
+    if workers <= 1:
+        _init_worker(*initargs)
+        yield from map(make_rows, jobs)
+        return
+    with multiprocessing.get_context().Pool(workers, _init_worker, initargs) as pool:
+        pending: deque = deque()
+        batch: list[Job] = []
+        for job in jobs:
+            batch.append(job)
+            if len(batch) == JOBS_PER_BATCH:
+                pending.append(pool.apply_async(_make_batch, (batch,)))
+                batch = []
+                if len(pending) >= workers * BATCHES_IN_FLIGHT_PER_WORKER:
+                    yield from pending.popleft().get()
+        if batch:
+            pending.append(pool.apply_async(_make_batch, (batch,)))
+        while pending:
+            yield from pending.popleft().get()
+
+
+# ---------------------------------------------------------------- main process
+@dataclass
+class SplitState:
+    """Counters of one split; a snapshot taken when a shard completes is what resume restores."""
+
+    rows: int = 0
+    jobs: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    answers: Counter = field(default_factory=Counter)
+
+    def add(self, result: JobResult, kept_rows: list[dict]) -> None:
+        if result.skip:
+            self.skipped[result.skip] += 1
+        for row, answer in zip(kept_rows, result.answers):
+            row["extra_info"]["index"] = self.rows
+            self.rows += 1
+            self.answers[answer] += 1
+        self.jobs = result.seq + 1
+
+    def snapshot(self, shards: int) -> dict:
+        return {"shards": shards, "rows": self.rows, "jobs": self.jobs, "skipped": dict(self.skipped), "answers": dict(self.answers)}
+
+    @classmethod
+    def restore(cls, saved: dict) -> "SplitState":
+        return cls(saved.get("rows", 0), saved.get("jobs", 0), Counter(saved.get("skipped", {})), Counter(saved.get("answers", {})))
+
+
+@dataclass
+class ReadLog:
+    """What the reader produced between two jobs: skips before decoding, and content keys."""
+
+    skipped: Counter = field(default_factory=Counter)
+    keys: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class SourceStats:
+    """Reader skips, image count and content fingerprint of the part of the source consumed."""
+
+    def __init__(self):
+        self.skipped: Counter = Counter()
+        self.images = 0
+        self._fingerprint = hashlib.sha256()
+
+    def add(self, log: ReadLog) -> None:
+        self.skipped.update(log.skipped)
+        self.images += len(log.keys)
+        for source_id, key in log.keys:
+            self._fingerprint.update(source_id.encode() + b"\0" + key)
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint.hexdigest()
+
+
+class JobPlanner:
+    """Unique images in source order, with their split, sample ids and partner images.
+
+    Each yielded job's ReadLog (what was read since the previous job) waits in `logs` until its
+    result is consumed, so the stats cover exactly the consumed part of the source, however far
+    ahead the workers read. Jobs a previous run already wrote (seq < done[split]) are planned
+    but not yielded, so partner windows come out exactly as in an uninterrupted run.
+    """
+
+    def __init__(self, reader, cfg: BuildConfig, task, done: dict[str, int]):
+        self.reader, self.cfg, self.task, self.done = reader, cfg, task, done
+        self.logs: deque[ReadLog] = deque()
+        self.tail = ReadLog()  # read after the last yielded job
+
+    def __iter__(self) -> Iterator[Job]:
+        cfg, task = self.cfg, self.task
+        seen: set[bytes] = set()
+        windows = {split: deque(maxlen=PARTNER_WINDOW) for split in SPLITS}
+        seqs = dict.fromkeys(SPLITS, 0)
+        log = ReadLog()
+        for raw in self.reader:
+            if raw.skip:
+                log.skipped[raw.skip] += 1
+                continue
+            key = content_key(raw.data)
+            log.keys.append((raw.source_id, key))
+            if key in seen:
+                log.skipped["duplicate"] += 1
+                continue
+            seen.add(key)
+            split = split_of(key, cfg.test_fraction)
+            window = windows[split]
+            samples = []
+            for repeat in range(cfg.per_image):
+                sample_id = raw.source_id if cfg.per_image == 1 else f"{raw.source_id}#{repeat}"
+                partners = []
+                if task.partners and window:
+                    picks = rng_for(cfg.seed, task.name, sample_id, "partners").choice(
+                        len(window), size=min(task.partners, len(window)), replace=False
+                    )
+                    partners = [window[int(i)] for i in picks]
+                samples.append((sample_id, partners))
+            seq = seqs[split]
+            seqs[split] += 1
+            if task.partners:
+                window.append((raw.source_id, raw.data))
+            if seq >= self.done.get(split, 0):
+                self.logs.append(log)
+                log = ReadLog()
+                yield Job(split, seq, raw.source_id, raw.data, samples)
+        self.tail = log
+
+
+def _check_task(cfg: BuildConfig):
+    if cfg.task not in TASKS:
+        raise UserError(f"unknown task '{cfg.task}' (tasks: {', '.join(TASKS)})")
+    try:
+        task = TASKS[cfg.task](**cfg.options)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{cfg.task}: {error}") from None
+    if cfg.image_format not in ("png", "jpeg"):
+        raise UserError(f"--image-format must be png or jpeg (got {cfg.image_format!r})")
+    if not 0.0 <= cfg.test_fraction < 1.0:
+        raise UserError(f"--test-fraction must be in [0, 1) (got {cfg.test_fraction})")
+    if cfg.prompt_file and not Path(cfg.prompt_file).is_file():
+        raise UserError(f"{cfg.prompt_file}: no such prompt file")
+    template = load_template(task.name, cfg.prompt_file)
+    # A dry run on a synthetic image checks the options and the template before any output.
+    probe = decode(_probe_png(max(512, task.min_side)), source_id="probe")
+    try:
+        puzzle = task.make(rng_for(0, "probe"), probe, [probe])
+        prompt = template.format(**puzzle.prompt_vars)
+    except (KeyError, IndexError, ValueError) as error:
+        raise UserError(f"prompt template for '{task.name}' does not fit the puzzle: {error!r}") from None
+    if prompt.count(IMAGE_PLACEHOLDER) != len(puzzle.images):
+        raise UserError(
+            f"prompt template for '{task.name}' has {prompt.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER} markers "
+            f"but the puzzle shows {len(puzzle.images)} images"
+        )
+    return task, template
+
+
+def _probe_png(side: int) -> bytes:
+    noise = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    return encode(Image.fromarray(noise))
+
+
+def _our_files(out: Path) -> list[Path]:
+    patterns = [f"{s}-*.parquet" for s in SPLITS] + [f".{s}-*.tmp" for s in SPLITS] + [MANIFEST_FILE, PROGRESS_FILE]
+    return [p for pattern in patterns for p in out.glob(pattern)]
+
+
+def _prepare_out(out: Path, identity: dict, overwrite: bool) -> dict | None:
+    """Returns the saved progress to resume from, None for a fresh build; raises when `out`
+    holds a different build. Returns {'complete': manifest} when the same build is done."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder")
+    if overwrite:
+        for path in _our_files(out) if out.exists() else []:
+            path.unlink()
+    manifest, progress = out / MANIFEST_FILE, out / PROGRESS_FILE
+    for path, label in ((manifest, "a finished"), (progress, "an unfinished")):
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if saved.get("config") != identity:
+                raise UserError(f"{out} holds {label} build with other settings; pass --overwrite or choose another --out")
+            return {"complete": saved} if path == manifest else saved
+    if out.exists() and any(out.glob("*.parquet")):
+        raise UserError(f"{out} already holds parquet files; pass --overwrite or choose another --out")
+    return None
+
+
+def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_bar: bool = True) -> dict:
+    """Build the dataset described by `cfg` into cfg.out; returns the manifest."""
+    task, template = _check_task(cfg)
+    reader = open_source(cfg.source, cfg.data, cfg.image_columns)
+    out = Path(cfg.out)
+    identity = cfg.identity(template)
+    saved = _prepare_out(out, identity, overwrite)
+    if saved and "complete" in saved:
+        return saved["complete"]
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp"):
+        stale.unlink()
+
+    saved_splits = (saved or {}).get("splits", {})
+    for split in SPLITS:  # forget shards written after the last saved progress
+        for path in out.glob(f"{split}-*.parquet"):
+            if int(path.stem.split("-")[1]) >= saved_splits.get(split, {}).get("shards", 0):
+                path.unlink()
+    state = {s: SplitState.restore(saved_splits.get(s, {})) for s in SPLITS}
+    snapshots = {s: state[s].snapshot(0) for s in SPLITS}
+    snapshots.update({s: saved_splits[s] for s in saved_splits})
+    writers = {s: ShardWriter(out, s, cfg.shard_rows, snapshots[s]["shards"]) for s in SPLITS}
+
+    def save_progress() -> None:
+        atomic_write_json(out / PROGRESS_FILE, {"config": identity, "splits": snapshots})
+
+    save_progress()
+    stats = SourceStats()
+    planner = JobPlanner(reader, cfg, task, {s: state[s].jobs for s in SPLITS})
+    source_name = getattr(reader, "preset", None) or ("samples" if cfg.source == "samples" else reader.kind)
+    initargs = (task.name, cfg.options, template, cfg.image_format, cfg.seed, source_name)
+    total = sum(state[s].rows for s in SPLITS)
+    bar = tqdm(total=cfg.limit, initial=total, unit="rows", desc=f"build {task.name}", disable=not progress_bar, dynamic_ncols=True)
+    exhausted = cfg.limit is None or total < cfg.limit
+    try:
+        for result in ordered_map(planner if exhausted else (), workers, initargs):
+            stats.add(planner.logs.popleft())
+            split = state[result.split]
+            keep = result.rows if cfg.limit is None else result.rows[: cfg.limit - total]
+            split.add(result, keep)
+            total += len(keep)
+            bar.update(len(keep))
+            if keep and writers[result.split].add(keep):
+                snapshots[result.split] = split.snapshot(writers[result.split].shard)
+                save_progress()
+            if cfg.limit is not None and total >= cfg.limit:
+                exhausted = False
+                break
+        if exhausted:
+            stats.add(planner.tail)
+        for writer in writers.values():
+            writer.finish_shard()
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    finally:
+        bar.close()
+
+    manifest = {
+        "task": task.name,
+        "options": asdict(task),
+        "seed": cfg.seed,
+        "source": {
+            "name": source_name,
+            "path": str(getattr(reader, "path", "")),
+            "images": stats.images,
+            "fingerprint": stats.fingerprint,
+        },
+        "rows": {s: state[s].rows for s in SPLITS},
+        "files": {s: writers[s].files for s in SPLITS},
+        "skipped": dict(sorted(sum((state[s].skipped for s in SPLITS), stats.skipped).items())),
+        "answers": {s: dict(sorted(state[s].answers.items())) for s in SPLITS},
+        "image_format": cfg.image_format,
+        "versions": _versions(),
+        "config": identity,
+    }
+    atomic_write_json(out / MANIFEST_FILE, manifest)
+    (out / PROGRESS_FILE).unlink(missing_ok=True)
+    return manifest
+
+
+def _versions() -> dict:
+    import PIL
+    import pyarrow
+
+    return {
+        "ssl4rl": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "pyarrow": pyarrow.__version__,
+    }
+
+
+def remove_build(out: Path) -> None:
+    """Delete a build folder this package wrote (used by tests and --overwrite of whole dirs)."""
+    shutil.rmtree(out, ignore_errors=True)

@@ -1,0 +1,105 @@
+"""The `ssl4rl` command: thin argparse sub-commands over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import MISSING, fields
+
+from ssl4rl.errors import UserError
+from ssl4rl.tasks import TASKS
+
+
+def _add_task_options(parser: argparse.ArgumentParser, task_class) -> None:
+    """One flag per field of the task's dataclass: --granularity, --no-square, ..."""
+    for option in fields(task_class):
+        flag = "--" + option.name.replace("_", "-")
+        default = option.default if option.default is not MISSING else None
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=f"task_{option.name}", action=argparse.BooleanOptionalAction, default=default, help=f"(default: {default})")
+        else:
+            parser.add_argument(flag, dest=f"task_{option.name}", type=type(default), default=default, help=f"(default: {default})")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ssl4rl", description="Self-supervised visual puzzles as verifiable RL rewards for VLMs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build", help="build a puzzle dataset (verl RLHF parquet)")
+    tasks = build.add_subparsers(dest="task", required=True, metavar="TASK", help=f"one of: {', '.join(TASKS)}")
+    for name, task_class in TASKS.items():
+        task_parser = tasks.add_parser(name, help=(task_class.__doc__ or "").strip().splitlines()[0])
+        task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), or a path (TSV file, parquet/HF folder, image folder)")
+        task_parser.add_argument("--data", help="with a preset: the downloaded files (TSV file or folder)")
+        task_parser.add_argument("--out", required=True, help="output folder for train-*.parquet, test-*.parquet, manifest.json")
+        task_parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="worker processes (default: %(default)s; output is identical for any number)")
+        task_parser.add_argument("--seed", type=int, default=0)
+        task_parser.add_argument("--limit", type=int, help="stop after this many rows (train + test)")
+        task_parser.add_argument("--test-fraction", type=float, default=0.1, help="share of images (by content hash) in the test split (default: %(default)s)")
+        task_parser.add_argument("--image-format", choices=["png", "jpeg"], default="png", help="generated images: lossless png (default) or jpeg")
+        task_parser.add_argument("--per-image", type=int, default=1, help="puzzles made from each source image (default: %(default)s)")
+        task_parser.add_argument("--shard-rows", type=int, default=1000, help="rows per parquet shard (default: %(default)s)")
+        task_parser.add_argument("--image-column", action="append", help="image column(s) of a TSV/parquet source (default: detected)")
+        task_parser.add_argument("--prompt", help="a prompt template file to use instead of configs/prompts/<task>.txt")
+        task_parser.add_argument("--overwrite", action="store_true", help="replace an existing build in --out")
+        task_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+        _add_task_options(task_parser.add_argument_group(f"{name} options"), task_class)
+
+    show = commands.add_parser("show", help="render a contact sheet of built puzzles with their answers")
+    show.add_argument("folder", help="a build folder")
+    show.add_argument("--n", type=int, default=16, help="puzzles to show (default: %(default)s)")
+    show.add_argument("--split", choices=["train", "test"], default="test")
+    show.add_argument("--out", default="sheet.png", help="output PNG (default: %(default)s)")
+
+    commands.add_parser("sources", help="list the named image sources and where to download them")
+    return parser
+
+
+def _run_build(args) -> None:
+    from ssl4rl.build import BuildConfig, build
+
+    if args.workers < 1 or args.per_image < 1 or args.shard_rows < 1 or (args.limit is not None and args.limit < 1):
+        raise UserError("--workers, --per-image, --shard-rows and --limit must be positive")
+    options = {k[len("task_"):]: v for k, v in vars(args).items() if k.startswith("task_")}
+    cfg = BuildConfig(
+        task=args.task, source=args.source, out=args.out, options=options, data=args.data,
+        image_columns=args.image_column, seed=args.seed, limit=args.limit, test_fraction=args.test_fraction,
+        image_format=args.image_format, per_image=args.per_image, shard_rows=args.shard_rows, prompt_file=args.prompt,
+    )  # fmt: skip
+    manifest = build(cfg, workers=args.workers, overwrite=args.overwrite, progress_bar=not args.quiet)
+    rows = manifest["rows"]
+    skipped = ", ".join(f"{k} {v}" for k, v in manifest["skipped"].items()) or "none"
+    print(f"{args.out}: {rows['train']} train + {rows['test']} test rows of '{manifest['task']}'; skipped: {skipped}")
+
+
+def _run_show(args) -> None:
+    from ssl4rl.show import contact_sheet
+
+    print(contact_sheet(args.folder, args.out, args.n, args.split))
+
+
+def _run_sources(args) -> None:
+    from ssl4rl.sources import PRESETS
+
+    print("samples: photos bundled with scikit-image (no download)")
+    for name, preset in PRESETS.items():
+        print(f"{name}: {preset.description}. --data: {preset.download}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        {"build": _run_build, "show": _run_show, "sources": _run_sources}[args.command](args)
+    except UserError as error:
+        print(f"ssl4rl: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ssl4rl: interrupted (complete shards are kept; rerun the same command to resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Errors a user can fix (bad path, unknown task, missing column): the CLI prints one line, exit 2."""
+
+
+class UserError(Exception):
+    pass

@@ -1,0 +1,70 @@
+"""The one place that knows the column names: verl's RLHF row, so verl trains on our parquet
+with no preprocessing.
+
+    data_source   "ssl4rl/<task>"  (one per task, so verl logs accuracy per task)
+    prompt        [{"role": "user", "content": "... <image> ... <image> ..."}]
+    images        [{"bytes": b"...", "path": None}, ...]   (datasets.Image storage)
+    ability       "visual-puzzle"
+    reward_model  {"style": "rule", "ground_truth": "<answer>"}
+    extra_info    {task, source, source_id, split, index, answer, params}
+
+The reward never sees images: `extra_info.params` (JSON) carries what a verifier needs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+DATA_SOURCE_PREFIX = "ssl4rl/"
+ABILITY = "visual-puzzle"
+
+SCHEMA = pa.schema(
+    [
+        ("data_source", pa.string()),
+        ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+        ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
+        ("ability", pa.string()),
+        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+        (
+            "extra_info",
+            pa.struct(
+                [
+                    ("task", pa.string()),
+                    ("source", pa.string()),
+                    ("source_id", pa.string()),
+                    ("split", pa.string()),
+                    ("index", pa.int64()),
+                    ("answer", pa.string()),
+                    ("params", pa.string()),
+                ]
+            ),
+        ),
+    ]
+)
+
+
+def make_row(
+    *, task: str, prompt: str, images: list[bytes], answer: str, source: str, source_id: str, split: str, index: int, params: dict
+) -> dict:
+    return {
+        "data_source": DATA_SOURCE_PREFIX + task,
+        "prompt": [{"role": "user", "content": prompt}],
+        "images": [{"bytes": data, "path": None} for data in images],
+        "ability": ABILITY,
+        "reward_model": {"style": "rule", "ground_truth": answer},
+        "extra_info": {
+            "task": task,
+            "source": source,
+            "source_id": source_id,
+            "split": split,
+            "index": index,
+            "answer": answer,
+            "params": json.dumps(params, sort_keys=True),
+        },
+    }
+
+
+def task_of(row: dict) -> str:
+    return row["extra_info"]["task"]

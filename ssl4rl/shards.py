@@ -1,0 +1,85 @@
+"""Parquet shards written as they fill, atomically: rows go to a hidden temporary file that is
+renamed to `<split>-<NNNNN>.parquet` only when complete, so a directory never holds a
+half-written shard under its final name."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ssl4rl.schema import SCHEMA
+
+ROW_GROUP_ROWS = 32  # rows buffered in memory before they reach the file
+
+
+def shard_name(split: str, number: int) -> str:
+    return f"{split}-{number:05d}.parquet"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, payload: dict) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+class ShardWriter:
+    """Appends rows of one split; `add` returns True when it has just completed a shard."""
+
+    def __init__(self, out: Path, split: str, shard_rows: int, first_shard: int = 0):
+        self.out, self.split, self.shard_rows = out, split, shard_rows
+        self.shard = first_shard
+        self.files: list[str] = [shard_name(split, n) for n in range(first_shard)]
+        self._buffer: list[dict] = []
+        self._rows_in_shard = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    @property
+    def _tmp(self) -> Path:
+        return self.out / f".{shard_name(self.split, self.shard)}.tmp"
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, SCHEMA, compression="snappy")
+        self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=SCHEMA), row_group_size=ROW_GROUP_ROWS)
+        self._buffer.clear()
+
+    def add(self, rows: list[dict]) -> bool:
+        """Add the rows of one source image (never split across shards, so resume is exact)."""
+        for row in rows:
+            self._buffer.append(row)
+            self._rows_in_shard += 1
+            if len(self._buffer) >= ROW_GROUP_ROWS:
+                self._flush()
+        if self._rows_in_shard >= self.shard_rows:
+            self.finish_shard()
+            return True
+        return False
+
+    def finish_shard(self) -> None:
+        """Close the current shard (if it has rows) and give it its final name."""
+        self._flush()
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._writer = None
+        final = self.out / shard_name(self.split, self.shard)
+        os.replace(self._tmp, final)
+        self.files.append(final.name)
+        self.shard += 1
+        self._rows_in_shard = 0
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._tmp.unlink(missing_ok=True)

@@ -1,0 +1,84 @@
+"""A contact sheet of built puzzles with their answers: look at what the model will see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from PIL import Image, ImageDraw, ImageFont
+
+from ssl4rl.errors import UserError
+from ssl4rl.images import load
+
+THUMB_HEIGHT = 112
+SHEET_WIDTH = 1100
+MARGIN = 8
+CAPTION_HEIGHT = 22
+
+
+def read_rows(folder: Path, n: int, split: str) -> list[dict]:
+    """The first n rows of a split (streamed, so a large dataset is not loaded)."""
+    files = sorted(folder.glob(f"{split}-*.parquet"))
+    if not files:
+        raise UserError(f"{folder}: no {split}-*.parquet files (is it an ssl4rl build folder?)")
+    rows: list[dict] = []
+    for file in files:
+        for batch in pq.ParquetFile(file).iter_batches(batch_size=max(1, n)):
+            rows.extend(batch.to_pylist()[: n - len(rows)])
+            if len(rows) >= n:
+                return rows
+    return rows
+
+
+def _thumbnails(row: dict) -> list[Image.Image]:
+    thumbs = []
+    for image in row["images"]:
+        picture = load(image["bytes"])
+        width = max(1, round(picture.width * THUMB_HEIGHT / picture.height))
+        thumbs.append(picture.resize((width, THUMB_HEIGHT), Image.Resampling.BILINEAR))
+    return thumbs
+
+
+def _panel(row: dict, font) -> Image.Image:
+    """One puzzle: a caption line, then its images left to right, wrapped to the sheet width."""
+    lines: list[list[Image.Image]] = [[]]
+    used = 0
+    for thumb in _thumbnails(row):
+        if lines[-1] and used + thumb.width > SHEET_WIDTH - 2 * MARGIN:
+            lines.append([])
+            used = 0
+        lines[-1].append(thumb)
+        used += thumb.width + MARGIN
+    height = CAPTION_HEIGHT + len(lines) * (THUMB_HEIGHT + MARGIN)
+    panel = Image.new("RGB", (SHEET_WIDTH, height), "white")
+    info = row["extra_info"]
+    caption = f"{info['split']} #{info['index']}  {info['task']}  answer: {row['reward_model']['ground_truth']}   ({info['source_id']})"
+    ImageDraw.Draw(panel).text((MARGIN, 3), caption, fill="black", font=font)
+    y = CAPTION_HEIGHT
+    for line in lines:
+        x = MARGIN
+        for thumb in line:
+            panel.paste(thumb, (x, y))
+            x += thumb.width + MARGIN
+        y += THUMB_HEIGHT + MARGIN
+    return panel
+
+
+def contact_sheet(folder: Path, out: Path, n: int = 16, split: str = "test") -> Path:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder")
+    if split == "test" and not any(folder.glob("test-*.parquet")):
+        split = "train"  # a build with --test-fraction 0 has only a train split
+    rows = read_rows(folder, n, split)
+    font = ImageFont.load_default(size=14)
+    panels = [_panel(row, font) for row in rows]
+    sheet = Image.new("RGB", (SHEET_WIDTH, sum(p.height for p in panels) + MARGIN), (230, 230, 230))
+    y = 0
+    for panel in panels:
+        sheet.paste(panel, (0, y))
+        y += panel.height + 2
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return out

@@ -1,0 +1,63 @@
+"""Image sources: lazy readers that yield a stable source id and the image's bytes.
+
+`open_source(name_or_path, data=...)` picks the reader: `samples` (bundled photos), a preset
+name from PRESETS (with `data` pointing at the user's downloaded files), or a path that is a
+VLMEvalKit TSV file, a Hugging Face dataset folder (parquet or `save_to_disk`) or an image folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ssl4rl.errors import UserError
+from ssl4rl.sources.common import IMAGE_EXTENSIONS, RawImage
+from ssl4rl.sources.folder import FolderSource, image_files
+from ssl4rl.sources.hf import HFSource, data_files
+from ssl4rl.sources.presets import PRESETS
+from ssl4rl.sources.samples import SamplesSource
+from ssl4rl.sources.tsv import TsvSource
+
+__all__ = ["open_source", "open_path", "PRESETS", "RawImage", "TsvSource", "HFSource", "FolderSource", "SamplesSource"]
+
+
+def open_path(path: Path, image_columns: list[str] | None = None):
+    """The reader for a path, detected from what it holds."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder")
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix == ".tsv":
+            return TsvSource(path, image_columns[0] if image_columns else None)
+        if suffix in (".parquet", ".arrow"):
+            return HFSource(path, image_columns)
+        if suffix in IMAGE_EXTENSIONS:
+            return FolderSource(path.parent, [path])
+        raise UserError(f"{path}: not a .tsv, .parquet or .arrow file or an image folder")
+    tsv_files = sorted(path.glob("*.tsv"))
+    if len(tsv_files) == 1 and not data_files(path):
+        return TsvSource(tsv_files[0], image_columns[0] if image_columns else None)
+    if data_files(path):
+        return HFSource(path, image_columns)
+    files = image_files(path)
+    if files:
+        return FolderSource(path, files)
+    raise UserError(f"{path}: holds no .tsv, .parquet, .arrow or image files")
+
+
+def open_source(source: str, data: str | Path | None = None, image_columns: list[str] | None = None):
+    """Open `source` (samples | preset name | path) for reading; raises UserError on bad input."""
+    if source == "samples":
+        return SamplesSource()
+    if source in PRESETS:
+        preset = PRESETS[source]
+        if data is None:
+            raise UserError(f"source '{source}' needs --data PATH: {preset.download}")
+        reader = open_path(Path(data), image_columns or (list(preset.image_columns) if preset.image_columns else None))
+        reader.preset = source
+        return reader
+    if data is not None:
+        raise UserError(f"unknown source '{source}' (presets: samples, {', '.join(PRESETS)})")
+    if not Path(source).exists():
+        raise UserError(f"source '{source}' is neither a preset (samples, {', '.join(PRESETS)}) nor an existing path")
+    return open_path(Path(source), image_columns)

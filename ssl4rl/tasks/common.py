@@ -1,0 +1,81 @@
+"""What every puzzle shares: the Puzzle record, seeding, prompt templates and answer parsing.
+
+A task is a small dataclass whose fields are its options. `make(rng, source, others)` samples
+the random parameters first and renders the images from them, so the parameters are the label;
+`score(response, ground_truth)` verifies a model's answer against that label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+IMAGE_PLACEHOLDER = "<image>"
+
+
+@dataclass
+class Puzzle:
+    images: list[Image.Image | bytes]  # bytes: a source image shown untouched
+    answer: str  # the ground truth, exactly as a correct model would write it
+    prompt_vars: dict[str, Any] = field(default_factory=dict)  # fills the task's prompt template
+    params: dict[str, Any] = field(default_factory=dict)  # what the verifier needs (JSON-able)
+
+
+def derive_seed(*parts: object) -> int:
+    """A 64-bit seed from (global seed, task, sample id, ...): stable across runs and workers."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def rng_for(*parts: object) -> np.random.Generator:
+    return np.random.default_rng(derive_seed(*parts))
+
+
+def load_template(task_name: str, path: str | None = None) -> str:
+    """The editable prompt template configs/prompts/<task>.txt (or `path`) plus the shared
+    answer format."""
+    prompts = resources.files("ssl4rl.configs") / "prompts"
+    body = (open(path).read() if path else (prompts / f"{task_name}.txt").read_text()).strip()
+    answer_format = (prompts / "answer_format.txt").read_text().strip()
+    return f"{body}\n\n{answer_format}"
+
+
+def image_list(label: str, count: int) -> str:
+    """'Tile 1: <image>' lines, one per image, for templates that show a variable number."""
+    return "\n".join(f"{label} {i}: {IMAGE_PLACEHOLDER}" for i in range(1, count + 1))
+
+
+_CLOSE = re.compile(r"<\s*/\s*answer\s*>", re.IGNORECASE)
+_OPEN = re.compile(r"<\s*answer\s*>", re.IGNORECASE)
+
+
+def extract_answer(response: str) -> str | None:
+    """The text of the last <answer>...</answer> block, stripped; None when there is none.
+
+    >>> extract_answer("<think>maybe 90</think> <answer> 180 </answer>")
+    '180'
+    >>> extract_answer("<ANSWER>a</Answer> then <answer>b</answer>")
+    'b'
+    >>> extract_answer("no tags") is None
+    True
+    """
+    if not isinstance(response, str):
+        return None
+    last_close = None
+    for last_close in _CLOSE.finditer(response):
+        pass
+    if last_close is None:
+        return None
+    head = response[: last_close.start()]
+    last_open = None
+    for last_open in _OPEN.finditer(head):
+        pass
+    if last_open is None:
+        return None
+    return head[last_open.end() :].strip()

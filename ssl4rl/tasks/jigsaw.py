@@ -1,0 +1,105 @@
+"""Jigsaw: the image cut into a K x K grid, tiles shown as K*K separate images in shuffled order.
+
+Answer format (the SSL4RL reference's semantics): for each grid position in row-major order,
+the 1-based number of the shown tile that belongs there.
+
+Worked example, K=2. Grid positions are 1=top-left, 2=top-right, 3=bottom-left,
+4=bottom-right. If the tiles are shown in the order [bottom-left, top-right, top-left,
+bottom-right], then the top-left piece is shown 3rd, top-right 2nd, bottom-left 1st and
+bottom-right 4th, so the answer is `3,2,1,4`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from PIL import Image
+
+from ssl4rl.images import SkipImage, SourceImage
+from ssl4rl.tasks.common import Puzzle, extract_answer, image_list
+
+MIN_TILE = 28  # Qwen2.5-VL's patch merger needs at least 28 px on a side
+
+
+def cut_tiles(image: Image.Image, k: int, gap: float = 0.0) -> list[Image.Image]:
+    """Row-major tiles of the image trimmed to a multiple of k (right/bottom remainder dropped).
+
+    A gap (fraction of the cell) is removed around each tile, so neighbouring edges no longer
+    line up pixel for pixel.
+    """
+    cell_w, cell_h = image.width // k, image.height // k
+    inset_x, inset_y = int(round(cell_w * gap / 2)), int(round(cell_h * gap / 2))
+    return [
+        image.crop((c * cell_w + inset_x, r * cell_h + inset_y, (c + 1) * cell_w - inset_x, (r + 1) * cell_h - inset_y))
+        for r in range(k)
+        for c in range(k)
+    ]
+
+
+def assemble(tiles: list[Image.Image], k: int) -> Image.Image:
+    """Inverse of cut_tiles (gap 0): row-major tiles back into one image."""
+    tile_w, tile_h = tiles[0].size
+    canvas = Image.new("RGB", (tile_w * k, tile_h * k))
+    for position, tile in enumerate(tiles):
+        canvas.paste(tile, ((position % k) * tile_w, (position // k) * tile_h))
+    return canvas
+
+
+@dataclass
+class Jigsaw:
+    """Put shuffled tiles back in their grid positions."""
+
+    grid: int = 2  # K: the image becomes K x K tiles
+    gap: float = 0.0  # fraction of each cell removed around its tile (0 = touching edges)
+
+    name: ClassVar[str] = "jigsaw"
+    partners: ClassVar[int] = 0
+
+    def __post_init__(self):
+        if not 2 <= self.grid <= 6:
+            raise ValueError(f"grid must be between 2 and 6 (got {self.grid})")
+        if not 0.0 <= self.gap < 0.5:
+            raise ValueError(f"gap must be in [0, 0.5) (got {self.gap})")
+
+    @property
+    def min_side(self) -> int:
+        return int(np.ceil(MIN_TILE / (1.0 - self.gap))) * self.grid
+
+    def make(self, rng: np.random.Generator, source: SourceImage, others=()) -> Puzzle:
+        k = self.grid
+        tiles = cut_tiles(source.pixels, k, self.gap)
+        if min(tiles[0].size) < MIN_TILE:
+            raise SkipImage("too-small")
+        shown_order = rng.permutation(k * k)  # shown_order[i] = grid position of the i-th shown tile
+        answer = np.empty(k * k, dtype=int)
+        answer[shown_order] = np.arange(1, k * k + 1)  # answer[position] = 1-based shown index
+        return Puzzle(
+            images=[tiles[p] for p in shown_order],
+            answer=",".join(map(str, answer)),
+            prompt_vars={"tiles": image_list("Tile", k * k), "k": k, "n": k * k},
+            params={"grid": k},
+        )
+
+    @staticmethod
+    def parse(response: str) -> list[int] | None:
+        """The answered tile numbers, in grid order.
+
+        >>> [Jigsaw.parse(f"<answer>{a}</answer>") for a in ("3,1,4,2", "3, 1, 4, 2", "[3,1,4,2]", "3 1 4 2")]
+        [[3, 1, 4, 2], [3, 1, 4, 2], [3, 1, 4, 2], [3, 1, 4, 2]]
+        """
+        text = extract_answer(response)
+        if text is None or not re.fullmatch(r"[\[\(]?\s*\d{1,3}(?:\s*[,;\s]\s*\d{1,3})*\s*[\]\)]?\.?", text):
+            return None
+        return [int(n) for n in re.findall(r"\d+", text)]
+
+    @classmethod
+    def score(cls, response: str, ground_truth: str, params: dict | None = None) -> float:
+        """Fraction of grid positions right, only for a valid permutation of 1..K*K."""
+        truth = [int(n) for n in ground_truth.split(",")]
+        answer = cls.parse(response)
+        if answer is None or sorted(answer) != list(range(1, len(truth) + 1)):
+            return 0.0
+        return sum(a == t for a, t in zip(answer, truth)) / len(truth)

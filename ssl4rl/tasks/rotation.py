@@ -1,0 +1,131 @@
+"""Rotation: the original and a copy rotated counter-clockwise by theta; answer theta in degrees.
+
+Shortcut control:
+- square mode (default) centre-crops the original to a square first, so width and height of
+  the rotated copy cannot reveal whether theta is 90/270 or 0/180;
+- when the granularity admits angles that are not multiples of 90, every rotated copy is cropped
+  to the largest axis-aligned square that fits inside the worst angle of the set, so there are
+  no black corners and the crop size is the same for every theta.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from PIL import Image
+
+from ssl4rl.images import SourceImage
+from ssl4rl.tasks.common import Puzzle, extract_answer
+
+_TRANSPOSE = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+
+
+def largest_inscribed_rect(width: int, height: int, degrees: float) -> tuple[float, float]:
+    """Width and height of the largest axis-aligned rectangle inside a width x height
+    rectangle rotated by `degrees` (both centred)."""
+    sin_a, cos_a = abs(math.sin(math.radians(degrees))), abs(math.cos(math.radians(degrees)))
+    if sin_a < 1e-12 or cos_a < 1e-12:  # multiples of 90 keep the whole image
+        return (float(width), float(height)) if cos_a > sin_a else (float(height), float(width))
+    long_side, short_side = max(width, height), min(width, height)
+    if short_side <= 2 * sin_a * cos_a * long_side or abs(sin_a - cos_a) < 1e-10:
+        half = 0.5 * short_side
+        if width >= height:
+            return half / sin_a, half / cos_a
+        return half / cos_a, half / sin_a
+    cos_2a = cos_a * cos_a - sin_a * sin_a
+    return (width * cos_a - height * sin_a) / cos_2a, (height * cos_a - width * sin_a) / cos_2a
+
+
+def centre_crop(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Crop to width x height around the centre; the offsets round down."""
+    left, top = (image.width - width) // 2, (image.height - height) // 2
+    return image.crop((left, top, left + width, top + height))
+
+
+def _same_parity(target: float, reference: int) -> int:
+    """The largest integer <= target whose difference to `reference` is even, so a centre crop
+    commutes exactly with 90-degree rotations."""
+    value = int(math.floor(target))
+    return value if (reference - value) % 2 == 0 else value - 1
+
+
+def rotate_ccw(image: Image.Image, degrees: int) -> Image.Image:
+    """Rotate counter-clockwise; multiples of 90 are exact pixel transposes."""
+    degrees %= 360
+    if degrees == 0:
+        return image.copy()
+    if degrees in _TRANSPOSE:
+        return image.transpose(_TRANSPOSE[degrees])
+    return image.rotate(degrees, resample=Image.Resampling.BICUBIC, expand=True)
+
+
+@dataclass
+class Rotation:
+    """Predict the counter-clockwise rotation angle between two images."""
+
+    granularity: int = 90  # angles are 0, g, 2g, ..., 360 - g
+    square: bool = True  # centre-crop the original to a square first (no aspect-ratio shortcut)
+
+    name: ClassVar[str] = "rotation"
+    partners: ClassVar[int] = 0
+    min_side: ClassVar[int] = 56
+
+    def __post_init__(self):
+        if not 0 < self.granularity < 360 or 360 % self.granularity:
+            raise ValueError(f"granularity must divide 360 (got {self.granularity})")
+
+    @property
+    def angles(self) -> list[int]:
+        return list(range(0, 360, self.granularity))
+
+    def _crop_size(self, width: int, height: int, degrees: int) -> tuple[int, int]:
+        """Size of the rotated copy; in square mode the same for every angle of the set."""
+        if self.square:
+            side = min(min(largest_inscribed_rect(width, height, a)) for a in self.angles)
+            side = _same_parity(side + 1e-6, width)
+            return side, side
+        inner_w, inner_h = largest_inscribed_rect(width, height, degrees)
+        if degrees % 180 == 90:
+            width, height = height, width
+        return _same_parity(inner_w + 1e-6, width), _same_parity(inner_h + 1e-6, height)
+
+    def make(self, rng: np.random.Generator, source: SourceImage, others=()) -> Puzzle:
+        theta = int(rng.choice(self.angles))
+        base = source.pixels
+        if self.square and base.width != base.height:
+            side = min(base.size)
+            base = centre_crop(base, side, side)
+        shown = source.original() if base is source.pixels else base
+        rotated = rotate_ccw(base, theta)
+        crop_w, crop_h = self._crop_size(base.width, base.height, theta)
+        if rotated.size != (crop_w, crop_h):
+            rotated = centre_crop(rotated, crop_w, crop_h)
+        angles = ", ".join(map(str, self.angles))
+        return Puzzle(
+            images=[shown, rotated],
+            answer=str(theta),
+            prompt_vars={"angles": angles, "granularity": self.granularity},
+            params={"granularity": self.granularity},
+        )
+
+    @staticmethod
+    def parse(response: str) -> int | None:
+        """The answered angle in [0, 360), or None.
+
+        >>> [Rotation.parse(f"<answer>{a}</answer>") for a in ("90", "90°", "90 degrees", "-270", "450")]
+        [90, 90, 90, 90, 90]
+        """
+        text = extract_answer(response)
+        if text is None:
+            return None
+        match = re.fullmatch(r"([+-]?\d{1,9})\s*(?:°|º|deg|degs|degree|degrees)?\.?", text, re.IGNORECASE)
+        return int(match.group(1)) % 360 if match else None
+
+    @classmethod
+    def score(cls, response: str, ground_truth: str, params: dict | None = None) -> float:
+        answer = cls.parse(response)
+        return float(answer is not None and answer == int(ground_truth) % 360)
