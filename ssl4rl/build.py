@@ -296,7 +296,7 @@ def _check_task(cfg: BuildConfig):
         raise UserError(f"{cfg.prompt_file}: no such prompt file")
     template = load_template(task.name, cfg.prompt_file)
     # A dry run on a synthetic image checks the options and the template before any output.
-    probe = decode(_probe_png(max(512, task.min_side)), source_id="probe")
+    probe = decode(_probe_png(max(256, task.min_side)), source_id="probe")
     try:
         puzzle = task.make(rng_for(0, "probe"), probe, [probe])
         prompt = template.format(**puzzle.prompt_vars)

@@ -53,6 +53,14 @@ def _build_parser() -> argparse.ArgumentParser:
     show.add_argument("--split", choices=["train", "test"], default="test")
     show.add_argument("--out", default="sheet.png", help="output PNG (default: %(default)s)")
 
+    paper = commands.add_parser("paper", help="build the SSL4RL paper's four puzzle sets from one benchmark's files")
+    paper.add_argument("preset", help="a preset name, e.g. mmbench or seedbench (see `ssl4rl sources`)")
+    paper.add_argument("--data", required=True, help="the downloaded benchmark files (TSV file or folder)")
+    paper.add_argument("--out", default="datasets", help="root folder; each task goes to OUT/PRESET/TASK (default: %(default)s)")
+    paper.add_argument("--tasks", default="rotation,jigsaw,position,contrastive", help="comma-separated subset (default: all four)")
+    paper.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    paper.add_argument("--seed", type=int, default=0)
+
     commands.add_parser("sources", help="list the named image sources and where to download them")
     return parser
 
@@ -80,6 +88,19 @@ def _run_show(args) -> None:
     print(contact_sheet(args.folder, args.out, args.n, args.split))
 
 
+def _run_paper(args) -> None:
+    from ssl4rl.paper import PAPER_TASKS, build_paper_datasets
+    from ssl4rl.sources import PRESETS
+
+    if args.preset not in PRESETS:
+        raise UserError(f"unknown preset '{args.preset}' (presets: {', '.join(PRESETS)})")
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in PAPER_TASKS]
+    if unknown:
+        raise UserError(f"unknown paper task(s) {', '.join(unknown)} (tasks: {', '.join(PAPER_TASKS)})")
+    build_paper_datasets(args.preset, args.data, args.out, args.workers, tasks, seed=args.seed)
+
+
 def _run_sources(args) -> None:
     from ssl4rl.sources import PRESETS
 
@@ -91,7 +112,7 @@ def _run_sources(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
-        {"build": _run_build, "show": _run_show, "sources": _run_sources}[args.command](args)
+        {"build": _run_build, "show": _run_show, "paper": _run_paper, "sources": _run_sources}[args.command](args)
     except UserError as error:
         print(f"ssl4rl: error: {error}", file=sys.stderr)
         return 2

@@ -76,12 +76,12 @@ def decode(data: bytes, min_side: int = 1, source_id: str = "") -> SourceImage:
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # the warning, when made an error
         raise SkipImage("too-large") from None
     except UnidentifiedImageError:
         raise SkipImage("unreadable") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise SkipImage("truncated" if "truncated" in str(error) else "unreadable") from None
+        raise SkipImage("truncated" if "truncated" in str(error).lower() else "unreadable") from None
     source_format, source_mode = image.format, image.mode
     upright = _exif_orientation(image) == 1
     rgb = to_rgb(image if upright else ImageOps.exif_transpose(image))

@@ -49,10 +49,12 @@ def _panel(row: dict, font) -> Image.Image:
             used = 0
         lines[-1].append(thumb)
         used += thumb.width + MARGIN
-    height = CAPTION_HEIGHT + len(lines) * (THUMB_HEIGHT + MARGIN)
-    panel = Image.new("RGB", (SHEET_WIDTH, height), "white")
     info = row["extra_info"]
-    caption = f"{info['split']} #{info['index']}  {info['task']}  answer: {row['reward_model']['ground_truth']}   ({info['source_id']})"
+    caption = f"{info['split']} #{info['index']} {info['task']}: {row['reward_model']['ground_truth']}"
+    caption_width = int(font.getlength(caption)) + 2 * MARGIN
+    width = max(caption_width, max(sum(t.width + MARGIN for t in line) + MARGIN for line in lines))
+    height = CAPTION_HEIGHT + len(lines) * (THUMB_HEIGHT + MARGIN)
+    panel = Image.new("RGB", (min(width, SHEET_WIDTH), height), "white")
     ImageDraw.Draw(panel).text((MARGIN, 3), caption, fill="black", font=font)
     y = CAPTION_HEIGHT
     for line in lines:
@@ -73,11 +75,18 @@ def contact_sheet(folder: Path, out: Path, n: int = 16, split: str = "test") -> 
     rows = read_rows(folder, n, split)
     font = ImageFont.load_default(size=14)
     panels = [_panel(row, font) for row in rows]
-    sheet = Image.new("RGB", (SHEET_WIDTH, sum(p.height for p in panels) + MARGIN), (230, 230, 230))
-    y = 0
+    # Shelf packing: panels left to right, a new shelf when the next one does not fit.
+    places, x, y, shelf_height = [], 0, 0, 0
     for panel in panels:
-        sheet.paste(panel, (0, y))
-        y += panel.height + 2
+        if x and x + panel.width > SHEET_WIDTH:
+            x, y, shelf_height = 0, y + shelf_height + 2, 0
+        places.append((x, y))
+        x += panel.width + 2
+        shelf_height = max(shelf_height, panel.height)
+    width = max(px + p.width for p, (px, _) in zip(panels, places))
+    sheet = Image.new("RGB", (width, y + shelf_height), (200, 200, 200))
+    for panel, place in zip(panels, places):
+        sheet.paste(panel, place)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)

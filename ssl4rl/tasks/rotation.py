@@ -83,15 +83,21 @@ class Rotation:
         return list(range(0, 360, self.granularity))
 
     def _crop_size(self, width: int, height: int, degrees: int) -> tuple[int, int]:
-        """Size of the rotated copy; in square mode the same for every angle of the set."""
+        """Size of the rotated copy; in square mode the same for every angle of the set.
+
+        A 1-px margin on each side keeps interpolated edge pixels (blended with the black
+        outside) out of the crop.
+        """
+        margin = 0 if all(a % 90 == 0 for a in self.angles) else 2
         if self.square:
             side = min(min(largest_inscribed_rect(width, height, a)) for a in self.angles)
-            side = _same_parity(side + 1e-6, width)
+            side = _same_parity(side + 1e-6 - margin, width)
             return side, side
         inner_w, inner_h = largest_inscribed_rect(width, height, degrees)
         if degrees % 180 == 90:
             width, height = height, width
-        return _same_parity(inner_w + 1e-6, width), _same_parity(inner_h + 1e-6, height)
+        margin = 0 if degrees % 90 == 0 else 2
+        return _same_parity(inner_w + 1e-6 - margin, width), _same_parity(inner_h + 1e-6 - margin, height)
 
     def make(self, rng: np.random.Generator, source: SourceImage, others=()) -> Puzzle:
         theta = int(rng.choice(self.angles))

@@ -1,0 +1,251 @@
+"""Build throughput and memory of `ssl4rl build`, next to a codec-only floor.
+
+    python bench/build_throughput.py [--images N] [--tasks rotation,jigsaw,...] [--workers 1,2] [--json PATH]
+
+Each build runs as the real CLI in a subprocess, so the numbers include process start, the
+worker pool and parquet writing; peak RSS is summed over the whole process tree. The floor
+is what one process needs just to decode each source image once and encode the row's output
+images: the part of the work no builder can avoid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image
+
+from ssl4rl.images import decode, encode, load
+from ssl4rl.sources.samples import PHOTOS, samples_dir
+
+TARGET_ROWS_PER_S = {"rotation": 70, "jigsaw": 70, "position": 350, "contrastive": 90}  # 2 workers, from the issue
+TARGET_RSS_MB = 600
+POLL_SECONDS = 0.02
+SIDES = (300, 1000)
+
+
+# ---------------------------------------------------------------- input photos
+def make_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """`count` distinct RGB JPEGs (quality 90) of 300-1000 px per side, cut from the bundled
+    photos: most benchmark images are JPEGs of about that size."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    root = samples_dir()
+    photos = [Image.open(root / name).convert("RGB") for name in PHOTOS if (root / name).is_file()]
+    paths, seen = [], set()
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        w, h = int(rng.integers(photo.width // 2, photo.width + 1)), int(rng.integers(photo.height // 2, photo.height + 1))
+        x, y = int(rng.integers(0, photo.width - w + 1)), int(rng.integers(0, photo.height - h + 1))
+        size = tuple(int(s) for s in rng.integers(SIDES[0], SIDES[1] + 1, size=2))
+        image = photo.resize(size, Image.Resampling.BICUBIC, box=(x, y, x + w, y + h))
+        path = folder / f"photo_{i:05d}.jpg"
+        image.save(path, "JPEG", quality=90)
+        seen.add(hashlib.sha256(path.read_bytes()).digest())
+        paths.append(path)
+    if len(seen) != count:
+        raise RuntimeError(f"only {len(seen)} of {count} photos are distinct")
+    return paths
+
+
+def link_first(paths: list[Path], folder: Path) -> Path:
+    """A folder holding the first photos of a larger set (hard links: no copy, same bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        os.link(path, folder / path.name)
+    return folder
+
+
+# ---------------------------------------------------------------- memory of a process tree
+def _children_map() -> dict[int, list[int]]:
+    """ppid -> pids, from /proc/*/stat (this kernel has no /proc/<pid>/task/*/children)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])  # the name may hold spaces
+        children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_kb(pid: int) -> int:
+    """VmRSS of `pid` plus all its descendants, summed (shared pages count once per process)."""
+    children, total, todo = _children_map(), 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += _rss_kb(current)
+        todo.extend(children.get(current, []))
+    return total
+
+
+class PeakRss:
+    """Polls a process tree's RSS from a thread until stopped; `peak_mb` is the largest sum seen."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak_kb = pid, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, tree_rss_kb(self.pid))
+            self._stop.wait(POLL_SECONDS)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb / 1024
+
+
+# ---------------------------------------------------------------- the real build
+def run_build(task: str, source: Path, out: Path, workers: int) -> dict:
+    """One `ssl4rl build` as a subprocess: wall time, rows, and peak RSS of its process tree."""
+    command = [sys.executable, "-m", "ssl4rl", "build", task, "--source", str(source), "--out", str(out),
+               "--workers", str(workers), "--quiet", "--overwrite", "--test-fraction", "0.1"]  # fmt: skip
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    monitor = PeakRss(process.pid)
+    _, stderr = process.communicate()
+    seconds = time.perf_counter() - start
+    peak_mb = monitor.stop()
+    if process.returncode:
+        raise RuntimeError(f"build {task} failed ({process.returncode}):\n{stderr}")
+    manifest = json.loads((out / "manifest.json").read_text())
+    rows = sum(manifest["rows"].values())
+    return {"task": task, "workers": workers, "images": len(list(source.glob("*.jpg"))), "rows": rows,
+            "seconds": seconds, "rows_per_s": rows / seconds, "peak_rss_mb": peak_mb}  # fmt: skip
+
+
+def startup_seconds() -> float:
+    """Process start + imports of the CLI: a fixed cost inside every build's wall time."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import ssl4rl.cli, ssl4rl.build"], check=True)
+    return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------- codec-only floor
+def built_rows(out: Path) -> list[tuple[str, list[bytes]]]:
+    """(source id, output image bytes) of every row of a build, train and test."""
+    rows = []
+    for shard in sorted(out.glob("*.parquet")):
+        table = pq.read_table(shard, columns=["images", "extra_info"]).to_pylist()
+        rows += [(row["extra_info"]["source_id"], [image["bytes"] for image in row["images"]]) for row in table]
+    return rows
+
+
+def loaded(data: bytes) -> Image.Image:
+    """Fully decoded pixels: Image.open is lazy, and the decode must stay out of the timing."""
+    image = load(data)
+    image.load()
+    return image
+
+
+def codec_floor(source: Path, out: Path) -> dict:
+    """Rows/s if a build did nothing but decode each source once and encode its outputs.
+
+    Outputs byte-identical to the source were passed through and cost nothing; the others are
+    decoded beforehand (untimed) so only `encode` is timed, in the build's image format."""
+    image_format = json.loads((out / "manifest.json").read_text())["image_format"]
+    rows = built_rows(out)
+    decode_s = encode_s = 0.0
+    for source_id, outputs in rows:
+        data = (source / source_id).read_bytes()
+        start = time.perf_counter()
+        decode(data, 1, source_id)
+        decode_s += time.perf_counter() - start
+        for image in [loaded(b) for b in outputs if b != data]:
+            start = time.perf_counter()
+            encode(image, image_format)
+            encode_s += time.perf_counter() - start
+    return {"rows": len(rows), "decode_s": decode_s, "encode_s": encode_s, "rows_per_s": len(rows) / (decode_s + encode_s)}
+
+
+# ---------------------------------------------------------------- report
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def print_table(results: list[dict]) -> None:
+    header = f"{'task':<12}{'workers':>8}{'rows/s':>9}{'peak RSS MB':>13}{'floor rows/s':>14}{'build/floor':>13}{'target':>9}{'speed':>7}{'RSS':>6}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        target = TARGET_ROWS_PER_S.get(r["task"]) if r["workers"] == 2 else None
+        speed = verdict(r["rows_per_s"] >= target) if target else "-"
+        print(
+            f"{r['task']:<12}{r['workers']:>8}{r['rows_per_s']:>9.1f}{r['peak_rss_mb']:>13.0f}{r['floor_rows_per_s']:>14.1f}"
+            f"{r['rows_per_s'] / r['floor_rows_per_s']:>13.2f}{target or '-':>9}{speed:>7}{verdict(r['peak_rss_mb'] <= TARGET_RSS_MB):>6}"
+        )
+    print(f"targets apply to 2 workers (jigsaw at its default 2x2); RSS target <= {TARGET_RSS_MB} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=200, help="input photos (default: %(default)s)")
+    parser.add_argument("--tasks", default=",".join(TARGET_ROWS_PER_S), help="comma-separated tasks")
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts (default: %(default)s)")
+    parser.add_argument("--json", help="also save the results to this JSON file")
+    args = parser.parse_args()
+    tasks, worker_counts = args.tasks.split(","), [int(w) for w in args.workers.split(",")]
+
+    with tempfile.TemporaryDirectory(prefix="ssl4rl-bench-") as tmp:
+        tmp = Path(tmp)
+        print(f"making {3 * args.images} photos ...", flush=True)
+        photos = make_photos(tmp / "photos_3n", 3 * args.images)
+        source = link_first(photos[: args.images], tmp / "photos_n")
+        startup = startup_seconds()
+        print(f"process start + imports: {startup:.2f} s (inside every build's wall time)", flush=True)
+
+        results = []
+        for task in tasks:
+            floor = None
+            for workers in worker_counts:
+                out = tmp / f"out_{task}"
+                result = run_build(task, source, out, workers)
+                floor = floor or codec_floor(source, out)  # outputs are identical for any worker count
+                result["floor_rows_per_s"] = floor["rows_per_s"]
+                results.append(result)
+                print(f"  {task} x{workers}: {result['rows']} rows in {result['seconds']:.2f} s, "
+                      f"floor: decode {floor['decode_s']:.2f} s + encode {floor['encode_s']:.2f} s", flush=True)  # fmt: skip
+        print()
+        print_table(results)
+
+        scaling = [run_build("rotation", folder, tmp / "out_scaling", 2) for folder in (source, tmp / "photos_3n")]
+        ratio = scaling[1]["peak_rss_mb"] / scaling[0]["peak_rss_mb"]
+        print(f"\nRSS vs N (rotation, 2 workers): {args.images} images {scaling[0]['peak_rss_mb']:.0f} MB, "
+              f"{3 * args.images} images {scaling[1]['peak_rss_mb']:.0f} MB, ratio {ratio:.2f} ({verdict(ratio < 1.2)}: < 1.2)")  # fmt: skip
+
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        payload = {"images": args.images, "startup_s": startup, "cpus": os.cpu_count(), "builds": results,
+                   "rss_scaling": {"runs": scaling, "ratio": ratio}}  # fmt: skip
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# The SSL4RL paper's four puzzle sets from seedbench (`ssl4rl sources` says which files --data takes).
+# Usage: build_benchmarks/seedbench.sh --data PATH [--out datasets] [--workers N] [--tasks rotation,jigsaw]
+exec ssl4rl paper seedbench "$@"

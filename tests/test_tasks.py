@@ -1,0 +1,226 @@
+"""Property tests of the four puzzles: the answer is recoverable from the pixels."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+from PIL import Image
+
+from conftest import textured_image
+from ssl4rl.images import SourceImage, decode, encode, load
+from ssl4rl.tasks import Contrastive, Jigsaw, Position, Rotation
+from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, derive_seed, load_template, rng_for
+from ssl4rl.tasks.jigsaw import assemble, cut_tiles
+from ssl4rl.tasks.position import cell_box, cell_names
+from ssl4rl.tasks.rotation import centre_crop, rotate_ccw
+
+
+def source(seed=0, width=200, height=150) -> SourceImage:
+    return decode(encode(textured_image(seed, width, height)), source_id=f"img{seed}")
+
+
+def pixels(image) -> np.ndarray:
+    """Puzzle images as arrays, after the same encode/decode a dataset row goes through."""
+    return np.asarray(load(encode(image)))
+
+
+# ---------------------------------------------------------------- rotation
+@pytest.mark.parametrize("seed", range(12))
+def test_undoing_the_answered_rotation_recovers_the_original_exactly(seed):
+    src = source(seed)
+    puzzle = Rotation().make(rng_for(seed), src, [])
+    original, rotated = (load(encode(im)) for im in puzzle.images)
+    assert original.width == original.height == 150  # square mode: centre crop of 200x150
+    assert np.array_equal(np.asarray(rotate_ccw(rotated, -int(puzzle.answer))), np.asarray(original))
+    wrong = (int(puzzle.answer) + 90) % 360
+    assert not np.array_equal(np.asarray(rotate_ccw(rotated, -wrong)), np.asarray(original))
+
+
+def test_square_mode_hides_the_angle_in_the_image_size():
+    sizes = Counter()
+    for seed in range(40):
+        puzzle = Rotation().make(rng_for(seed), source(seed, 240, 120), [])
+        sizes[(puzzle.answer, puzzle.images[1].size)] += 1
+    assert {size for _, size in sizes} == {(120, 120)}
+    sizes = {Rotation(square=False).make(rng_for(s), source(s, 240, 120), []).images[1].size for s in range(40)}
+    assert sizes == {(240, 120), (120, 240)}  # the leak square mode removes
+
+
+def test_fine_granularity_has_no_black_corners_and_one_crop_size():
+    task = Rotation(granularity=45)
+    seen = {}
+    for seed in range(60):
+        src = decode(encode(Image.new("RGB", (160, 160), (200, 180, 160))))
+        puzzle = task.make(rng_for(seed), src, [])
+        rotated = np.asarray(puzzle.images[1]).astype(int)
+        seen[puzzle.answer] = rotated.shape
+        assert np.abs(rotated - (200, 180, 160)).max() <= 1, f"black corner at {puzzle.answer} degrees"
+    assert set(seen) == {str(a) for a in range(0, 360, 45)}
+    assert len(set(seen.values())) == 1  # the same crop for every angle: size reveals nothing
+
+
+def test_fine_granularity_rotation_is_undone_by_the_answered_angle():
+    task = Rotation(granularity=30)
+    for seed in range(8):
+        src = decode(encode(_smooth(seed)))
+        puzzle = task.make(rng_for(seed), src, [])
+        rotated = puzzle.images[1]
+        side = rotated.width
+
+        def error(angle):
+            back = rotate_ccw(rotated, -angle)
+            return np.abs(np.asarray(centre_crop(back, side // 2, side // 2), float)
+                          - np.asarray(centre_crop(src.pixels, side // 2, side // 2), float)).mean()
+
+        errors = {a: error(a) for a in task.angles}
+        assert min(errors, key=errors.get) == int(puzzle.answer)
+
+
+def _smooth(seed):
+    """Low-frequency texture: interpolation error stays far below a wrong angle's error."""
+    from PIL import ImageFilter
+
+    return textured_image(seed, 180, 180).resize((45, 45)).resize((180, 180)).filter(ImageFilter.GaussianBlur(1))
+
+
+@pytest.mark.parametrize("bad", [0, 7, 360, -90])
+def test_rotation_rejects_granularities_that_do_not_divide_360(bad):
+    with pytest.raises(ValueError):
+        Rotation(granularity=bad)
+
+
+# ---------------------------------------------------------------- jigsaw
+@pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
+def test_reassembling_tiles_in_the_answered_order_recovers_the_trimmed_original(k):
+    src = source(k, 200 + k, 190 + k)  # not multiples of k: trimming matters
+    puzzle = Jigsaw(grid=k).make(rng_for(k), src, [])
+    shown = [load(encode(tile)) for tile in puzzle.images]
+    answer = [int(n) for n in puzzle.answer.split(",")]
+    assert sorted(answer) == list(range(1, k * k + 1))
+    restored = assemble([shown[i - 1] for i in answer], k)
+    width, height = (src.size[0] // k) * k, (src.size[1] // k) * k
+    assert np.array_equal(np.asarray(restored), np.asarray(src.pixels.crop((0, 0, width, height))))
+    assert Jigsaw.score(f"<answer>{puzzle.answer}</answer>", puzzle.answer) == 1.0
+
+
+def test_jigsaw_gap_removes_the_border_of_each_cell():
+    src = source(3, 200, 200)
+    tiles = cut_tiles(src.pixels, 2, gap=0.2)
+    assert tiles[0].size == (80, 80)  # 100-px cells minus 10 px on each side
+    assert np.array_equal(np.asarray(tiles[3]), np.asarray(src.pixels.crop((110, 110, 190, 190))))
+
+
+def test_jigsaw_skips_images_whose_tiles_would_be_under_28_px():
+    from ssl4rl.images import SkipImage
+
+    with pytest.raises(SkipImage, match="too-small"):
+        Jigsaw(grid=4).make(rng_for(0), source(0, 100, 100), [])
+
+
+def test_jigsaw_partial_credit_needs_a_valid_permutation():
+    assert Jigsaw.score("<answer>3,1,2,4</answer>", "3,1,4,2") == 0.5
+    assert Jigsaw.score("<answer>3,3,4,2</answer>", "3,1,4,2") == 0.0
+    assert Jigsaw.score("<answer>3,1,4</answer>", "3,1,4,2") == 0.0
+
+
+# ---------------------------------------------------------------- position
+def find_exactly(needle: np.ndarray, haystack: np.ndarray) -> list[tuple[int, int]]:
+    windows = sliding_window_view(haystack, needle.shape)[:, :, 0]
+    hits = np.argwhere(np.all(windows == needle, axis=(2, 3, 4)))
+    return [(int(x), int(y)) for y, x in hits]
+
+
+@pytest.mark.parametrize("grid", [2, 3])
+def test_unaugmented_crop_is_found_pixel_exactly_inside_the_named_cell(grid):
+    for seed in range(6):
+        src = source(seed, 180, 168)
+        puzzle = Position(grid=grid).make(rng_for(seed), src, [])
+        full, crop = pixels(src.pixels), pixels(puzzle.images[1])
+        assert np.array_equal(np.asarray(load(encode(puzzle.images[0]))), full)
+        hits = find_exactly(crop, full)
+        assert len(hits) == 1
+        (x, y), (h, w) = hits[0], crop.shape[:2]
+        cell = cell_names(grid).index(puzzle.answer)
+        left, top, right, bottom = cell_box(180, 168, grid, cell)
+        assert left <= x and x + w <= right and top <= y and y + h <= bottom
+        assert Position.score(f"<answer>{puzzle.answer.replace('-', ' ')}</answer>", puzzle.answer) == 1.0
+
+
+def test_position_crop_side_stays_within_the_requested_range():
+    task = Position(min_crop=0.5, max_crop=0.6)
+    for seed in range(20):
+        crop = task.make(rng_for(seed), source(seed, 400, 400), []).images[1]
+        assert 100 <= crop.width <= 120 and 100 <= crop.height <= 120
+
+
+def test_augmented_position_crop_keeps_its_place_but_not_its_pixels():
+    differs = []  # the light preset leaves a crop untouched with p = 0.2 * 0.8 * 0.5 = 0.08
+    for seed in range(10):
+        plain = Position().make(rng_for(seed), source(5, 300, 300), [])
+        augmented = Position(augment=True).make(rng_for(seed), source(5, 300, 300), [])
+        assert augmented.params["box"] == plain.params["box"] and augmented.answer == plain.answer
+        assert augmented.images[1].size == plain.images[1].size
+        differs.append(not np.array_equal(pixels(plain.images[1]), pixels(augmented.images[1])))
+    assert sum(differs) >= 7
+
+
+# ---------------------------------------------------------------- contrastive
+def test_contrastive_views_come_from_the_named_images():
+    anchor, other = source(1, 300, 300), source(2, 300, 300)
+    labels = Counter()
+    for seed in range(40):
+        puzzle = Contrastive().make(rng_for(seed), anchor, [other])
+        labels[puzzle.answer] += 1
+        assert [im.size for im in puzzle.images] == [(224, 224), (224, 224)]
+        assert puzzle.params["partner_id"] == (None if puzzle.answer == "positive" else "img2")
+    assert 10 <= labels["positive"] <= 30
+
+
+def test_contrastive_without_a_partner_is_positive():
+    assert {Contrastive().make(rng_for(s), source(1), []).answer for s in range(10)} == {"positive"}
+
+
+def test_strong_preset_differs_from_default():
+    default = Contrastive().make(rng_for(3), source(1, 300, 300), []).images[0]
+    strong = Contrastive(preset="strong").make(rng_for(3), source(1, 300, 300), []).images[0]
+    assert not np.array_equal(pixels(default), pixels(strong))
+
+
+# ---------------------------------------------------------------- shared
+@pytest.mark.parametrize(
+    "task", [Rotation(), Rotation(granularity=45), Jigsaw(grid=2), Jigsaw(grid=5), Position(), Position(grid=3), Contrastive()]
+)
+def test_prompt_has_one_placeholder_per_image_and_asks_for_tags(task):
+    puzzle = task.make(rng_for(0), source(0, 400, 400), [source(1, 400, 400)])
+    prompt = load_template(task.name).format(**puzzle.prompt_vars)
+    assert prompt.count(IMAGE_PLACEHOLDER) == len(puzzle.images)
+    assert "<think>" in prompt and "<answer>" in prompt
+
+
+def test_same_seed_same_puzzle_and_different_seed_different_puzzle():
+    src = source(4, 300, 300)
+    a, b = (Jigsaw(grid=3).make(rng_for(0, "jigsaw", "x"), src, []) for _ in range(2))
+    assert a.answer == b.answer and all(np.array_equal(pixels(x), pixels(y)) for x, y in zip(a.images, b.images))
+    answers = {Jigsaw(grid=3).make(rng_for(0, "jigsaw", f"x{i}"), src, []).answer for i in range(10)}
+    assert len(answers) > 5
+    assert derive_seed(0, "jigsaw", "x") != derive_seed(1, "jigsaw", "x")
+
+
+@pytest.mark.parametrize(
+    "task, response, expected",
+    [
+        (Rotation, "<think>hmm</think><answer>90°</answer>", 1.0),
+        (Rotation, "<answer>-270</answer>", 1.0),
+        (Rotation, "<answer>450 degrees</answer>", 1.0),
+        (Rotation, "<answer>180</answer>", 0.0),
+        (Rotation, "90", 0.0),
+        (Position, "<answer>Top_Right</answer>", 0.0),
+        (Contrastive, "<ANSWER> Negative </ANSWER>", 0.0),
+    ],
+)
+def test_verifiers_normalise_answers(task, response, expected):
+    truth = {Rotation: "90", Position: "top-left", Contrastive: "positive"}[task]
+    assert task.score(response, truth) == expected
