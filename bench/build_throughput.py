@@ -141,11 +141,10 @@ def run_build(task: str, source: Path, out: Path, workers: int) -> dict:
             "seconds": seconds, "rows_per_s": rows / seconds, "peak_rss_mb": peak_mb}  # fmt: skip
 
 
-def startup_seconds() -> float:
-    """Process start + imports of the CLI: a fixed cost inside every build's wall time."""
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import ssl4rl.cli, ssl4rl.build"], check=True)
-    return time.perf_counter() - start
+def fixed_cost(folder: Path, photo: Path, out: Path, workers: int) -> float:
+    """Wall time of a 1-image build: process start, imports, checks and pool start, paid once
+    per build, so it weighs on rows/s of short builds."""
+    return run_build("position", link_first([photo], folder), out, workers)["seconds"]
 
 
 # ---------------------------------------------------------------- codec-only floor
@@ -204,9 +203,32 @@ def print_table(results: list[dict]) -> None:
     print(f"targets apply to 2 workers (jigsaw at its default 2x2); RSS target <= {TARGET_RSS_MB} MB")
 
 
+def measure_builds(tasks: list[str], worker_counts: list[int], source: Path, tmp: Path) -> list[dict]:
+    """Every (task, workers) build, each with the codec floor of its task."""
+    results = []
+    for task in tasks:
+        out, floor = tmp / f"out_{task}", None
+        for workers in worker_counts:
+            result = run_build(task, source, out, workers)
+            floor = floor or codec_floor(source, out)  # the output is identical for any worker count
+            results.append({**result, "floor_rows_per_s": floor["rows_per_s"]})
+            print(f"  {task} x{workers}: {result['rows']} rows in {result['seconds']:.2f} s; "
+                  f"floor: decode {floor['decode_s']:.2f} s + encode {floor['encode_s']:.2f} s", flush=True)  # fmt: skip
+    return results
+
+
+def rss_scaling(small: Path, large: Path, out: Path) -> dict:
+    """Peak RSS of rotation x2 on N and 3N images: bounded memory means a ratio near 1."""
+    runs = [run_build("rotation", folder, out, 2) for folder in (small, large)]
+    ratio = runs[1]["peak_rss_mb"] / runs[0]["peak_rss_mb"]
+    print(f"RSS vs N (rotation, 2 workers): {runs[0]['images']} images {runs[0]['peak_rss_mb']:.0f} MB, "
+          f"{runs[1]['images']} images {runs[1]['peak_rss_mb']:.0f} MB, ratio {ratio:.2f} ({verdict(ratio < 1.2)}: < 1.2)")  # fmt: skip
+    return {"runs": runs, "ratio": ratio}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=200, help="input photos (default: %(default)s)")
+    parser.add_argument("--images", type=int, default=1000, help="input photos (default: %(default)s)")
     parser.add_argument("--tasks", default=",".join(TARGET_ROWS_PER_S), help="comma-separated tasks")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts (default: %(default)s)")
     parser.add_argument("--json", help="also save the results to this JSON file")
@@ -218,32 +240,20 @@ def main() -> None:
         print(f"making {3 * args.images} photos ...", flush=True)
         photos = make_photos(tmp / "photos_3n", 3 * args.images)
         source = link_first(photos[: args.images], tmp / "photos_n")
-        startup = startup_seconds()
-        print(f"process start + imports: {startup:.2f} s (inside every build's wall time)", flush=True)
-
-        results = []
-        for task in tasks:
-            floor = None
-            for workers in worker_counts:
-                out = tmp / f"out_{task}"
-                result = run_build(task, source, out, workers)
-                floor = floor or codec_floor(source, out)  # outputs are identical for any worker count
-                result["floor_rows_per_s"] = floor["rows_per_s"]
-                results.append(result)
-                print(f"  {task} x{workers}: {result['rows']} rows in {result['seconds']:.2f} s, "
-                      f"floor: decode {floor['decode_s']:.2f} s + encode {floor['encode_s']:.2f} s", flush=True)  # fmt: skip
+        fixed = fixed_cost(tmp / "photos_1", photos[0], tmp / "out_fixed", max(worker_counts))
+        print(f"fixed cost per build (1 image, {max(worker_counts)} workers): {fixed:.2f} s", flush=True)
+        load_before = os.getloadavg()[0]
+        results = measure_builds(tasks, worker_counts, source, tmp)
         print()
         print_table(results)
-
-        scaling = [run_build("rotation", folder, tmp / "out_scaling", 2) for folder in (source, tmp / "photos_3n")]
-        ratio = scaling[1]["peak_rss_mb"] / scaling[0]["peak_rss_mb"]
-        print(f"\nRSS vs N (rotation, 2 workers): {args.images} images {scaling[0]['peak_rss_mb']:.0f} MB, "
-              f"{3 * args.images} images {scaling[1]['peak_rss_mb']:.0f} MB, ratio {ratio:.2f} ({verdict(ratio < 1.2)}: < 1.2)")  # fmt: skip
+        print(f"1-min load average {load_before:.2f} before the builds, {os.getloadavg()[0]:.2f} after, "
+              f"on {os.cpu_count()} CPUs (other load skews the timings)\n")  # fmt: skip
+        scaling = rss_scaling(source, tmp / "photos_3n", tmp / "out_scaling")
 
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        payload = {"images": args.images, "startup_s": startup, "cpus": os.cpu_count(), "builds": results,
-                   "rss_scaling": {"runs": scaling, "ratio": ratio}}  # fmt: skip
+        payload = {"images": args.images, "cpus": os.cpu_count(), "fixed_cost_s": fixed, "load_before": load_before,
+                   "builds": results, "rss_scaling": scaling}  # fmt: skip
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
 
 

@@ -135,7 +135,8 @@ def make_rows(job: Job) -> JobResult:
             make_row(
                 task=task.name,
                 prompt=prompt,
-                images=[encode(image, _worker["image_format"]) for image in puzzle.images],
+                # A source shown untouched is not sent back: the main process still has its bytes.
+                images=[b"" if image is source.data else encode(image, _worker["image_format"]) for image in puzzle.images],
                 answer=puzzle.answer,
                 source=_worker["source"],
                 source_id=sample_id,
@@ -231,15 +232,15 @@ class SourceStats:
 class JobPlanner:
     """Unique images in source order, with their split, sample ids and partner images.
 
-    Each yielded job's ReadLog (what was read since the previous job) waits in `logs` until its
-    result is consumed, so the stats cover exactly the consumed part of the source, however far
-    ahead the workers read. Jobs a previous run already wrote (seq < done[split]) are planned
+    Each yielded job's ReadLog (what was read since the previous job) and source bytes wait in
+    `pending` until its result is consumed, so the stats cover exactly the consumed part of the
+    source, however far ahead the workers read. Jobs a previous run already wrote (seq < done[split]) are planned
     but not yielded, so partner windows come out exactly as in an uninterrupted run.
     """
 
     def __init__(self, reader, cfg: BuildConfig, task, done: dict[str, int]):
         self.reader, self.cfg, self.task, self.done = reader, cfg, task, done
-        self.logs: deque[ReadLog] = deque()
+        self.pending: deque[tuple[ReadLog, bytes]] = deque()
         self.tail = ReadLog()  # read after the last yielded job
 
     def __iter__(self) -> Iterator[Job]:
@@ -275,7 +276,7 @@ class JobPlanner:
             if task.partners:
                 window.append((raw.source_id, raw.data))
             if seq >= self.done.get(split, 0):
-                self.logs.append(log)
+                self.pending.append((log, raw.data))
                 log = ReadLog()
                 yield Job(split, seq, raw.source_id, raw.data, samples)
         self.tail = log
@@ -376,7 +377,11 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
     exhausted = cfg.limit is None or total < cfg.limit
     try:
         for result in ordered_map(planner if exhausted else (), workers, initargs):
-            stats.add(planner.logs.popleft())
+            log, source_bytes = planner.pending.popleft()
+            stats.add(log)
+            for row in result.rows:
+                for image in row["images"]:
+                    image["bytes"] = image["bytes"] or source_bytes
             split = state[result.split]
             keep = result.rows if cfg.limit is None else result.rows[: cfg.limit - total]
             split.add(result, keep)

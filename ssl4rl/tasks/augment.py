@@ -97,7 +97,7 @@ def augment(rng: np.random.Generator, image: Image.Image, aug: Augmentation) -> 
     """One random view of `image`; every probability is tested in a fixed order."""
     if aug.size is not None:
         box = resized_crop_box(rng, image.width, image.height, aug.scale, aug.ratio)
-        image = image.resize((aug.size, aug.size), Image.Resampling.BILINEAR, box=box)
+        image = image.resize((aug.size, aug.size), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
     if rng.random() < aug.flip_p:
         image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     if rng.random() < aug.jitter_p:

@@ -1,0 +1,108 @@
+"""The reward: one entry point for verl's custom reward hook and for TRL.
+
+verl calls `compute_score(data_source, solution_str, ground_truth, extra_info, **reward_kwargs)`
+(`reward.custom_reward_function.path=pkg://ssl4rl.reward`, `.name=compute_score`); options come
+from `reward.custom_reward_function.reward_kwargs`. The returned dict's `score` is the reward;
+every other key reaches verl's logs as reward extra info (`acc`, `format`, `task`).
+
+>>> compute_score("ssl4rl/rotation", "<think>upside down</think> <answer>180°</answer>", "180")
+{'score': 1.0, 'acc': 1.0, 'format': 1.0, 'task': 'rotation'}
+>>> compute_score("ssl4rl/jigsaw", "<answer>3,1,2,4</answer>", "3,1,4,2")["score"]
+0.5
+>>> compute_score("ssl4rl/position", "top-left", "top-left", format_weight=0.1)["score"]
+0.0
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+
+from ssl4rl.schema import DATA_SOURCE_PREFIX
+from ssl4rl.tasks import TASKS
+
+_THINK_THEN_ANSWER = re.compile(r"</think>\s*<answer>", re.IGNORECASE)
+
+
+def format_ok(response: str) -> float:
+    r"""1.0 when the whole response is `<think>...</think> <answer>...</answer>` (linear time).
+
+    >>> format_ok("<think>a</think>\n<answer>b</answer>"), format_ok("<answer>b</answer>")
+    (1.0, 0.0)
+    """
+    if not isinstance(response, str):
+        return 0.0
+    text = response.strip().lower()
+    ok = text.startswith("<think>") and text.endswith("</answer>") and _THINK_THEN_ANSWER.search(text) is not None
+    return float(ok)
+
+
+def task_of(data_source: str, extra_info: dict | None) -> str:
+    """The task recorded in the row: extra_info['task'], else the data_source suffix."""
+    task = (extra_info or {}).get("task") or str(data_source).removeprefix(DATA_SOURCE_PREFIX)
+    if task not in TASKS:
+        raise ValueError(f"ssl4rl reward: unknown task {task!r} (data_source {data_source!r}); tasks: {', '.join(TASKS)}")
+    return task
+
+
+def _params(extra_info: dict | None) -> dict:
+    raw = (extra_info or {}).get("params")
+    return raw if isinstance(raw, dict) else _parse_params(raw if isinstance(raw, str) else "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_params(raw: str) -> dict:
+    """Rows of one task mostly share their params text: parse each text once (read-only)."""
+    try:
+        params = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return params if isinstance(params, dict) else {}
+
+
+def jigsaw_parity_score(response: str, ground_truth: str) -> float:
+    """The SSL4RL reference's scoring: fraction of positions equal, without checking that the
+    answer is a permutation."""
+    truth = ground_truth.split(",")
+    answer = TASKS["jigsaw"].parse(response)
+    if not answer:
+        return 0.0
+    return sum(str(a) == t.strip() for a, t in zip(answer, truth)) / len(truth)
+
+
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: str,
+    extra_info: dict | None = None,
+    format_weight: float = 0.0,
+    jigsaw_scoring: str = "permutation",
+    **_: object,
+) -> dict:
+    """score = (1 - format_weight) * acc + format_weight * format. Never raises on a response.
+
+    jigsaw_scoring: 'permutation' (partial credit only for a valid permutation of 1..K*K) or
+    'parity' (the reference's per-position scoring).
+    """
+    task = task_of(data_source, extra_info)
+    response = solution_str if isinstance(solution_str, str) else ""
+    if task == "jigsaw" and jigsaw_scoring == "parity":
+        acc = jigsaw_parity_score(response, str(ground_truth))
+    else:
+        acc = TASKS[task].score(response, str(ground_truth), _params(extra_info))
+    fmt = format_ok(response)
+    weight = float(format_weight)
+    return {"score": (1.0 - weight) * acc + weight * fmt, "acc": float(acc), "format": fmt, "task": task}
+
+
+def trl_reward(prompts=None, completions=None, reward_model=None, extra_info=None, data_source=None, **kwargs) -> list[float]:
+    """TRL GRPOTrainer reward function over the same rows: dataset columns arrive as lists."""
+    options = {k: kwargs.pop(k) for k in ("format_weight", "jigsaw_scoring") if k in kwargs}
+    scores = []
+    for i, completion in enumerate(completions or []):
+        text = completion if isinstance(completion, str) else "".join(
+            part.get("content", "") if isinstance(part.get("content"), str) else "" for part in completion
+        )
+        scores.append(compute_score(data_source[i], text, reward_model[i]["ground_truth"], extra_info[i], **options)["score"])
+    return scores

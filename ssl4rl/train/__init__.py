@@ -1,0 +1,1 @@
+"""Training backends: verl (the paper's path, GPU clusters) and TRL (one machine)."""

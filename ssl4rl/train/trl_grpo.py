@@ -1,0 +1,157 @@
+"""GRPO on one machine (CPU or one GPU) with TRL's GRPOTrainer, on the same parquet and the same
+reward as the verl path: for debugging rewards and data before spending a cluster.
+
+The verl row becomes TRL's conversational format: `<image>` markers in the prompt text turn
+into image parts in place, `images` is decoded as a list of images, and the reward reads
+`data_source`, `reward_model` and `extra_info` from the columns TRL passes through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ssl4rl.errors import UserError
+from ssl4rl.reward import compute_score
+from ssl4rl.schema import DATA_SOURCE_PREFIX
+from ssl4rl.tasks.common import IMAGE_PLACEHOLDER
+from ssl4rl.tiny_vlm import VISION_TOKENS
+
+
+@dataclass
+class LocalGRPOConfig:
+    """Names follow the verl config where one exists (data.train_batch_size -> batch_size, ...)."""
+
+    batch_size: int = 8  # prompts per step (verl: data.train_batch_size)
+    mini_batch_size: int = 8  # prompts per optimizer update (verl: actor.ppo_mini_batch_size)
+    rollout_n: int = 4  # completions per prompt (verl: actor_rollout_ref.rollout.n)
+    lr: float = 1e-6  # (verl: actor.optim.lr)
+    kl_loss_coef: float = 0.01  # (verl: actor.kl_loss_coef); TRL's beta
+    max_prompt_length: int = 1024
+    max_response_length: int = 2048
+    temperature: float = 1.0
+    total_epochs: int = 1
+    max_steps: int = -1  # > 0 stops after this many steps
+    save_freq: int = 50  # checkpoint every N steps (verl: trainer.save_freq)
+    seed: int = 0
+    format_weight: float = 0.0
+    jigsaw_scoring: str = "permutation"
+    logger: str = "tensorboard"  # or "none"
+
+
+def to_trl_prompt(text: str) -> list[dict]:
+    """One user turn whose `<image>` markers become image parts, in place.
+
+    >>> to_trl_prompt("Image 1: <image> and <image>?")[0]["content"]
+    [{'type': 'text', 'text': 'Image 1: '}, {'type': 'image', 'text': None}, {'type': 'text', 'text': ' and '}, {'type': 'image', 'text': None}, {'type': 'text', 'text': '?'}]
+    """
+    parts: list[dict] = []
+    for i, chunk in enumerate(text.split(IMAGE_PLACEHOLDER)):
+        if i:
+            parts.append({"type": "image", "text": None})
+        if chunk:
+            parts.append({"type": "text", "text": chunk})
+    return [{"role": "user", "content": parts}]
+
+
+def load_split(data_dir: str | Path, split: str):
+    """The build folder's split as a datasets.Dataset in TRL's format."""
+    import datasets
+
+    files = sorted(str(p) for p in Path(data_dir).glob(f"{split}-*.parquet"))
+    if not files:
+        raise UserError(f"{data_dir}: no {split}-*.parquet files (build a puzzle set with `ssl4rl build` first)")
+    data = datasets.load_dataset("parquet", data_files=files, split="train")
+    data = data.cast_column("images", datasets.Sequence(datasets.Image()))
+    return data.map(lambda row: {"prompt": to_trl_prompt(row["prompt"][0]["content"])})
+
+
+def _text(completion) -> str:
+    if isinstance(completion, str):
+        return completion
+    return "".join(m["content"] if isinstance(m.get("content"), str) else "" for m in completion)
+
+
+def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring: str):
+    """The training reward plus zero-weight metric functions: accuracy and format per task.
+
+    TRL logs every reward function's mean (`rewards/<name>/mean`); a metric returns None for rows
+    of other tasks, so each task's accuracy is averaged over its own rows only.
+    """
+
+    def scores(completions, data_source, reward_model, extra_info):
+        return [
+            compute_score(source, _text(c), truth["ground_truth"], extra, format_weight=format_weight, jigsaw_scoring=jigsaw_scoring)
+            for c, source, truth, extra in zip(completions, data_source, reward_model, extra_info)
+        ]
+
+    def puzzle_reward(completions, data_source, reward_model, extra_info, **_):
+        return [s["score"] for s in scores(completions, data_source, reward_model, extra_info)]
+
+    functions = [puzzle_reward]
+    for task in tasks:
+        for key in ("acc", "format"):
+
+            def metric(completions, data_source, reward_model, extra_info, _task=task, _key=key, **_):
+                results = scores(completions, data_source, reward_model, extra_info)
+                return [r[_key] if r["task"] == _task else None for r in results]
+
+            metric.__name__ = f"{task}_{key}"
+            functions.append(metric)
+    return functions
+
+
+def train_trl(data_dir: str, model_path: str, out_dir: str, cfg: LocalGRPOConfig, print_steps: bool = True) -> list[dict]:
+    """Run GRPO; returns the log history (one dict per logged step)."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    if not Path(model_path).exists() and "/" not in model_path:
+        raise UserError(f"{model_path}: no such model folder (give a local path or a hub id such as Qwen/Qwen2.5-VL-3B-Instruct)")
+    if cfg.batch_size % cfg.mini_batch_size:
+        raise UserError(f"batch size {cfg.batch_size} must be a multiple of the mini-batch size {cfg.mini_batch_size}")
+    train = load_split(data_dir, "train")
+    tasks = sorted({s.removeprefix(DATA_SOURCE_PREFIX) for s in train.unique("data_source")})
+    processor = AutoProcessor.from_pretrained(model_path)
+    cuda = torch.cuda.is_available()
+    model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
+    vocab = processor.tokenizer.get_vocab()
+    vision_ids = [vocab[t] for t in VISION_TOKENS if t in vocab]  # never sampled: they crash the forward
+    rewards = make_reward_functions(tasks, cfg.format_weight, cfg.jigsaw_scoring)
+    args = GRPOConfig(
+        output_dir=out_dir,
+        learning_rate=cfg.lr,
+        beta=cfg.kl_loss_coef,
+        num_generations=cfg.rollout_n,
+        per_device_train_batch_size=cfg.mini_batch_size * cfg.rollout_n,
+        steps_per_generation=cfg.batch_size // cfg.mini_batch_size,
+        max_completion_length=cfg.max_response_length,
+        temperature=cfg.temperature,
+        num_train_epochs=cfg.total_epochs,
+        max_steps=cfg.max_steps,
+        save_steps=cfg.save_freq,
+        logging_steps=1,
+        seed=cfg.seed,
+        bf16=cuda,
+        use_cpu=not cuda,
+        report_to=[] if cfg.logger == "none" else [cfg.logger],
+        logging_dir=str(Path(out_dir) / "tensorboard"),
+        reward_weights=[1.0] + [0.0] * (len(rewards) - 1),
+        generation_kwargs={"suppress_tokens": vision_ids} if vision_ids else None,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=not print_steps,
+    )
+
+    class PrintReward(TrainerCallback):
+        def on_log(self, _args, state, _control, logs=None, **__):
+            if print_steps and logs and "reward" in logs:
+                accuracy = "  ".join(f"{t} acc {logs.get(f'rewards/{t}_acc/mean', float('nan')):.3f}" for t in tasks)
+                print(f"step {state.global_step:4d}  reward {logs['reward']:.3f}  {accuracy}", flush=True)
+
+    trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=train, processing_class=processor, callbacks=[PrintReward()])
+    trainer.train()
+    trainer.save_model(str(Path(out_dir) / "final"))
+    processor.save_pretrained(str(Path(out_dir) / "final"))
+    return [entry for entry in trainer.state.log_history if "reward" in entry]
