@@ -62,6 +62,38 @@ def _build_parser() -> argparse.ArgumentParser:
     paper.add_argument("--seed", type=int, default=0)
 
     commands.add_parser("sources", help="list the named image sources and where to download them")
+
+    train = commands.add_parser("train", help="GRPO on a puzzle set: verl (GPU clusters) or trl (one machine)")
+    train.add_argument("--backend", choices=["verl", "trl"], default="verl")
+    train.add_argument("--data", required=True, help="a build folder (train-*.parquet, test-*.parquet)")
+    train.add_argument("--model", default="Qwen/Qwen2.5-VL-3B-Instruct", help="hub id or local path (default: %(default)s)")
+    train.add_argument("--out", default="outputs", help="checkpoints and logs (default: %(default)s)")
+    train.add_argument("--gpus", type=int, default=8, help="verl: GPUs per node (default: %(default)s)")
+    train.add_argument("--nodes", type=int, default=1, help="verl: nodes (default: %(default)s)")
+    train.add_argument("--profile", choices=["paper", "1gpu"], default="paper", help="verl: settings preset (default: %(default)s)")
+    train.add_argument("--filter-groups", action="store_true", help="verl: drop prompts whose rollouts all got the same accuracy")
+    train.add_argument("--dry-run", action="store_true", help="verl: print the command instead of running it")
+    train.add_argument("--format-weight", type=float, default=0.0, help="reward = (1-w)*acc + w*format (default: 0, as the paper)")
+    train.add_argument("--jigsaw-scoring", choices=["permutation", "parity"], default="permutation")
+    local = train.add_argument_group("trl backend (names follow verl's)")
+    for option in fields(_local_config()):
+        if option.name in ("format_weight", "jigsaw_scoring"):
+            continue
+        local.add_argument("--" + option.name.replace("_", "-"), dest=f"local_{option.name}", type=type(option.default), default=option.default, help=f"(default: {option.default})")
+    train.add_argument("overrides", nargs="*", help="verl: extra Hydra overrides, e.g. trainer.total_epochs=5")
+
+    tiny = commands.add_parser("tiny-model", help="make the tiny offline Qwen2.5-VL used by tests and the demo")
+    tiny.add_argument("out")
+    tiny.add_argument("--warm-start", metavar="DATA", help="teach it the answer format on this build folder")
+    tiny.add_argument("--seed", type=int, default=0)
+
+    merge = commands.add_parser("merge", help="verl FSDP checkpoint -> Hugging Face model (LoRA fused)")
+    merge.add_argument("checkpoint", help="global_step_N/actor, global_step_N, or the run folder (newest step)")
+    merge.add_argument("out")
+
+    demo = commands.add_parser("demo", help="the whole loop on CPU: build, show, tiny model, GRPO steps")
+    demo.add_argument("--out", default="outputs/demo")
+    demo.add_argument("--steps", type=int, default=6)
     return parser
 
 
@@ -101,6 +133,55 @@ def _run_paper(args) -> None:
     build_paper_datasets(args.preset, args.data, args.out, args.workers, tasks, seed=args.seed)
 
 
+def _local_config():
+    from ssl4rl.train.trl_grpo import LocalGRPOConfig
+
+    return LocalGRPOConfig
+
+
+def _run_train(args) -> None:
+    reward_kwargs = {"format_weight": args.format_weight, "jigsaw_scoring": args.jigsaw_scoring}
+    if args.backend == "verl":
+        from ssl4rl.train.verl_launch import launch, verl_command
+
+        command = verl_command(
+            args.data, args.model, f"{args.out}/verl", args.gpus, args.nodes, args.profile,
+            filter_groups=args.filter_groups, reward_kwargs=reward_kwargs, overrides=args.overrides,
+        )  # fmt: skip
+        code = launch(command, dry_run=args.dry_run)
+        if code:
+            raise UserError(f"verl exited with status {code}")
+        return
+    from ssl4rl.train.trl_grpo import train_trl
+
+    if args.overrides:
+        raise UserError(f"Hydra overrides are for --backend verl (got {' '.join(args.overrides)})")
+    options = {k[len("local_"):]: v for k, v in vars(args).items() if k.startswith("local_")}
+    train_trl(args.data, args.model, f"{args.out}/trl", _local_config()(**options, **reward_kwargs))
+
+
+def _run_tiny_model(args) -> None:
+    from ssl4rl.tiny_vlm import make_tiny_qwen2_5_vl, warm_start
+
+    out = make_tiny_qwen2_5_vl(args.out, seed=args.seed)
+    if args.warm_start:
+        losses = warm_start(out, args.warm_start, seed=args.seed)
+        print(f"format warm-start loss {losses[0]:.2f} -> {losses[-1]:.2f}")
+    print(out)
+
+
+def _run_merge(args) -> None:
+    from ssl4rl.merge import merge
+
+    merge(args.checkpoint, args.out)
+
+
+def _run_demo(args) -> None:
+    from ssl4rl.demo import run_demo
+
+    run_demo(args.out, args.steps)
+
+
 def _run_sources(args) -> None:
     from ssl4rl.sources import PRESETS
 
@@ -112,7 +193,11 @@ def _run_sources(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
-        {"build": _run_build, "show": _run_show, "paper": _run_paper, "sources": _run_sources}[args.command](args)
+        commands = {
+            "build": _run_build, "show": _run_show, "paper": _run_paper, "sources": _run_sources,
+            "train": _run_train, "tiny-model": _run_tiny_model, "merge": _run_merge, "demo": _run_demo,
+        }  # fmt: skip
+        commands[args.command](args)
     except UserError as error:
         print(f"ssl4rl: error: {error}", file=sys.stderr)
         return 2

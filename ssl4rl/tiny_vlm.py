@@ -98,7 +98,7 @@ def make_tiny_qwen2_5_vl(out: str | Path, seed: int = 0, min_pixels: int = 56 * 
             "num_key_value_heads": 2,
             "max_position_embeddings": 4096,
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-            "bos_token_id": ids["<|endoftext|>"],
+            "bos_token_id": None,
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
         },
@@ -124,6 +124,7 @@ def make_tiny_qwen2_5_vl(out: str | Path, seed: int = 0, min_pixels: int = 56 * 
     model = Qwen2_5_VLForConditionalGeneration(config)
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.bos_token_id = None
     image_processor = Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels)
     processor = Qwen2_5_VLProcessor(
         image_processor=image_processor,
@@ -140,3 +141,48 @@ def make_tiny_qwen2_5_vl(out: str | Path, seed: int = 0, min_pixels: int = 56 * 
 def vision_token_ids(tokenizer) -> list[int]:
     """Ids to suppress during sampling (see VISION_TOKENS)."""
     return [tokenizer.convert_tokens_to_ids(token) for token in VISION_TOKENS]
+
+
+def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, batch_size: int = 4, lr: float = 3e-3, seed: int = 0) -> list[float]:
+    """Teach the random model the answer *format* with a few SFT steps on random answers.
+
+    Targets are `<think> </think> <answer>A</answer>` with A drawn uniformly from the answers
+    the dataset uses, so the model learns to emit a parseable answer but nothing about the
+    puzzle: GRPO then starts near chance with reward variance to learn from. Returns the losses.
+    """
+    import json
+    import random
+
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from ssl4rl.train.trl_grpo import load_split
+
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    processor = AutoProcessor.from_pretrained(model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
+    data = load_split(data_dir, "train")
+    manifest = json.loads((Path(data_dir) / "manifest.json").read_text())
+    answers = sorted({a for split in manifest["answers"].values() for a in split})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        rows = [data[rng.randrange(len(data))] for _ in range(batch_size)]
+        prompts = [processor.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows]
+        targets = [f"<think> </think> <answer>{rng.choice(answers)}</answer><|im_end|>" for _ in rows]
+        images = [r["images"] for r in rows]
+        prompt_lengths = [len(x) for x in processor(text=prompts, images=images)["input_ids"]]
+        batch = processor(text=[p + t for p, t in zip(prompts, targets)], images=images, return_tensors="pt", padding=True)
+        labels = batch["input_ids"].clone()
+        for i, length in enumerate(prompt_lengths):
+            labels[i, :length] = -100  # learn the answer only
+        labels[batch["attention_mask"] == 0] = -100
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    model.save_pretrained(model_dir)
+    return losses

@@ -29,3 +29,28 @@ def write_folder(root: Path, count: int, size=(160, 128), fmt="PNG") -> Path:
 @pytest.fixture
 def photo_folder(tmp_path) -> Path:
     return write_folder(tmp_path / "photos", 24)
+
+
+@pytest.fixture(scope="session")
+def rotation_set(tmp_path_factory) -> Path:
+    """A small rotation puzzle set built from generated images."""
+    from ssl4rl.build import BuildConfig, build
+
+    root = tmp_path_factory.mktemp("rotation")
+    photos = write_folder(root / "photos", 16, size=(140, 120))
+    out = root / "data"
+    build(BuildConfig(task="rotation", source=str(photos), out=str(out), per_image=2, test_fraction=0.25), progress_bar=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, rotation_set) -> Path:
+    """The tiny offline Qwen2.5-VL, warm-started on the answer format (shared by the session)."""
+    import os
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from ssl4rl.tiny_vlm import make_tiny_qwen2_5_vl, warm_start
+
+    path = make_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny") / "model")
+    warm_start(path, rotation_set, steps=60)
+    return path

@@ -27,7 +27,6 @@ class LocalGRPOConfig:
     rollout_n: int = 4  # completions per prompt (verl: actor_rollout_ref.rollout.n)
     lr: float = 1e-6  # (verl: actor.optim.lr)
     kl_loss_coef: float = 0.01  # (verl: actor.kl_loss_coef); TRL's beta
-    max_prompt_length: int = 1024
     max_response_length: int = 2048
     temperature: float = 1.0
     total_epochs: int = 1
@@ -105,6 +104,7 @@ def train_trl(data_dir: str, model_path: str, out_dir: str, cfg: LocalGRPOConfig
     """Run GRPO; returns the log history (one dict per logged step)."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOConfig, GRPOTrainer
 
     if not Path(model_path).exists() and "/" not in model_path:
@@ -136,12 +136,11 @@ def train_trl(data_dir: str, model_path: str, out_dir: str, cfg: LocalGRPOConfig
         bf16=cuda,
         use_cpu=not cuda,
         report_to=[] if cfg.logger == "none" else [cfg.logger],
-        logging_dir=str(Path(out_dir) / "tensorboard"),
         reward_weights=[1.0] + [0.0] * (len(rewards) - 1),
         generation_kwargs={"suppress_tokens": vision_ids} if vision_ids else None,
         remove_unused_columns=False,
         dataloader_num_workers=0,
-        disable_tqdm=not print_steps,
+        disable_tqdm=True,
     )
 
     class PrintReward(TrainerCallback):
@@ -151,6 +150,8 @@ def train_trl(data_dir: str, model_path: str, out_dir: str, cfg: LocalGRPOConfig
                 print(f"step {state.global_step:4d}  reward {logs['reward']:.3f}  {accuracy}", flush=True)
 
     trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=train, processing_class=processor, callbacks=[PrintReward()])
+    for noisy in (PrinterCallback, ProgressCallback):  # our one line per step replaces raw log dicts
+        trainer.remove_callback(noisy)
     trainer.train()
     trainer.save_model(str(Path(out_dir) / "final"))
     processor.save_pretrained(str(Path(out_dir) / "final"))

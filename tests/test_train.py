@@ -1,0 +1,302 @@
+"""Training joints without a GPU: the tiny model, TRL end to end, and stock verl 0.9.1 pieces
+(config schema, dataset, reward hook and manager, GRPO advantages) on our data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from omegaconf import OmegaConf
+
+from ssl4rl.cli import main
+from ssl4rl.reward import compute_score
+from ssl4rl.tiny_vlm import VISION_TOKENS, vision_token_ids
+from ssl4rl.train.verl_launch import PROFILES, config_dir, verl_command
+
+
+# ---------------------------------------------------------------- tiny model
+def test_tiny_model_loads_offline_and_expands_image_tokens(tiny_model, rotation_set):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from ssl4rl.train.trl_grpo import load_split
+
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model)
+    assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000
+    row = load_split(rotation_set, "test")[0]
+    text = processor.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+    assert text.count("<|vision_start|><|image_pad|><|vision_end|>") == 2
+    inputs = processor(text=[text], images=row["images"], return_tensors="pt")
+    image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    merged_patches = int(inputs["image_grid_thw"].prod(dim=1).sum()) // 4  # spatial merge 2x2
+    assert int((inputs["input_ids"] == image_pad).sum()) == merged_patches
+    generated = model.generate(**inputs, max_new_tokens=24, do_sample=False, suppress_tokens=vision_token_ids(processor.tokenizer))
+    new_tokens = generated[0, inputs["input_ids"].shape[1] :].tolist()
+    assert not set(new_tokens) & set(vision_token_ids(processor.tokenizer)) and len(VISION_TOKENS) == 5
+    answer = processor.decode(new_tokens, skip_special_tokens=True)
+    assert "<answer>" in answer  # the warm start taught the format
+
+
+# ---------------------------------------------------------------- TRL end to end
+def test_trl_backend_runs_grpo_steps_and_saves_a_loadable_model(tiny_model, rotation_set, tmp_path, capsys):
+    from transformers import AutoModelForImageTextToText
+
+    code = main([
+        "train", "--backend", "trl", "--data", str(rotation_set), "--model", str(tiny_model), "--out", str(tmp_path),
+        "--batch-size", "4", "--mini-batch-size", "4", "--rollout-n", "4", "--lr", "5e-3", "--max-steps", "2",
+        "--max-response-length", "24",
+    ])  # fmt: skip
+    assert code == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step")]
+    assert len(printed) == 2 and all("rotation acc" in line for line in printed)
+    final = tmp_path / "trl" / "final"
+    trained = AutoModelForImageTextToText.from_pretrained(final)
+    before = AutoModelForImageTextToText.from_pretrained(tiny_model)
+    changed = [n for (n, a), (_, b) in zip(trained.named_parameters(), before.named_parameters()) if not torch.equal(a, b)]
+    assert changed, "two GRPO steps with reward variance must move some weights"
+    assert list((tmp_path / "trl").rglob("events.out.tfevents.*")), "TensorBoard scalars are written"
+
+
+# ---------------------------------------------------------------- verl config
+def _leaves(node, prefix=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], node
+
+
+def _has_key(cfg, dotted: str) -> bool:
+    """True when the key exists, even with verl's mandatory '???' value."""
+    parent, _, last = dotted.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return node is not None and OmegaConf.is_dict(node) and last in node.keys()
+
+
+def _compose(overrides=()):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        return compose(config_name="verl_grpo", overrides=list(overrides))
+
+
+def _verl_base():
+    import verl
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(Path(verl.__file__).parent / "trainer" / "config"), version_base=None):
+        return compose(config_name="ppo_trainer")
+
+
+def test_every_key_of_our_config_exists_in_verls_schema():
+    assert not _has_key(_verl_base(), "actor_rollout_ref.actor.no_such_key")  # the check can fail
+    ours = yaml.safe_load((config_dir() / "verl_grpo.yaml").read_text())
+    ours.pop("hydra"), ours.pop("defaults")
+    base = _verl_base()
+    for key, _ in _leaves(ours):
+        assert _has_key(base, key), f"{key} is not a verl 0.9.1 key"
+    for profile, overrides in PROFILES.items():
+        for override in overrides:
+            key = override.split("=")[0]
+            assert _has_key(base, key), f"profile {profile}: {key} is not a verl 0.9.1 key"
+
+
+def test_config_has_the_paper_settings():
+    cfg = _compose()
+    assert cfg.algorithm.adv_estimator == "grpo"
+    assert cfg.actor_rollout_ref.rollout.n == 5
+    assert cfg.actor_rollout_ref.actor.optim.lr == 1e-6
+    assert cfg.actor_rollout_ref.actor.use_kl_loss and cfg.actor_rollout_ref.actor.kl_loss_coef == 0.01
+    assert cfg.actor_rollout_ref.actor.kl_loss_type == "low_var_kl"
+    assert cfg.data.train_batch_size == 512 and cfg.actor_rollout_ref.actor.ppo_mini_batch_size == 128
+    assert (cfg.data.max_prompt_length, cfg.data.max_response_length) == (1024, 2048)
+    assert cfg.actor_rollout_ref.rollout.name == "vllm" and cfg.actor_rollout_ref.rollout.gpu_memory_utilization == 0.6
+    assert cfg.data.image_key == "images" and "tensorboard" in cfg.trainer.logger
+    assert (cfg.trainer.save_freq, cfg.trainer.total_epochs) == (50, 20)
+    assert cfg.actor_rollout_ref.model.path == "Qwen/Qwen2.5-VL-3B-Instruct"
+    assert cfg.reward.custom_reward_function.path == "pkg://ssl4rl.reward"
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_launcher_command_composes_under_verls_schema(rotation_set, tmp_path, profile):
+    command = verl_command(
+        str(rotation_set), "Qwen/Qwen2.5-VL-3B-Instruct", str(tmp_path), gpus=2, nodes=3, profile=profile,
+        filter_groups=True, reward_kwargs={"format_weight": 0.1}, overrides=["trainer.total_epochs=3"],
+    )  # fmt: skip
+    assert command[1:3] == ["-m", "verl.trainer.main_ppo"]
+    cfg = _compose([arg for arg in command[3:] if not arg.startswith("--config")])  # a dead key raises here
+    assert list(cfg.data.train_files) == [str(p) for p in sorted(rotation_set.glob("train-*.parquet"))]
+    assert list(cfg.data.val_files) == [str(p) for p in sorted(rotation_set.glob("test-*.parquet"))]
+    assert (cfg.trainer.n_gpus_per_node, cfg.trainer.nnodes, cfg.trainer.total_epochs) == (2, 3, 3)
+    assert cfg.algorithm.filter_groups.enable and cfg.algorithm.filter_groups.metric == "acc"
+    assert cfg.reward.custom_reward_function.reward_kwargs.format_weight == 0.1
+    if profile == "1gpu":
+        assert cfg.actor_rollout_ref.model.lora_rank == 64
+
+
+def test_dry_run_prints_the_command(rotation_set, capsys):
+    assert main(["train", "--backend", "verl", "--data", str(rotation_set), "--gpus", "4", "--dry-run", "trainer.total_epochs=1"]) == 0
+    printed = capsys.readouterr().out
+    assert "verl.trainer.main_ppo" in printed and "trainer.n_gpus_per_node=4" in printed and printed.strip().endswith("trainer.total_epochs=1")
+
+
+# ---------------------------------------------------------------- verl data, reward, advantages
+def test_verl_rlhf_dataset_reads_our_parquet_and_expands_images(tiny_model, rotation_set):
+    from transformers import AutoProcessor
+    from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
+
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    # verl's length filter forks a datasets pool, which deadlocks beside torch threads on CPU;
+    # the same processor path is exercised below on the rows themselves.
+    data_config = _compose(["data.filter_overlong_prompts=false"]).data
+    files = [str(p) for p in sorted(rotation_set.glob("train-*.parquet"))]
+    dataset = RLHFDataset(files, processor.tokenizer, data_config, processor)
+    manifest = json.loads((rotation_set / "manifest.json").read_text())
+    assert len(dataset) == manifest["rows"]["train"]
+    item = dataset[0]
+    content = item["raw_prompt"][0]["content"]
+    assert [part["type"] for part in content].count("image") == 2
+    images, _, _ = RLHFDataset._process_multi_modal_info(item["raw_prompt"], image_patch_size=14, config=data_config)
+    assert len(images) == 2 and all(image.width % 28 == 0 for image in images)
+    text = processor.apply_chat_template(item["raw_prompt"], add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[text], images=images, return_tensors="pt")
+    assert inputs["image_grid_thw"].shape == (2, 3)
+    batch = collate_fn([dataset[0], dataset[1]])
+    assert list(batch["data_source"]) == ["ssl4rl/rotation"] * 2
+
+
+def _proto(tokenizer, responses: list[str], rows: list[dict]):
+    from verl import DataProto
+
+    prompt = tokenizer("<|im_start|>user\npuzzle<|im_end|>\n", return_tensors="pt")["input_ids"]
+    encoded = [tokenizer(r)["input_ids"] for r in responses]
+    width = max(map(len, encoded))
+    response_ids = torch.full((len(responses), width), tokenizer.pad_token_id)
+    mask = torch.zeros((len(responses), width), dtype=torch.long)
+    for i, ids in enumerate(encoded):
+        response_ids[i, : len(ids)] = torch.tensor(ids)
+        mask[i, : len(ids)] = 1
+    prompts = prompt.repeat(len(responses), 1)
+    return DataProto.from_dict(
+        tensors={"prompts": prompts, "responses": response_ids, "attention_mask": torch.cat([torch.ones_like(prompts), mask], 1)},
+        non_tensors={
+            "data_source": np.array([r["data_source"] for r in rows], dtype=object),
+            "reward_model": np.array([r["reward_model"] for r in rows], dtype=object),
+            "extra_info": np.array([dict(r["extra_info"]) for r in rows], dtype=object),
+        },
+    )
+
+
+def test_verls_reward_manager_calls_our_compute_score_with_reward_kwargs(tiny_model, rotation_set):
+    import pyarrow.parquet as pq
+    from transformers import AutoTokenizer
+    from verl.trainer.ppo.reward import get_custom_reward_fn, resolve_reward_manager_cls
+
+    cfg = _compose(["+reward.custom_reward_function.reward_kwargs.format_weight=0.5"])
+    reward_fn = get_custom_reward_fn(cfg)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    rows = pq.read_table(next(rotation_set.glob("train-*.parquet"))).to_pylist()[:3]
+    truths = [r["reward_model"]["ground_truth"] for r in rows]
+    responses = [f"<think> ok </think> <answer>{truths[0]}</answer>", f"<answer>{truths[1]}</answer>", "<think>x</think><answer>7</answer>"]
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    manager = resolve_reward_manager_cls(cfg)(config=cfg, tokenizer=tokenizer, compute_score=reward_fn)
+    data = _proto(tokenizer, responses, rows)
+    results = [asyncio.get_event_loop().run_until_complete(manager.run_single(data[i : i + 1])) for i in range(3)]
+    assert [r["reward_score"] for r in results] == [1.0, 0.5, 0.5]  # acc/format mixed half and half
+    assert [r["reward_extra_info"]["acc"] for r in results] == [1.0, 1.0, 0.0]
+    assert {r["reward_extra_info"]["task"] for r in results} == {"rotation"}
+    expected = [compute_score(rows[i]["data_source"], responses[i], truths[i], rows[i]["extra_info"], format_weight=0.5)["score"] for i in range(3)]
+    assert [r["reward_score"] for r in results] == expected
+
+
+def test_grpo_advantages_from_verl_normalise_puzzle_rewards_within_each_prompt():
+    from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
+
+    responses = ["<answer>90</answer>", "<answer>0</answer>", "<answer>90</answer>", "<answer>180</answer>"] * 2
+    truths = ["90"] * 4 + ["0"] * 4
+    scores = torch.tensor([compute_score("ssl4rl/rotation", r, t)["score"] for r, t in zip(responses, truths)])
+    rewards = torch.zeros(8, 5)
+    rewards[:, -1] = scores
+    advantages, _ = compute_grpo_outcome_advantage(rewards, torch.ones(8, 5), np.array(["a"] * 4 + ["b"] * 4, dtype=object))
+    first = advantages[:4, 0]
+    assert torch.all(first[[0, 2]] > 0) and torch.all(first[[1, 3]] < 0)  # right answers pushed up within group a
+    assert torch.isclose(advantages[4:, 0].sum(), torch.tensor(0.0), atol=1e-5) and advantages[5, 0] > 0
+
+
+# ---------------------------------------------------------------- merge
+def _save_fsdp_checkpoint(state: dict, model_dir: Path, actor: Path, lora: dict | None = None) -> None:
+    """Write a checkpoint as verl's FSDP actor saves it on one rank: DTensor shards, the FSDP
+    config, and the Hugging Face config and processor under huggingface/."""
+    import socket
+
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+    from transformers import AutoConfig, AutoProcessor
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        mesh = init_device_mesh("cpu", (1,), mesh_dim_names=("fsdp",))
+        shards = {k: distribute_tensor(v.detach().clone(), mesh, [Shard(0) if v.dim() else Replicate()]) for k, v in state.items()}
+        actor.mkdir(parents=True)
+        torch.save(shards, actor / "model_world_size_1_rank_0.pt")
+    finally:
+        dist.destroy_process_group()
+    (actor / "fsdp_config.json").write_text(json.dumps({"FSDP_version": 2, "world_size": 1}))
+    AutoConfig.from_pretrained(model_dir).save_pretrained(actor / "huggingface")
+    AutoProcessor.from_pretrained(model_dir).save_pretrained(actor / "huggingface")
+    if lora:
+        (actor / "lora_train_meta.json").write_text(json.dumps(lora))
+
+
+def _assert_same_weights(model, expected: dict) -> None:
+    got = model.state_dict()
+    assert set(got) == set(expected)
+    for name, tensor in expected.items():
+        assert torch.allclose(got[name].float(), tensor.to(torch.bfloat16).float(), atol=1e-2), name
+
+
+def test_merge_turns_a_verl_fsdp_checkpoint_into_a_hugging_face_model(tiny_model, tmp_path):
+    from transformers import AutoModelForImageTextToText
+
+    source = AutoModelForImageTextToText.from_pretrained(tiny_model)
+    run = tmp_path / "run"
+    _save_fsdp_checkpoint(source.state_dict(), tiny_model, run / "global_step_2" / "actor")
+    assert main(["merge", str(run), str(tmp_path / "hf")]) == 0  # the newest step of the run
+    _assert_same_weights(AutoModelForImageTextToText.from_pretrained(tmp_path / "hf"), source.state_dict())
+
+
+def test_merge_fuses_a_lora_adapter(tiny_model, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    base = AutoModelForImageTextToText.from_pretrained(tiny_model)
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    torch.manual_seed(0)
+    for name, parameter in peft_model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.5)  # a trained adapter: B is no longer zero
+    actor = tmp_path / "global_step_1" / "actor"
+    _save_fsdp_checkpoint(peft_model.state_dict(), tiny_model, actor, lora={"r": 4, "lora_alpha": 8, "task_type": "CAUSAL_LM"})
+    expected = {k: v.clone() for k, v in peft_model.merge_and_unload().state_dict().items()}
+    assert main(["merge", str(actor), str(tmp_path / "hf")]) == 0
+    merged = AutoModelForImageTextToText.from_pretrained(tmp_path / "hf")
+    assert not (tmp_path / "hf" / "lora_adapter").exists()
+    _assert_same_weights(merged, expected)
+    original = AutoModelForImageTextToText.from_pretrained(tiny_model).state_dict()
+    changed = [k for k in expected if not torch.allclose(expected[k], original[k])]
+    assert changed and all("q_proj" in k or "v_proj" in k for k in changed)  # the fused delta is really there
+
+
+def test_merge_of_a_missing_checkpoint_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["merge", str(tmp_path / "nope"), str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip().startswith("ssl4rl: error:")
