@@ -229,6 +229,57 @@ def test_grpo_advantages_from_verl_normalise_puzzle_rewards_within_each_prompt()
     assert torch.isclose(advantages[4:, 0].sum(), torch.tensor(0.0), atol=1e-5) and advantages[5, 0] > 0
 
 
+class HFGenerateClient:
+    """verl's LLM server client, in process: Hugging Face generate on the tiny model (no vLLM)."""
+
+    def __init__(self, model_dir: Path):
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.model = AutoModelForImageTextToText.from_pretrained(model_dir)
+        self.processor = AutoProcessor.from_pretrained(model_dir)
+        self.prompts: list[list[int]] = []
+
+    async def generate(self, request_id, prompt_ids, sampling_params, image_data=None, **_):
+        from verl.workers.rollout.replica import TokenOutput
+
+        self.prompts.append(list(prompt_ids))
+        vision = dict(self.processor.image_processor(images=image_data, return_tensors="pt")) if image_data else {}
+        ids = torch.tensor([prompt_ids])
+        out = self.model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), **vision, max_new_tokens=12, do_sample=True,
+            suppress_tokens=vision_token_ids(self.processor.tokenizer),
+        )  # fmt: skip
+        return TokenOutput(token_ids=out[0, ids.shape[1] :].tolist(), extra_fields={"global_steps": 0})
+
+
+def test_verl_agent_loop_expands_image_placeholders_and_builds_multi_modal_inputs(tiny_model, rotation_set):
+    from verl import DataProto
+    from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
+    from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
+
+    cfg = _compose([
+        f"actor_rollout_ref.model.path={tiny_model}", "data.max_response_length=16", "data.filter_overlong_prompts=false",
+        "actor_rollout_ref.rollout.calculate_log_probs=false",
+    ])  # fmt: skip
+    asyncio.set_event_loop(asyncio.new_event_loop())  # verl's worker captures the current loop
+    client = HFGenerateClient(tiny_model)
+    worker = AgentLoopWorker(cfg, llm_client=client)
+    dataset = RLHFDataset([str(p) for p in sorted(rotation_set.glob("train-*.parquet"))], client.processor.tokenizer, cfg.data, client.processor)
+    batch = DataProto.from_single_dict(collate_fn([dataset[0], dataset[1]]))
+    out = asyncio.get_event_loop().run_until_complete(worker.generate_sequences(batch))
+
+    image_pad = client.processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    for i, inputs in enumerate(out.non_tensor_batch["multi_modal_inputs"]):
+        grid = inputs["image_grid_thw"]
+        assert grid.shape == (2, 3)  # both images of the rotation puzzle
+        assert inputs["pixel_values"].shape[0] == int(grid.prod(dim=1).sum())
+        assert client.prompts[i].count(image_pad) == int(grid.prod(dim=1).sum()) // 4
+        assert int((out.batch["prompts"][i] == image_pad).sum()) == client.prompts[i].count(image_pad)
+    assert out.batch["position_ids"].shape[:2] == (2, 4)  # Qwen2.5-VL's M-RoPE: text + 3 vision axes
+    assert out.batch["response_mask"].sum() > 0
+    assert list(out.non_tensor_batch["data_source"]) == ["ssl4rl/rotation"] * 2
+
+
 # ---------------------------------------------------------------- merge
 def _save_fsdp_checkpoint(state: dict, model_dir: Path, actor: Path, lora: dict | None = None) -> None:
     """Write a checkpoint as verl's FSDP actor saves it on one rank: DTensor shards, the FSDP
