@@ -91,6 +91,27 @@ def _build_parser() -> argparse.ArgumentParser:
     merge.add_argument("checkpoint", help="global_step_N/actor, global_step_N, or the run folder (newest step)")
     merge.add_argument("out")
 
+    evaluate = commands.add_parser("eval", help="multiple-choice benchmark or puzzle accuracy of a model")
+    evaluate.add_argument("--model", required=True, help="local model folder or hub id")
+    target = evaluate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--data", help="benchmark file: a VLMEvalKit TSV or a Hugging Face parquet file/folder")
+    target.add_argument("--puzzles", help="a build folder: score its test split with the training verifiers")
+    evaluate.add_argument("--bench", default="", help="benchmark name for the report (mmbench turns on circular scoring)")
+    evaluate.add_argument("--out", required=True, help="folder for predictions.jsonl, summary.json, report.md")
+    evaluate.add_argument("--backend", choices=["auto", "hf", "vllm"], default="auto", help="auto: vLLM when installed, else Hugging Face")
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--limit", type=int, help="only the first N questions")
+    evaluate.add_argument("--max-new-tokens", type=int, default=1024)
+    evaluate.add_argument("--min-pixels", type=int)
+    evaluate.add_argument("--max-pixels", type=int)
+    evaluate.add_argument("--circular", action=argparse.BooleanOptionalAction, default=None, help="MMBench circular evaluation (default: on for mmbench)")
+    evaluate.add_argument("--prompt", help="a template file instead of configs/prompts/mcq.txt")
+    evaluate.add_argument("--name", help="the model's name in reports (default: the model folder's name)")
+
+    report = commands.add_parser("report", help="compare eval folders: a table and a bar chart per category")
+    report.add_argument("folders", nargs="+")
+    report.add_argument("--out", default="report.png")
+
     demo = commands.add_parser("demo", help="the whole loop on CPU: build, show, tiny model, GRPO steps")
     demo.add_argument("--out", default="outputs/demo")
     demo.add_argument("--steps", type=int, default=6)
@@ -176,6 +197,34 @@ def _run_merge(args) -> None:
     merge(args.checkpoint, args.out)
 
 
+def _run_eval(args) -> None:
+    from pathlib import Path
+
+    from ssl4rl.eval.backends import make_backend
+    from ssl4rl.eval.runner import benchmark_items, puzzle_items, run
+
+    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        raise UserError("--batch-size and --limit must be positive")
+    items = puzzle_items(args.puzzles, args.limit) if args.puzzles else benchmark_items(args.data, args.limit, args.prompt)
+    circular = args.circular if args.circular is not None else "mmbench" in (args.bench or args.data or "").lower()
+    backend = make_backend(args.backend, args.model, max_new_tokens=args.max_new_tokens, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+    name = args.name or Path(args.model).name
+    identity = {
+        "model": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
+        "data": str(Path(args.puzzles or args.data).resolve()), "limit": args.limit, "prompt": args.prompt,
+        "max_new_tokens": args.max_new_tokens, "min_pixels": args.min_pixels, "max_pixels": args.max_pixels,
+    }  # fmt: skip
+    summary = run(items, backend, args.out, args.batch_size, puzzles=bool(args.puzzles), circular=circular, label=name, identity=identity)
+    extra = f", circular {100 * summary['circular']['accuracy']:.2f}" if "circular" in summary else ""
+    print(f"{name}: accuracy {100 * summary['accuracy']:.2f} on {summary['questions']} questions{extra} -> {args.out}/report.md")
+
+
+def _run_report(args) -> None:
+    from ssl4rl.eval.report import comparison_chart
+
+    print(comparison_chart(args.folders, args.out))
+
+
 def _run_demo(args) -> None:
     from ssl4rl.demo import run_demo
 
@@ -196,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         commands = {
             "build": _run_build, "show": _run_show, "paper": _run_paper, "sources": _run_sources,
             "train": _run_train, "tiny-model": _run_tiny_model, "merge": _run_merge, "demo": _run_demo,
+            "eval": _run_eval, "report": _run_report,
         }  # fmt: skip
         commands[args.command](args)
     except UserError as error:

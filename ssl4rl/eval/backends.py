@@ -1,0 +1,103 @@
+"""Generation backends for evaluation: batched Hugging Face `generate` (CPU or GPU) and vLLM.
+
+Both take prompts whose `<image>` markers are filled by each row's images, apply the model's
+chat template, decode greedily and return the response text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from ssl4rl.errors import UserError
+from ssl4rl.tiny_vlm import VISION_TOKENS
+from ssl4rl.train.trl_grpo import to_trl_prompt
+
+
+def _check_model(model_path: str) -> None:
+    local = Path(model_path).expanduser()
+    looks_local = model_path.startswith((".", "/", "~")) or model_path.count("/") != 1
+    if looks_local and not local.exists():
+        raise UserError(f"{model_path}: no such model folder (give a local path or a hub id such as Qwen/Qwen2.5-VL-3B-Instruct)")
+    if local.exists() and not (local / "config.json").exists():
+        raise UserError(f"{model_path}: not a Hugging Face model folder (no config.json)")
+
+
+class HFBackend:
+    """transformers generate in batches; left padding so every prompt ends where generation starts."""
+
+    name = "hf"
+
+    def __init__(self, model_path: str, max_new_tokens: int = 1024, min_pixels: int | None = None, max_pixels: int | None = None):
+        _check_model(model_path)
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.torch = torch
+        self.processor = AutoProcessor.from_pretrained(model_path)
+        image_processor = self.processor.image_processor
+        if min_pixels:
+            image_processor.min_pixels = min_pixels
+            image_processor.size["shortest_edge"] = min_pixels
+        if max_pixels:
+            image_processor.max_pixels = max_pixels
+            image_processor.size["longest_edge"] = max_pixels
+        self.processor.tokenizer.padding_side = "left"
+        cuda = torch.cuda.is_available()
+        self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
+        self.model.to("cuda" if cuda else "cpu").eval()
+        vocab = self.processor.tokenizer.get_vocab()
+        self.suppress = [vocab[t] for t in VISION_TOKENS if t in vocab]
+        self.max_new_tokens = max_new_tokens
+
+    def generate(self, prompts: list[str], images: list[list[Image.Image]]) -> list[str]:
+        texts = [self.processor.apply_chat_template(to_trl_prompt(p), add_generation_prompt=True, tokenize=False) for p in prompts]
+        flat = [image for row in images for image in row]
+        inputs = self.processor(text=texts, images=flat or None, padding=True, return_tensors="pt").to(self.model.device)
+        with self.torch.inference_mode():
+            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False, suppress_tokens=self.suppress or None)
+        return self.processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+class VLLMBackend:
+    """vLLM offline inference (GPU machines with `pip install vllm`)."""
+
+    name = "vllm"
+
+    def __init__(self, model_path: str, max_new_tokens: int = 1024, min_pixels: int | None = None, max_pixels: int | None = None, max_images: int = 4):
+        _check_model(model_path)
+        from transformers import AutoProcessor
+        from vllm import LLM, SamplingParams
+
+        pixels = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v}
+        self.processor = AutoProcessor.from_pretrained(model_path)
+        self.llm = LLM(model=model_path, limit_mm_per_prompt={"image": max_images}, mm_processor_kwargs=pixels or None)
+        self.sampling = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+
+    def generate(self, prompts: list[str], images: list[list[Image.Image]]) -> list[str]:
+        requests = []
+        for prompt, row_images in zip(prompts, images):
+            text = self.processor.apply_chat_template(to_trl_prompt(prompt), add_generation_prompt=True, tokenize=False)
+            requests.append({"prompt": text, "multi_modal_data": {"image": row_images}} if row_images else {"prompt": text})
+        return [output.outputs[0].text for output in self.llm.generate(requests, self.sampling, use_tqdm=False)]
+
+
+def make_backend(name: str, model_path: str, **kwargs):
+    """'auto' picks vLLM when it is installed (and a GPU is there), else Hugging Face."""
+    if name == "auto":
+        try:
+            import torch
+            import vllm  # noqa: F401
+
+            name = "vllm" if torch.cuda.is_available() else "hf"
+        except ImportError:
+            name = "hf"
+    if name == "vllm":
+        try:
+            import vllm  # noqa: F401
+        except ImportError:
+            raise UserError("--backend vllm needs vllm installed (pip install vllm)") from None
+        return VLLMBackend(model_path, **kwargs)
+    kwargs.pop("max_images", None)
+    return HFBackend(model_path, **kwargs)

@@ -1,0 +1,81 @@
+"""Scores from prediction records: overall, per category and l2-category, MMBench-circular,
+and puzzle accuracy per task. Errors and unparseable answers count as wrong and are reported.
+
+>>> records = [
+...     {"index": "1", "group": "1", "category": "ocr", "l2_category": "perception", "correct": True, "choice": "A", "error": None},
+...     {"index": "1000001", "group": "1", "category": "ocr", "l2_category": "perception", "correct": False, "choice": None, "error": None},
+...     {"index": "2", "group": "2", "category": "count", "l2_category": "perception", "correct": True, "choice": "B", "error": None},
+... ]
+>>> s = summarize(records, circular=True)
+>>> s["accuracy"], s["unparseable"], s["per_category"]["ocr"], s["circular"]["accuracy"]
+(0.6667, 1, {'n': 2, 'accuracy': 0.5}, 0.5)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+
+def _rate(hits: int, total: int) -> float:
+    return round(hits / total, 4) if total else 0.0
+
+
+def _by(records: list[dict], key: str) -> dict:
+    groups: dict[str, list[bool]] = defaultdict(list)
+    for record in records:
+        if record.get(key):
+            groups[record[key]].append(bool(record["correct"]))
+    return {name: {"n": len(v), "accuracy": _rate(sum(v), len(v))} for name, v in sorted(groups.items())}
+
+
+def circular_groups(records: list[dict]) -> list[dict]:
+    """One record per circular group: right only if every rotation of its options was right."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        groups[record["group"]].append(record)
+    merged = []
+    for group, members in sorted(groups.items()):
+        original = next((m for m in members if m["index"] == group), members[0])
+        merged.append({**original, "index": group, "correct": all(m["correct"] for m in members), "copies": len(members)})
+    return merged
+
+
+def summarize(records: list[dict], circular: bool = False) -> dict:
+    summary = {
+        "questions": len(records),
+        "accuracy": _rate(sum(bool(r["correct"]) for r in records), len(records)),
+        "unparseable": sum(r["choice"] is None and not r.get("error") for r in records),
+        "errors": sum(bool(r.get("error")) for r in records),
+        "per_category": _by(records, "category"),
+        "per_l2_category": _by(records, "l2_category"),
+    }
+    if circular:
+        groups = circular_groups(records)
+        summary["circular"] = {
+            "groups": len(groups),
+            "accuracy": _rate(sum(g["correct"] for g in groups), len(groups)),
+            "per_category": _by(groups, "category"),
+            "per_l2_category": _by(groups, "l2_category"),
+        }
+    return summary
+
+
+def summarize_puzzles(records: list[dict]) -> dict:
+    """Puzzle accuracy (the training verifier's `acc`) and format rate per task."""
+    tasks: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        tasks[record["category"]].append(record)
+    per_task = {
+        task: {
+            "n": len(rows),
+            "accuracy": _rate(sum(r["acc"] for r in rows), len(rows)),
+            "format": _rate(sum(r["format"] for r in rows), len(rows)),
+        }
+        for task, rows in sorted(tasks.items())
+    }
+    return {
+        "questions": len(records),
+        "accuracy": _rate(sum(r["acc"] for r in records), len(records)),
+        "errors": sum(bool(r.get("error")) for r in records),
+        "per_category": per_task,
+    }
