@@ -79,3 +79,19 @@ def extract_answer(response: str) -> str | None:
     if last_open is None:
         return None
     return head[last_open.end() :].strip()
+
+
+LETTERS = "ABCDEFGHIJ"
+
+
+def parse_letter(response: str, count: int) -> str | None:
+    """The answered option letter among the first `count` letters, for multiple-choice puzzles.
+
+    >>> [parse_letter(f"<answer>{a}</answer>", 4) for a in ("B", "(c)", "D.", "E", "AB")]
+    ['B', 'C', 'D', None, None]
+    """
+    text = extract_answer(response)
+    if text is None:
+        return None
+    letter = text.strip().strip("().[]:").strip().upper()
+    return letter if len(letter) == 1 and letter in LETTERS[:count] else None
