@@ -299,7 +299,7 @@ def _check_task(cfg: BuildConfig):
     # A dry run on a synthetic image checks the options and the template before any output.
     probe = decode(_probe_png(max(256, task.min_side)), source_id="probe")
     try:
-        puzzle = task.make(rng_for(0, "probe"), probe, [probe])
+        puzzle = task.make(rng_for(0, "probe"), probe, [probe] * max(1, task.partners))
         prompt = template.format(**puzzle.prompt_vars)
     except (KeyError, IndexError, ValueError) as error:
         raise UserError(f"prompt template for '{task.name}' does not fit the puzzle: {error!r}") from None
