@@ -58,14 +58,52 @@ class BuildConfig:
     per_image: int = 1  # puzzles made from each source image
     shard_rows: int = 1000
     prompt_file: str | None = None
+    tasks: dict[str, float] | None = None  # task == "mix": {task: weight}
+    difficulty: list[str] | None = None  # levels (easy, medium, hard); None = the task's defaults
+    curriculum: str = "mixed"  # with several levels: "mixed" (random per image) or "static" (easy first)
 
-    def identity(self, template: str) -> dict:
+    def identity(self, templates: dict[str, str]) -> dict:
         """What must match for an existing output folder to be resumed or reused."""
-        keys = ("task", "source", "options", "image_columns", "seed", "limit", "test_fraction", "image_format", "per_image", "shard_rows")
+        keys = ("task", "source", "options", "image_columns", "seed", "limit", "test_fraction", "image_format", "per_image", "shard_rows", "tasks", "difficulty", "curriculum")
         identity = {k: getattr(self, k) for k in keys}
         identity["data"] = str(Path(self.data).resolve()) if self.data else None
-        identity["template_sha256"] = hashlib.sha256(template.encode()).hexdigest()
+        identity["template_sha256"] = hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()
         return json.loads(json.dumps(identity))
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One kind of puzzle in a build: a task at a difficulty level, and its share of the images."""
+
+    task: str
+    level: str  # easy | medium | hard | default
+    options: tuple  # sorted (name, value) pairs: hashable, picklable
+    weight: float = 1.0
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.level}"
+
+
+def make_specs(cfg: BuildConfig) -> list[Spec]:
+    """Every (task, level) of a build with its options: level presets, then explicit options."""
+    weights = cfg.tasks if cfg.task == "mix" else {cfg.task: 1.0}
+    if not weights:
+        raise UserError("mix needs --tasks, e.g. --tasks rotation:2,position:1")
+    levels = cfg.difficulty or ["default"]
+    specs = []
+    for name, weight in weights.items():
+        if name not in TASKS:
+            raise UserError(f"unknown task '{name}' (tasks: {', '.join(TASKS)})")
+        if weight <= 0:
+            raise UserError(f"task weight must be positive (got {name}:{weight})")
+        for level in levels:
+            presets = TASKS[name].DIFFICULTY
+            if level != "default" and level not in presets:
+                raise UserError(f"unknown difficulty '{level}' (levels: {', '.join(presets)})")
+            options = {**(presets.get(level, {}) if level != "default" else {}), **(cfg.options if cfg.task != "mix" else {})}
+            specs.append(Spec(name, level, tuple(sorted(options.items())), weight / len(levels)))
+    return specs
 
 
 @dataclass
@@ -76,6 +114,7 @@ class Job:
     seq: int  # position among this split's images, for resume
     source_id: str
     data: bytes
+    spec: str  # Spec.key: the puzzle made from this image
     samples: list[tuple[str, list[tuple[str, bytes]]]]  # (sample id, partner images)
 
 
@@ -101,14 +140,15 @@ def split_of(key: bytes, test_fraction: float) -> str:
 _worker: dict = {}
 
 
-def _init_worker(task_name: str, options: dict, template: str, image_format: str, seed: int, source_name: str) -> None:
+def _init_worker(specs: list[Spec], templates: dict[str, str], image_format: str, seed: int, source_name: str) -> None:
     _worker.update(
-        task=TASKS[task_name](**options), template=template, image_format=image_format, seed=seed, source=source_name
-    )
+        tasks={spec.key: (TASKS[spec.task](**dict(spec.options)), spec.level) for spec in specs},
+        templates=templates, image_format=image_format, seed=seed, source=source_name,
+    )  # fmt: skip
 
 
 def make_rows(job: Job) -> JobResult:
-    task = _worker["task"]
+    task, level = _worker["tasks"][job.spec]
     try:
         source = decode(job.data, task.min_side, job.source_id)
     except SkipImage as skip:
@@ -125,7 +165,7 @@ def make_rows(job: Job) -> JobResult:
             puzzle = task.make(rng_for(_worker["seed"], task.name, sample_id), source, others)
         except SkipImage as skip:
             return JobResult(job.split, job.seq, [], [], skip.reason)
-        prompt = _worker["template"].format(**puzzle.prompt_vars)
+        prompt = _worker["templates"][task.name].format(**puzzle.prompt_vars)
         if prompt.count(IMAGE_PLACEHOLDER) != len(puzzle.images):
             raise UserError(
                 f"prompt template for '{task.name}' has {prompt.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER} markers "
@@ -143,9 +183,11 @@ def make_rows(job: Job) -> JobResult:
                 split=job.split,
                 index=-1,
                 params=puzzle.params,
+                difficulty=level,
             )
         )
-        answers.append(puzzle.answer)
+        mixed = len({t.name for t, _ in _worker["tasks"].values()}) > 1
+        answers.append(f"{task.name}:{puzzle.answer}" if mixed else puzzle.answer)
     return JobResult(job.split, job.seq, rows, answers)
 
 
@@ -230,85 +272,110 @@ class SourceStats:
 
 
 class JobPlanner:
-    """Unique images in source order, with their split, sample ids and partner images.
+    """Unique images in source order, each with its split, puzzle spec, sample ids and partners.
 
     Each yielded job's ReadLog (what was read since the previous job) and source bytes wait in
     `pending` until its result is consumed, so the stats cover exactly the consumed part of the
-    source, however far ahead the workers read. Jobs a previous run already wrote (seq < done[split]) are planned
-    but not yielded, so partner windows come out exactly as in an uninterrupted run.
+    source, however far ahead the workers read. Jobs a previous run already wrote
+    (seq < done[split]) are planned but not yielded, so partner windows come out exactly as in
+    an uninterrupted run. A static curriculum reads the source once per level, easy first, each
+    pass taking its own share of the images (by content hash).
     """
 
-    def __init__(self, reader, cfg: BuildConfig, task, done: dict[str, int]):
-        self.reader, self.cfg, self.task, self.done = reader, cfg, task, done
+    def __init__(self, reader, cfg: BuildConfig, specs: list[Spec], partners: int, done: dict[str, int]):
+        self.reader, self.cfg, self.specs, self.partners, self.done = reader, cfg, specs, partners, done
         self.pending: deque[tuple[ReadLog, bytes]] = deque()
         self.tail = ReadLog()  # read after the last yielded job
 
+    def _passes(self) -> list[list[Spec]]:
+        levels = list(dict.fromkeys(spec.level for spec in self.specs))
+        if self.cfg.curriculum == "static" and len(levels) > 1:
+            return [[spec for spec in self.specs if spec.level == level] for level in levels]
+        return [self.specs]
+
     def __iter__(self) -> Iterator[Job]:
-        cfg, task = self.cfg, self.task
-        seen: set[bytes] = set()
+        cfg = self.cfg
         windows = {split: deque(maxlen=PARTNER_WINDOW) for split in SPLITS}
         seqs = dict.fromkeys(SPLITS, 0)
         log = ReadLog()
-        for raw in self.reader:
-            if raw.skip:
-                log.skipped[raw.skip] += 1
-                continue
-            key = content_key(raw.data)
-            log.keys.append((raw.source_id, key))
-            if key in seen:
-                log.skipped["duplicate"] += 1
-                continue
-            seen.add(key)
-            split = split_of(key, cfg.test_fraction)
-            window = windows[split]
-            samples = []
-            for repeat in range(cfg.per_image):
-                sample_id = raw.source_id if cfg.per_image == 1 else f"{raw.source_id}#{repeat}"
-                partners = []
-                if task.partners and window:
-                    picks = rng_for(cfg.seed, task.name, sample_id, "partners").choice(
-                        len(window), size=min(task.partners, len(window)), replace=False
-                    )
-                    partners = [window[int(i)] for i in picks]
-                samples.append((sample_id, partners))
-            seq = seqs[split]
-            seqs[split] += 1
-            if task.partners:
-                window.append((raw.source_id, raw.data))
-            if seq >= self.done.get(split, 0):
-                self.pending.append((log, raw.data))
-                log = ReadLog()
-                yield Job(split, seq, raw.source_id, raw.data, samples)
+        passes = self._passes()
+        for number, specs in enumerate(passes):
+            weights = np.array([spec.weight for spec in specs])
+            seen: set[bytes] = set()
+            for raw in self.reader:
+                first_pass = number == 0
+                if raw.skip:
+                    log.skipped[raw.skip] += first_pass
+                    continue
+                key = content_key(raw.data)
+                if first_pass:
+                    log.keys.append((raw.source_id, key))
+                if key in seen:
+                    log.skipped["duplicate"] += first_pass
+                    continue
+                seen.add(key)
+                if len(passes) > 1 and int.from_bytes(key[8:16], "little") % len(passes) != number:
+                    continue
+                spec = specs[int(rng_for(cfg.seed, "spec", raw.source_id).choice(len(specs), p=weights / weights.sum()))]
+                split = split_of(key, cfg.test_fraction)
+                window = windows[split]
+                samples = []
+                for repeat in range(cfg.per_image):
+                    sample_id = raw.source_id if cfg.per_image == 1 else f"{raw.source_id}#{repeat}"
+                    partners = []
+                    if self.partners and window:
+                        picks = rng_for(cfg.seed, spec.task, sample_id, "partners").choice(
+                            len(window), size=min(self.partners, len(window)), replace=False
+                        )
+                        partners = [window[int(i)] for i in picks]
+                    samples.append((sample_id, partners))
+                seq = seqs[split]
+                seqs[split] += 1
+                if self.partners:
+                    window.append((raw.source_id, raw.data))
+                if seq >= self.done.get(split, 0):
+                    self.pending.append((log, raw.data))
+                    log = ReadLog()
+                    yield Job(split, seq, raw.source_id, raw.data, spec.key, samples)
         self.tail = log
 
 
-def _check_task(cfg: BuildConfig):
-    if cfg.task not in TASKS:
-        raise UserError(f"unknown task '{cfg.task}' (tasks: {', '.join(TASKS)})")
-    try:
-        task = TASKS[cfg.task](**cfg.options)
-    except (TypeError, ValueError) as error:
-        raise UserError(f"{cfg.task}: {error}") from None
+def _check_task(cfg: BuildConfig) -> tuple[list[Spec], dict[str, str], int]:
+    """Specs, prompt templates per task and partner count; every option and template is tried on
+    a synthetic image first, so bad settings fail before any output."""
+    if cfg.task != "mix" and cfg.task not in TASKS:
+        raise UserError(f"unknown task '{cfg.task}' (tasks: mix, {', '.join(TASKS)})")
     if cfg.image_format not in ("png", "jpeg"):
         raise UserError(f"--image-format must be png or jpeg (got {cfg.image_format!r})")
     if not 0.0 <= cfg.test_fraction < 1.0:
         raise UserError(f"--test-fraction must be in [0, 1) (got {cfg.test_fraction})")
+    if cfg.curriculum not in ("mixed", "static"):
+        raise UserError(f"--curriculum must be mixed or static (got {cfg.curriculum!r})")
     if cfg.prompt_file and not Path(cfg.prompt_file).is_file():
         raise UserError(f"{cfg.prompt_file}: no such prompt file")
-    template = load_template(task.name, cfg.prompt_file)
-    # A dry run on a synthetic image checks the options and the template before any output.
-    probe = decode(_probe_png(max(256, task.min_side)), source_id="probe")
-    try:
-        puzzle = task.make(rng_for(0, "probe"), probe, [probe] * max(1, task.partners))
-        prompt = template.format(**puzzle.prompt_vars)
-    except (KeyError, IndexError, ValueError) as error:
-        raise UserError(f"prompt template for '{task.name}' does not fit the puzzle: {error!r}") from None
-    if prompt.count(IMAGE_PLACEHOLDER) != len(puzzle.images):
-        raise UserError(
-            f"prompt template for '{task.name}' has {prompt.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER} markers "
-            f"but the puzzle shows {len(puzzle.images)} images"
-        )
-    return task, template
+    if cfg.prompt_file and cfg.task == "mix":
+        raise UserError("--prompt applies to a single task, not to mix (edit configs/prompts/ instead)")
+    specs = make_specs(cfg)
+    templates, partners = {}, 0
+    for spec in specs:
+        try:
+            task = TASKS[spec.task](**dict(spec.options))
+        except (TypeError, ValueError) as error:
+            raise UserError(f"{spec.task}: {error}") from None
+        partners = max(partners, task.partners)
+        template = templates.setdefault(task.name, load_template(task.name, cfg.prompt_file))
+        probe = decode(_probe_png(max(256, task.min_side)), source_id="probe")
+        try:
+            puzzle = task.make(rng_for(0, "probe"), probe, [probe] * max(1, task.partners))
+            prompt = template.format(**puzzle.prompt_vars)
+        except (KeyError, IndexError, ValueError) as error:
+            raise UserError(f"prompt template for '{task.name}' does not fit the puzzle: {error!r}") from None
+        if prompt.count(IMAGE_PLACEHOLDER) != len(puzzle.images):
+            raise UserError(
+                f"prompt template for '{task.name}' has {prompt.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER} markers "
+                f"but the puzzle shows {len(puzzle.images)} images"
+            )
+    return specs, templates, partners
 
 
 def _probe_png(side: int) -> bytes:
@@ -343,10 +410,10 @@ def _prepare_out(out: Path, identity: dict, overwrite: bool) -> dict | None:
 
 def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_bar: bool = True) -> dict:
     """Build the dataset described by `cfg` into cfg.out; returns the manifest."""
-    task, template = _check_task(cfg)
+    specs, templates, partners = _check_task(cfg)
     reader = open_source(cfg.source, cfg.data, cfg.image_columns)
     out = Path(cfg.out)
-    identity = cfg.identity(template)
+    identity = cfg.identity(templates)
     saved = _prepare_out(out, identity, overwrite)
     if saved and "complete" in saved:
         return saved["complete"]
@@ -369,11 +436,11 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
 
     save_progress()
     stats = SourceStats()
-    planner = JobPlanner(reader, cfg, task, {s: state[s].jobs for s in SPLITS})
+    planner = JobPlanner(reader, cfg, specs, partners, {s: state[s].jobs for s in SPLITS})
     source_name = getattr(reader, "preset", None) or ("samples" if cfg.source == "samples" else reader.kind)
-    initargs = (task.name, cfg.options, template, cfg.image_format, cfg.seed, source_name)
+    initargs = (specs, templates, cfg.image_format, cfg.seed, source_name)
     total = sum(state[s].rows for s in SPLITS)
-    bar = tqdm(total=cfg.limit, initial=total, unit="rows", desc=f"build {task.name}", disable=not progress_bar, dynamic_ncols=True)
+    bar = tqdm(total=cfg.limit, initial=total, unit="rows", desc=f"build {cfg.task}", disable=not progress_bar, dynamic_ncols=True)
     exhausted = cfg.limit is None or total < cfg.limit
     try:
         for result in ordered_map(planner if exhausted else (), workers, initargs):
@@ -405,8 +472,10 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
         bar.close()
 
     manifest = {
-        "task": task.name,
-        "options": asdict(task),
+        "task": cfg.task,
+        "options": asdict(TASKS[cfg.task](**dict(specs[0].options))) if cfg.task != "mix" and len(specs) == 1 else {},
+        "specs": [{"task": sp.task, "difficulty": sp.level, "options": asdict(TASKS[sp.task](**dict(sp.options))), "weight": sp.weight} for sp in specs],
+        "curriculum": cfg.curriculum,
         "seed": cfg.seed,
         "source": {
             "name": source_name,

@@ -17,10 +17,11 @@ def _add_task_options(parser: argparse.ArgumentParser, task_class) -> None:
     for option in fields(task_class):
         flag = "--" + option.name.replace("_", "-")
         default = option.default if option.default is not MISSING else None
+        # Unset flags stay None, so a --difficulty preset is only overridden by what the user typed.
         if isinstance(default, bool):
-            parser.add_argument(flag, dest=f"task_{option.name}", action=argparse.BooleanOptionalAction, default=default, help=f"(default: {default})")
+            parser.add_argument(flag, dest=f"task_{option.name}", action=argparse.BooleanOptionalAction, default=None, help=f"(default: {default})")
         else:
-            parser.add_argument(flag, dest=f"task_{option.name}", type=type(default), default=default, help=f"(default: {default})")
+            parser.add_argument(flag, dest=f"task_{option.name}", type=type(default), default=None, help=f"(default: {default})")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -29,8 +30,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser("build", help="build a puzzle dataset (verl RLHF parquet)")
     tasks = build.add_subparsers(dest="task", required=True, metavar="TASK", help=f"one of: {', '.join(TASKS)}")
-    for name, task_class in TASKS.items():
-        task_parser = tasks.add_parser(name, help=(task_class.__doc__ or "").strip().splitlines()[0])
+    for name, task_class in [("mix", None), *TASKS.items()]:
+        summary = "several tasks in one interleaved dataset" if task_class is None else (task_class.__doc__ or "").strip().splitlines()[0]
+        task_parser = tasks.add_parser(name, help=summary)
         task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), or a path (TSV file, parquet/HF folder, image folder)")
         task_parser.add_argument("--data", help="with a preset: the downloaded files (TSV file or folder)")
         task_parser.add_argument("--out", required=True, help="output folder for train-*.parquet, test-*.parquet, manifest.json")
@@ -45,7 +47,12 @@ def _build_parser() -> argparse.ArgumentParser:
         task_parser.add_argument("--prompt", help="a prompt template file to use instead of configs/prompts/<task>.txt")
         task_parser.add_argument("--overwrite", action="store_true", help="replace an existing build in --out")
         task_parser.add_argument("--quiet", action="store_true", help="no progress bar")
-        _add_task_options(task_parser.add_argument_group(f"{name} options"), task_class)
+        task_parser.add_argument("--difficulty", help="level(s) easy,medium,hard: one, or several spread over the images")
+        task_parser.add_argument("--curriculum", choices=["mixed", "static"], default="mixed", help="with several levels: random per image, or easy first (static)")
+        if task_class is None:
+            task_parser.add_argument("--tasks", required=True, help="task:weight list, e.g. rotation:2,position:1,jigsaw:1")
+        else:
+            _add_task_options(task_parser.add_argument_group(f"{name} options"), task_class)
 
     show = commands.add_parser("show", help="render a contact sheet of built puzzles with their answers")
     show.add_argument("folder", help="a build folder")
@@ -118,16 +125,31 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse_weights(text: str) -> dict[str, float]:
+    """'rotation:2,position:1,jigsaw' -> {'rotation': 2.0, 'position': 1.0, 'jigsaw': 1.0}"""
+    weights = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, weight = item.partition(":")
+        try:
+            weights[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise UserError(f"--tasks: bad weight in {item!r} (use task:number)") from None
+    return weights
+
+
 def _run_build(args) -> None:
     from ssl4rl.build import BuildConfig, build
 
     if args.workers < 1 or args.per_image < 1 or args.shard_rows < 1 or (args.limit is not None and args.limit < 1):
         raise UserError("--workers, --per-image, --shard-rows and --limit must be positive")
-    options = {k[len("task_"):]: v for k, v in vars(args).items() if k.startswith("task_")}
+    options = {k[len("task_"):]: v for k, v in vars(args).items() if k.startswith("task_") and v is not None}
     cfg = BuildConfig(
         task=args.task, source=args.source, out=args.out, options=options, data=args.data,
         image_columns=args.image_column, seed=args.seed, limit=args.limit, test_fraction=args.test_fraction,
         image_format=args.image_format, per_image=args.per_image, shard_rows=args.shard_rows, prompt_file=args.prompt,
+        tasks=_parse_weights(args.tasks) if args.task == "mix" else None,
+        difficulty=[level.strip() for level in args.difficulty.split(",") if level.strip()] if args.difficulty else None,
+        curriculum=args.curriculum,
     )  # fmt: skip
     manifest = build(cfg, workers=args.workers, overwrite=args.overwrite, progress_bar=not args.quiet)
     rows = manifest["rows"]

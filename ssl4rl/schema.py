@@ -6,7 +6,7 @@ with no preprocessing.
     images        [{"bytes": b"...", "path": None}, ...]   (datasets.Image storage)
     ability       "visual-puzzle"
     reward_model  {"style": "rule", "ground_truth": "<answer>"}
-    extra_info    {task, source, source_id, split, index, answer, params}
+    extra_info    {task, difficulty, source, source_id, split, index, answer, params}
 
 The reward never sees images: `extra_info.params` (JSON) carries what a verifier needs.
 """
@@ -32,6 +32,7 @@ SCHEMA = pa.schema(
             pa.struct(
                 [
                     ("task", pa.string()),
+                    ("difficulty", pa.string()),
                     ("source", pa.string()),
                     ("source_id", pa.string()),
                     ("split", pa.string()),
@@ -46,7 +47,8 @@ SCHEMA = pa.schema(
 
 
 def make_row(
-    *, task: str, prompt: str, images: list[bytes], answer: str, source: str, source_id: str, split: str, index: int, params: dict
+    *, task: str, prompt: str, images: list[bytes], answer: str, source: str, source_id: str, split: str, index: int, params: dict,
+    difficulty: str = "default",
 ) -> dict:
     return {
         "data_source": DATA_SOURCE_PREFIX + task,
@@ -56,6 +58,7 @@ def make_row(
         "reward_model": {"style": "rule", "ground_truth": answer},
         "extra_info": {
             "task": task,
+            "difficulty": difficulty,
             "source": source,
             "source_id": source_id,
             "split": split,

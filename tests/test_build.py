@@ -32,7 +32,7 @@ def output_bytes(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
 
 
-@pytest.mark.parametrize("task", ["rotation", "jigsaw", "position", "contrastive"])
+@pytest.mark.parametrize("task", list(TASKS))
 def test_output_bytes_identical_for_one_and_several_workers_and_reruns(tmp_path, photo_folder, task):
     opts = dict(task=task, per_image=3, shard_rows=10, test_fraction=0.3)
     one, _ = run(tmp_path, photo_folder, "w1", workers=1, **opts)
@@ -40,7 +40,7 @@ def test_output_bytes_identical_for_one_and_several_workers_and_reruns(tmp_path,
     three, _ = run(tmp_path, photo_folder, "w3", workers=3, **opts)
     again, _ = run(tmp_path, photo_folder, "again", workers=1, **opts)
     reference = output_bytes(one)
-    assert len([n for n in reference if n.endswith(".parquet")]) >= 6
+    assert len([n for n in reference if n.endswith(".parquet")]) >= 4  # several shards per split
     assert output_bytes(two) == reference
     assert output_bytes(three) == reference
     assert output_bytes(again) == reference
@@ -58,7 +58,9 @@ def test_rows_follow_verl_rlhf_schema_and_verify_their_own_answers(tmp_path, pho
         out, manifest = run(tmp_path, photo_folder, task_name, task=task_name)
         assert pq.read_schema(next(out.glob("train-*.parquet"))).equals(SCHEMA)
         rows = read_rows(out)
-        assert len(rows) == manifest["rows"]["train"] + manifest["rows"]["test"] == 24
+        # Tasks that need partner images skip the first images of a split (counted in the manifest).
+        assert len(rows) == manifest["rows"]["train"] + manifest["rows"]["test"] == 24 - sum(manifest["skipped"].values())
+        assert len(rows) >= 12 and set(manifest["skipped"]) <= {"no-partners"}
         for row in rows:
             assert row["data_source"] == f"ssl4rl/{task_name}"
             assert row["prompt"][0]["role"] == "user"

@@ -26,6 +26,7 @@ class Contrastive:
     name: ClassVar[str] = "contrastive"
     partners: ClassVar[int] = 1
     min_side: ClassVar[int] = 28
+    DIFFICULTY: ClassVar[dict] = {"easy": {"preset": "default", "size": 336}, "medium": {"preset": "default"}, "hard": {"preset": "strong"}}
 
     def __post_init__(self):
         if self.preset not in ("default", "strong"):

@@ -57,6 +57,7 @@ class Jigsaw:
 
     name: ClassVar[str] = "jigsaw"
     partners: ClassVar[int] = 0
+    DIFFICULTY: ClassVar[dict] = {"easy": {"grid": 2}, "medium": {"grid": 3}, "hard": {"grid": 4, "gap": 0.1}}
 
     def __post_init__(self):
         if not 2 <= self.grid <= 6:

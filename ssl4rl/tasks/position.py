@@ -50,6 +50,11 @@ class Position:
 
     name: ClassVar[str] = "position"
     partners: ClassVar[int] = 0
+    DIFFICULTY: ClassVar[dict] = {
+        "easy": {"grid": 2, "min_crop": 0.5, "max_crop": 0.8},
+        "medium": {"grid": 2, "min_crop": 0.2, "max_crop": 0.8},
+        "hard": {"grid": 3, "min_crop": 0.2, "max_crop": 0.5, "augment": True},
+    }
 
     def __post_init__(self):
         if self.grid not in ROW_NAMES:

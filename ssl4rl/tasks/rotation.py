@@ -73,6 +73,7 @@ class Rotation:
     name: ClassVar[str] = "rotation"
     partners: ClassVar[int] = 0
     min_side: ClassVar[int] = 56
+    DIFFICULTY: ClassVar[dict] = {"easy": {"granularity": 180}, "medium": {"granularity": 90}, "hard": {"granularity": 45}}
 
     def __post_init__(self):
         if not 0 < self.granularity < 360 or 360 % self.granularity:

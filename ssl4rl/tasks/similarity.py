@@ -1,25 +1,97 @@
-"""Placeholder: being written (issue 5)."""
+"""Similarity (SSL-R1): contrastive learning as multiple choice. An anchor view, then K candidate
+views; exactly one candidate is another augmented view of the anchor's image, the other K-1 are
+views of K-1 other images of the split. Answer the letter of the matching candidate.
+
+Shortcut controls: every view (anchor included) is an independent SimCLR-style augmentation
+(random resized crop to the same side, flip, colour jitter, grayscale, blur, ...), so size and
+format tell nothing and the match is never pixel-exact; the matching candidate's position is
+drawn uniformly. An image with fewer than K-1 partner images (the first images of a split) is
+skipped as 'no-partners' rather than shown with fewer candidates.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
+
+import numpy as np
+
+from ssl4rl.images import SkipImage, SourceImage
+from ssl4rl.tasks.augment import PRESETS, augment
+from ssl4rl.tasks.common import LETTERS, Puzzle, parse_letter
+from ssl4rl.tasks.inpainting import MAX_CANDIDATES, candidate_lines, count_from, letter_choices
 
 
 @dataclass
 class Similarity:
-    name: ClassVar[str] = "similarity"
-    partners: ClassVar[int] = 0
-    min_side: ClassVar[int] = 56
-    DIFFICULTY: ClassVar[dict] = {"easy": {}, "medium": {}, "hard": {}}
+    """Pick the candidate view that shows the same image as the anchor view."""
 
-    def make(self, rng, source, others=()):
-        raise NotImplementedError("similarity is being written")
+    candidates: int = 4  # K: candidate views, one of them from the anchor's image (2..8)
+    preset: str = "default"  # SimCLR augmentation: 'default' or 'strong'
+    size: int = 224  # side of every view
+
+    name: ClassVar[str] = "similarity"
+    min_side: ClassVar[int] = 28
+    DIFFICULTY: ClassVar[dict[str, dict]] = {
+        "easy": {"candidates": 3, "preset": "default"},
+        "medium": {"candidates": 4, "preset": "default"},
+        "hard": {"candidates": 6, "preset": "strong"},
+    }
+
+    def __post_init__(self):
+        if not 2 <= self.candidates <= MAX_CANDIDATES:
+            raise ValueError(f"candidates must be between 2 and {MAX_CANDIDATES} (got {self.candidates})")
+        if self.preset not in ("default", "strong"):
+            raise ValueError(f"preset must be 'default' or 'strong' (got {self.preset!r})")
+        if self.size < 28:
+            raise ValueError(f"size must be at least 28 (got {self.size})")
+
+    @property
+    def partners(self) -> int:
+        return self.candidates - 1
+
+    def make(self, rng: np.random.Generator, source: SourceImage, others=()) -> Puzzle:
+        wanted = self.candidates - 1
+        if len(others) < wanted:
+            raise SkipImage("no-partners")
+        picks = [others[int(i)] for i in rng.choice(len(others), size=wanted, replace=False)]
+        answer = int(rng.integers(self.candidates))
+        shown = picks[:answer] + [source] + picks[answer:]
+        aug = replace(PRESETS[self.preset], size=self.size)
+        anchor = augment(rng, source.pixels, aug)
+        views = [augment(rng, image.pixels, aug) for image in shown]
+        return Puzzle(
+            images=[anchor, *views],
+            answer=LETTERS[answer],
+            prompt_vars={
+                "k": self.candidates,
+                "candidates": candidate_lines(self.candidates),
+                "letters": letter_choices(self.candidates),
+            },
+            params={
+                "candidates": self.candidates,
+                "preset": self.preset,
+                "anchor": source.source_id,
+                "sources": [image.source_id for image in shown],
+            },
+        )
 
     @staticmethod
-    def parse(response):
-        return None
+    def parse(response: str) -> str | None:
+        """The answered candidate letter (A..H), else None.
+
+        >>> [Similarity.parse(f"<answer>{a}</answer>") for a in ("d", "B.", "A and B", "")]
+        ['D', 'B', None, None]
+        """
+        return parse_letter(response, MAX_CANDIDATES)
 
     @classmethod
-    def score(cls, response, ground_truth, params=None):
-        return 0.0
+    def score(cls, response: str, ground_truth: str, params: dict | None = None) -> float:
+        """1.0 for the right letter among the puzzle's K, else 0.0.
+
+        >>> Similarity.score("<think>x</think><answer>C</answer>", "C", {"candidates": 3})
+        1.0
+        >>> Similarity.score("<answer>D</answer>", "D", {"candidates": 3}), Similarity.score(b"", "A", [])
+        (0.0, 0.0)
+        """
+        return float(parse_letter(response, count_from(params)) == ground_truth)
