@@ -95,3 +95,35 @@ def parse_letter(response: str, count: int) -> str | None:
         return None
     letter = text.strip().strip("().[]:").strip().upper()
     return letter if len(letter) == 1 and letter in LETTERS[:count] else None
+
+
+MAX_CANDIDATES = 8  # multiple-choice puzzles offer 2..8 lettered candidates
+
+
+def candidate_lines(count: int) -> str:
+    """'Candidate A: <image>' lines, one per candidate.
+
+    >>> print(candidate_lines(2))
+    Candidate A: <image>
+    Candidate B: <image>
+    """
+    return "\n".join(f"Candidate {LETTERS[i]}: {IMAGE_PLACEHOLDER}" for i in range(count))
+
+
+def letter_choices(count: int) -> str:
+    """'A, B or C'.
+
+    >>> letter_choices(2), letter_choices(4)
+    ('A or B', 'A, B, C or D')
+    """
+    letters = list(LETTERS[:count])
+    return f"{', '.join(letters[:-1])} or {letters[-1]}"
+
+
+def count_from(params: dict | None, default: int = MAX_CANDIDATES) -> int:
+    """The number of candidates recorded in params, or `default` when params are missing or odd."""
+    try:
+        count = int(params["candidates"])  # type: ignore[index]
+    except (TypeError, KeyError, ValueError, OverflowError):
+        return default
+    return count if 2 <= count <= MAX_CANDIDATES else default

@@ -25,10 +25,9 @@ import numpy as np
 from PIL import Image
 
 from ssl4rl.images import SkipImage, SourceImage
-from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, LETTERS, Puzzle, parse_letter
+from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, Puzzle, candidate_lines, count_from, letter_choices, parse_letter
 
 MIN_PATCH = 28  # Qwen2.5-VL's patch merger needs at least 28 px on a side
-MAX_CANDIDATES = 8
 HOLE_GREY = (128, 128, 128)
 MAX_OVERLAP = 0.25  # largest shared area (fraction of a patch) between two same-image boxes
 MIN_DIFFERENCE = 2.0  # smallest mean absolute pixel difference between two candidates
@@ -47,35 +46,6 @@ def overlap(a: Box, b: Box) -> float:
     width = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     height = max(0, min(a[3], b[3]) - max(a[1], b[1]))
     return width * height / ((a[2] - a[0]) * (a[3] - a[1]))
-
-
-def candidate_lines(count: int) -> str:
-    """'Candidate A: <image>' lines, one per candidate.
-
-    >>> print(candidate_lines(2))
-    Candidate A: <image>
-    Candidate B: <image>
-    """
-    return "\n".join(f"Candidate {LETTERS[i]}: {IMAGE_PLACEHOLDER}" for i in range(count))
-
-
-def letter_choices(count: int) -> str:
-    """'A, B or C'.
-
-    >>> letter_choices(2), letter_choices(4)
-    ('A or B', 'A, B, C or D')
-    """
-    letters = list(LETTERS[:count])
-    return f"{', '.join(letters[:-1])} or {letters[-1]}"
-
-
-def count_from(params: dict | None, default: int = MAX_CANDIDATES) -> int:
-    """The number of candidates recorded in params, or `default` when params are missing or odd."""
-    try:
-        count = int(params["candidates"])  # type: ignore[index]
-    except (TypeError, KeyError, ValueError, OverflowError):
-        return default
-    return count if 2 <= count <= MAX_CANDIDATES else default
 
 
 def _difference(a: np.ndarray, b: np.ndarray) -> float:

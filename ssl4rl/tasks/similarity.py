@@ -18,8 +18,7 @@ import numpy as np
 
 from ssl4rl.images import SkipImage, SourceImage
 from ssl4rl.tasks.augment import PRESETS, augment
-from ssl4rl.tasks.common import LETTERS, Puzzle, parse_letter
-from ssl4rl.tasks.inpainting import MAX_CANDIDATES, candidate_lines, count_from, letter_choices
+from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, Puzzle, candidate_lines, count_from, letter_choices, parse_letter
 
 
 @dataclass
