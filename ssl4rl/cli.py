@@ -82,6 +82,12 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dry-run", action="store_true", help="verl: print the command instead of running it")
     train.add_argument("--format-weight", type=float, default=0.0, help="reward = (1-w)*acc + w*format (default: 0, as the paper)")
     train.add_argument("--jigsaw-scoring", choices=["permutation", "parity"], default="permutation")
+    train.add_argument(
+        "--curriculum", choices=["off", "adaptive"], default="off",
+        help="adaptive: keep each task's accuracy inside --band by serving easier/harder levels (needs a build with --difficulty easy,medium,hard)",
+    )  # fmt: skip
+    train.add_argument("--band", default="0.2,0.8", help="adaptive curriculum: LOW,HIGH accuracy band (default: %(default)s)")
+    train.add_argument("--window", type=int, help="adaptive curriculum: outcomes per decision (default: one step's rollouts of a task)")
     local = train.add_argument_group("trl backend (names follow verl's)")
     for option in fields(_local_config()):
         if option.name in ("format_weight", "jigsaw_scoring"):
@@ -182,14 +188,27 @@ def _local_config():
     return LocalGRPOConfig
 
 
+def _curriculum(args):
+    from ssl4rl.curriculum import CurriculumOptions
+
+    if args.curriculum == "off":
+        return None
+    try:
+        low, high = CurriculumOptions.parse_band(args.band)
+        return CurriculumOptions(low, high, args.window)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
 def _run_train(args) -> None:
     reward_kwargs = {"format_weight": args.format_weight, "jigsaw_scoring": args.jigsaw_scoring}
+    curriculum = _curriculum(args)
     if args.backend == "verl":
         from ssl4rl.train.verl_launch import launch, verl_command
 
         command = verl_command(
             args.data, args.model, f"{args.out}/verl", args.gpus, args.nodes, args.profile,
-            filter_groups=args.filter_groups, reward_kwargs=reward_kwargs, overrides=args.overrides,
+            filter_groups=args.filter_groups, reward_kwargs=reward_kwargs, overrides=args.overrides, curriculum=curriculum,
         )  # fmt: skip
         code = launch(command, dry_run=args.dry_run)
         if code:
@@ -200,7 +219,7 @@ def _run_train(args) -> None:
     if args.overrides:
         raise UserError(f"Hydra overrides are for --backend verl (got {' '.join(args.overrides)})")
     options = {k[len("local_"):]: v for k, v in vars(args).items() if k.startswith("local_")}
-    train_trl(args.data, args.model, f"{args.out}/trl", _local_config()(**options, **reward_kwargs))
+    train_trl(args.data, args.model, f"{args.out}/trl", _local_config()(**options, **reward_kwargs), curriculum=curriculum)
 
 
 def _run_tiny_model(args) -> None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import functools
 import json
 import re
+import warnings
 
+from ssl4rl.curriculum import append_outcome
 from ssl4rl.schema import DATA_SOURCE_PREFIX
 from ssl4rl.tasks import TASKS
 
@@ -78,12 +80,16 @@ def compute_score(
     extra_info: dict | None = None,
     format_weight: float = 0.0,
     jigsaw_scoring: str = "permutation",
+    curriculum_log: str | None = None,
     **_: object,
 ) -> dict:
     """score = (1 - format_weight) * acc + format_weight * format. Never raises on a response.
 
     jigsaw_scoring: 'permutation' (partial credit only for a valid permutation of 1..K*K) or
     'parity' (the reference's per-position scoring).
+    curriculum_log: the adaptive curriculum's outcome log (ssl4rl.curriculum): each training
+    row's outcome (task, extra_info.difficulty, acc) is appended to it; validation rows
+    (extra_info.split 'test') are not.
     """
     task = task_of(data_source, extra_info)
     response = solution_str if isinstance(solution_str, str) else ""
@@ -93,12 +99,30 @@ def compute_score(
         acc = TASKS[task].score(response, str(ground_truth), _params(extra_info))
     fmt = format_ok(response)
     weight = float(format_weight)
+    if curriculum_log:
+        _record(curriculum_log, task, extra_info, acc)
     return {"score": (1.0 - weight) * acc + weight * fmt, "acc": float(acc), "format": fmt, "task": task}
+
+
+def _record(path: str, task: str, extra_info: dict | None, acc: float) -> None:
+    """Append the outcome to the curriculum log; a failed write loses one outcome, never the step."""
+    info = extra_info or {}
+    if info.get("split", "train") != "train":
+        return
+    try:
+        append_outcome(path, task, info.get("difficulty") or "default", acc)
+    except Exception as error:  # noqa: BLE001 - the reward must not raise over bookkeeping
+        if path not in _LOG_ERRORS:
+            _LOG_ERRORS.add(path)
+            warnings.warn(f"ssl4rl reward: cannot append to the curriculum log {path}: {error}", stacklevel=2)
+
+
+_LOG_ERRORS: set[str] = set()
 
 
 def trl_reward(prompts=None, completions=None, reward_model=None, extra_info=None, data_source=None, **kwargs) -> list[float]:
     """TRL GRPOTrainer reward function over the same rows: dataset columns arrive as lists."""
-    options = {k: kwargs.pop(k) for k in ("format_weight", "jigsaw_scoring") if k in kwargs}
+    options = {k: kwargs.pop(k) for k in ("format_weight", "jigsaw_scoring", "curriculum_log") if k in kwargs}
     scores = []
     for i, completion in enumerate(completions or []):
         text = completion if isinstance(completion, str) else "".join(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ssl4rl.curriculum import AdaptiveRows, CurriculumOptions, default_window
 from ssl4rl.errors import UserError
 from ssl4rl.reward import compute_score
 from ssl4rl.schema import DATA_SOURCE_PREFIX
@@ -71,21 +72,24 @@ def _text(completion) -> str:
     return "".join(m["content"] if isinstance(m.get("content"), str) else "" for m in completion)
 
 
-def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring: str):
+def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring: str, curriculum_log: str | None = None):
     """The training reward plus zero-weight metric functions: accuracy and format per task.
 
     TRL logs every reward function's mean (`rewards/<name>/mean`); a metric returns None for rows
-    of other tasks, so each task's accuracy is averaged over its own rows only.
+    of other tasks, so each task's accuracy is averaged over its own rows only. With a
+    curriculum log, the training reward appends each outcome to it (once per completion).
     """
 
-    def scores(completions, data_source, reward_model, extra_info):
+    def scores(completions, data_source, reward_model, extra_info, log=None):
         return [
-            compute_score(source, _text(c), truth["ground_truth"], extra, format_weight=format_weight, jigsaw_scoring=jigsaw_scoring)
+            compute_score(
+                source, _text(c), truth["ground_truth"], extra, format_weight=format_weight, jigsaw_scoring=jigsaw_scoring, curriculum_log=log
+            )
             for c, source, truth, extra in zip(completions, data_source, reward_model, extra_info)
         ]
 
     def puzzle_reward(completions, data_source, reward_model, extra_info, **_):
-        return [s["score"] for s in scores(completions, data_source, reward_model, extra_info)]
+        return [s["score"] for s in scores(completions, data_source, reward_model, extra_info, log=curriculum_log)]
 
     functions = [puzzle_reward]
     for task in tasks:
@@ -100,8 +104,16 @@ def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring
     return functions
 
 
-def train_trl(data_dir: str, model_path: str, out_dir: str, cfg: LocalGRPOConfig, print_steps: bool = True) -> list[dict]:
-    """Run GRPO; returns the log history (one dict per logged step)."""
+def train_trl(
+    data_dir: str, model_path: str, out_dir: str, cfg: LocalGRPOConfig, print_steps: bool = True, curriculum: CurriculumOptions | None = None
+) -> list[dict]:
+    """Run GRPO; returns the log history (one dict per logged step).
+
+    curriculum: serve the split through the adaptive curriculum (ssl4rl.curriculum.AdaptiveRows):
+    the reward appends outcomes to OUT/curriculum.jsonl (started afresh) and each item is a row
+    of its task at the task's current level; levels are logged as `curriculum/<task>` (0 = the
+    easiest) and printed on each step's line.
+    """
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -113,12 +125,22 @@ def train_trl(data_dir: str, model_path: str, out_dir: str, cfg: LocalGRPOConfig
         raise UserError(f"batch size {cfg.batch_size} must be a multiple of the mini-batch size {cfg.mini_batch_size}")
     train = load_split(data_dir, "train")
     tasks = sorted({s.removeprefix(DATA_SOURCE_PREFIX) for s in train.unique("data_source")})
+    rows = log = None
+    if curriculum is not None:
+        log = Path(out_dir) / "curriculum.jsonl"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.unlink(missing_ok=True)  # a new run starts its curriculum from the easiest level
+        window = curriculum.window or default_window(cfg.batch_size * cfg.rollout_n, len(tasks))
+        try:
+            rows = AdaptiveRows(train, log, curriculum.low, curriculum.high, window)
+        except ValueError as error:
+            raise UserError(f"{data_dir}: {error}") from None
     processor = AutoProcessor.from_pretrained(model_path)
     cuda = torch.cuda.is_available()
     model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
     vocab = processor.tokenizer.get_vocab()
     vision_ids = [vocab[t] for t in VISION_TOKENS if t in vocab]  # never sampled: they crash the forward
-    rewards = make_reward_functions(tasks, cfg.format_weight, cfg.jigsaw_scoring)
+    rewards = make_reward_functions(tasks, cfg.format_weight, cfg.jigsaw_scoring, curriculum_log=str(log) if log else None)
     args = GRPOConfig(
         output_dir=out_dir,
         learning_rate=cfg.lr,
@@ -147,9 +169,29 @@ def train_trl(data_dir: str, model_path: str, out_dir: str, cfg: LocalGRPOConfig
         def on_log(self, _args, state, _control, logs=None, **__):
             if print_steps and logs and "reward" in logs:
                 accuracy = "  ".join(f"{t} acc {logs.get(f'rewards/{t}_acc/mean', float('nan')):.3f}" for t in tasks)
-                print(f"step {state.global_step:4d}  reward {logs['reward']:.3f}  {accuracy}", flush=True)
+                levels = ""
+                if rows is not None:
+                    levels = "  level " + " ".join(f"{t}={rows.index.levels[int(logs[f'curriculum/{t}'])]}" for t in rows.index.tasks)
+                print(f"step {state.global_step:4d}  reward {logs['reward']:.3f}  {accuracy}{levels}", flush=True)
 
-    trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=train, processing_class=processor, callbacks=[PrintReward()])
+    class Trainer(GRPOTrainer):
+        def get_train_dataloader(self):
+            if rows is None:
+                return super().get_train_dataloader()
+            # TRL accepts only a datasets.Dataset as train_dataset; its dataloader takes any map-style one.
+            self.train_dataset = rows
+            try:
+                return super().get_train_dataloader()
+            finally:
+                self.train_dataset = train
+
+        def log(self, logs, start_time=None):
+            if rows is not None and self.model.training:
+                levels = rows.levels()
+                logs = {**logs, **{f"curriculum/{t}": float(rows.index.levels.index(levels[t])) for t in rows.index.tasks}}
+            super().log(logs, start_time)
+
+    trainer = Trainer(model=model, reward_funcs=rewards, args=args, train_dataset=train, processing_class=processor, callbacks=[PrintReward()])
     for noisy in (PrinterCallback, ProgressCallback):  # our one line per step replaces raw log dicts
         trainer.remove_callback(noisy)
     trainer.train()

@@ -7,13 +7,17 @@ and passes any other Hydra override through unchanged.
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
 
+from ssl4rl.curriculum import LEVELS, CurriculumOptions
 from ssl4rl.errors import UserError
+
+CURRICULUM_LOG = "curriculum.jsonl"
 
 CONFIG_NAME = "verl_grpo"
 
@@ -55,8 +59,14 @@ def verl_command(
     filter_groups: bool = False,
     reward_kwargs: dict | None = None,
     overrides: list[str] = (),
+    curriculum: str | CurriculumOptions | None = None,
 ) -> list[str]:
-    """The full `python -m verl.trainer.main_ppo ...` command line."""
+    """The full `python -m verl.trainer.main_ppo ...` command line.
+
+    curriculum: None, "adaptive" (default band and window) or CurriculumOptions: the training
+    set is served through ssl4rl.curriculum.CurriculumDataset, and the reward appends each
+    rollout's outcome to `<run folder>/curriculum.jsonl`, the log the dataset follows.
+    """
     data = Path(data_dir).resolve()
     train, test = sorted(data.glob("train-*.parquet")), sorted(data.glob("test-*.parquet"))
     if not train:
@@ -80,9 +90,50 @@ def verl_command(
     command += PROFILES[profile]
     if filter_groups:
         command += ["algorithm.filter_groups.enable=true", "algorithm.filter_groups.metric=acc"]
+    if curriculum is not None and curriculum != "off":
+        _check_levels(data)
+        command += curriculum_overrides(Path(out_dir).resolve() / name / CURRICULUM_LOG, curriculum)
     for key, value in (reward_kwargs or {}).items():
         command.append(f"+reward.custom_reward_function.reward_kwargs.{key}={value}")
     return command + list(overrides)
+
+
+def _check_levels(data: Path) -> None:
+    """Fail before launching when the build has no levels to move between."""
+    try:
+        specs = json.loads((data / "manifest.json").read_text())["specs"]
+    except (OSError, ValueError, KeyError):
+        return  # not our manifest: the dataset checks the rows themselves
+    levels = {spec.get("difficulty") for spec in specs} & set(LEVELS)
+    if len(levels) < 2:
+        raise UserError(f"{data}: an adaptive curriculum needs a build with two or more levels (ssl4rl build ... --difficulty easy,medium,hard)")
+
+
+def curriculum_overrides(log: Path, curriculum: str | CurriculumOptions = "adaptive") -> list[str]:
+    """Hydra overrides for the adaptive curriculum (ssl4rl.curriculum).
+
+    verl chooses prompts only through the dataset (its `trainer.v1.sampler.custom_sampler` is a
+    replay buffer over finished rollouts), so the curriculum is a dataset class. Dataloader
+    workers would prefetch batches at stale levels (2 per worker: up to 16 steps behind with
+    verl's 8), so the main process loads the data; the reward writes the log the dataset reads.
+    """
+    if curriculum == "adaptive":
+        curriculum = CurriculumOptions()
+    if not isinstance(curriculum, CurriculumOptions):
+        raise UserError(f"unknown curriculum {curriculum!r} (curricula: off, adaptive)")
+    command = [
+        "data.custom_cls.path=pkg://ssl4rl.curriculum",
+        "data.custom_cls.name=CurriculumDataset",
+        f"+data.curriculum.log={log}",
+        f"+data.curriculum.low={curriculum.low}",
+        f"+data.curriculum.high={curriculum.high}",
+        "+data.curriculum.rollout_n=${actor_rollout_ref.rollout.n}",
+        "data.dataloader_num_workers=0",
+        f"+reward.custom_reward_function.reward_kwargs.curriculum_log={log}",
+    ]
+    if curriculum.window:
+        command.append(f"+data.curriculum.window={int(curriculum.window)}")
+    return command
 
 
 def launch(command: list[str], dry_run: bool = False) -> int:
