@@ -127,3 +127,22 @@ def count_from(params: dict | None, default: int = MAX_CANDIDATES) -> int:
     except (TypeError, KeyError, ValueError, OverflowError):
         return default
     return count if 2 <= count <= MAX_CANDIDATES else default
+
+
+class LetterAnswer:
+    """parse/score for puzzles answered with one candidate letter (params['candidates'] = K).
+
+    >>> LetterAnswer.parse("<answer>(b)</answer>"), LetterAnswer.score("<answer>B</answer>", "B", {"candidates": 4})
+    ('B', 1.0)
+    >>> LetterAnswer.score("<answer>E</answer>", "E", {"candidates": 4}), LetterAnswer.score(None, "A", {"candidates": "x"})
+    (0.0, 0.0)
+    """
+
+    @staticmethod
+    def parse(response: str) -> str | None:
+        return parse_letter(response, MAX_CANDIDATES)
+
+    @classmethod
+    def score(cls, response: str, ground_truth: str, params: dict | None = None) -> float:
+        """1.0 for the right letter among the puzzle's K candidates, else 0.0; never raises."""
+        return float(parse_letter(response, count_from(params)) == ground_truth)

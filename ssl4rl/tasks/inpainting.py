@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ssl4rl.images import SkipImage, SourceImage
-from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, Puzzle, candidate_lines, count_from, letter_choices, parse_letter
+from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle, candidate_lines, letter_choices
 
 MIN_PATCH = 28  # Qwen2.5-VL's patch merger needs at least 28 px on a side
 HOLE_GREY = (128, 128, 128)
@@ -53,7 +53,7 @@ def _difference(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @dataclass
-class Inpainting:
+class Inpainting(LetterAnswer):
     """Pick the patch that fills a grey hole in an image."""
 
     candidates: int = 4  # K: patches shown, one of them right (2..8)
@@ -169,23 +169,3 @@ class Inpainting:
                 "sources": [(source if index < 0 else others[index]).source_id for index, _ in order],
             },
         )
-
-    @staticmethod
-    def parse(response: str) -> str | None:
-        """The answered candidate letter (A..H), else None.
-
-        >>> [Inpainting.parse(f"<answer>{a}</answer>") for a in ("B", "(c)", "candidate A", "I")]
-        ['B', 'C', None, None]
-        """
-        return parse_letter(response, MAX_CANDIDATES)
-
-    @classmethod
-    def score(cls, response: str, ground_truth: str, params: dict | None = None) -> float:
-        """1.0 for the right letter among the puzzle's K, else 0.0.
-
-        >>> Inpainting.score("<answer>B</answer>", "B", {"candidates": 4})
-        1.0
-        >>> Inpainting.score("<answer>B</answer>", "A"), Inpainting.score(None, "A", {"candidates": "x"})
-        (0.0, 0.0)
-        """
-        return float(parse_letter(response, count_from(params)) == ground_truth)

@@ -18,11 +18,11 @@ import numpy as np
 
 from ssl4rl.images import SkipImage, SourceImage
 from ssl4rl.tasks.augment import PRESETS, augment
-from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, Puzzle, candidate_lines, count_from, letter_choices, parse_letter
+from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle, candidate_lines, letter_choices
 
 
 @dataclass
-class Similarity:
+class Similarity(LetterAnswer):
     """Pick the candidate view that shows the same image as the anchor view."""
 
     candidates: int = 4  # K: candidate views, one of them from the anchor's image (2..8)
@@ -74,23 +74,3 @@ class Similarity:
                 "sources": [image.source_id for image in shown],
             },
         )
-
-    @staticmethod
-    def parse(response: str) -> str | None:
-        """The answered candidate letter (A..H), else None.
-
-        >>> [Similarity.parse(f"<answer>{a}</answer>") for a in ("d", "B.", "A and B", "")]
-        ['D', 'B', None, None]
-        """
-        return parse_letter(response, MAX_CANDIDATES)
-
-    @classmethod
-    def score(cls, response: str, ground_truth: str, params: dict | None = None) -> float:
-        """1.0 for the right letter among the puzzle's K, else 0.0.
-
-        >>> Similarity.score("<think>x</think><answer>C</answer>", "C", {"candidates": 3})
-        1.0
-        >>> Similarity.score("<answer>D</answer>", "D", {"candidates": 3}), Similarity.score(b"", "A", [])
-        (0.0, 0.0)
-        """
-        return float(parse_letter(response, count_from(params)) == ground_truth)
