@@ -120,6 +120,11 @@ def letter_choices(count: int) -> str:
     return f"{', '.join(letters[:-1])} or {letters[-1]}"
 
 
+def candidate_prompt_vars(count: int) -> dict:
+    """Template fields of a lettered-candidate puzzle: {k}, {candidates} (image lines), {letters}."""
+    return {"k": count, "candidates": candidate_lines(count), "letters": letter_choices(count)}
+
+
 def count_from(params: dict | None, default: int = MAX_CANDIDATES) -> int:
     """The number of candidates recorded in params, or `default` when params are missing or odd."""
     try:

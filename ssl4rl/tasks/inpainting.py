@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ssl4rl.images import SkipImage, SourceImage
-from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle, candidate_lines, letter_choices
+from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle, candidate_prompt_vars
 
 MIN_PATCH = 28  # Qwen2.5-VL's patch merger needs at least 28 px on a side
 HOLE_GREY = (128, 128, 128)
@@ -157,11 +157,7 @@ class Inpainting(LetterAnswer):
         return Puzzle(
             images=images,
             answer=LETTERS[answer],
-            prompt_vars={
-                "k": self.candidates,
-                "candidates": candidate_lines(self.candidates),
-                "letters": letter_choices(self.candidates),
-            },
+            prompt_vars=candidate_prompt_vars(self.candidates),
             params={
                 "candidates": self.candidates,
                 "hole": list(hole),

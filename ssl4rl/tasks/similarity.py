@@ -18,7 +18,7 @@ import numpy as np
 
 from ssl4rl.images import SkipImage, SourceImage
 from ssl4rl.tasks.augment import PRESETS, augment
-from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle, candidate_lines, letter_choices
+from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle, candidate_prompt_vars
 
 
 @dataclass
@@ -62,11 +62,7 @@ class Similarity(LetterAnswer):
         return Puzzle(
             images=[anchor, *views],
             answer=LETTERS[answer],
-            prompt_vars={
-                "k": self.candidates,
-                "candidates": candidate_lines(self.candidates),
-                "letters": letter_choices(self.candidates),
-            },
+            prompt_vars=candidate_prompt_vars(self.candidates),
             params={
                 "candidates": self.candidates,
                 "preset": self.preset,
