@@ -16,7 +16,6 @@ import hashlib
 import json
 import multiprocessing
 import platform
-import shutil
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -144,6 +143,7 @@ def _init_worker(specs: list[Spec], templates: dict[str, str], image_format: str
     _worker.update(
         tasks={spec.key: (TASKS[spec.task](**dict(spec.options)), spec.level) for spec in specs},
         templates=templates, image_format=image_format, seed=seed, source=source_name,
+        mixed=len({spec.task for spec in specs}) > 1,  # answer histograms then key on task:answer
     )  # fmt: skip
 
 
@@ -186,8 +186,7 @@ def make_rows(job: Job) -> JobResult:
                 difficulty=level,
             )
         )
-        mixed = len({t.name for t, _ in _worker["tasks"].values()}) > 1
-        answers.append(f"{task.name}:{puzzle.answer}" if mixed else puzzle.answer)
+        answers.append(f"{task.name}:{puzzle.answer}" if _worker["mixed"] else puzzle.answer)
     return JobResult(job.split, job.seq, rows, answers)
 
 
@@ -507,8 +506,3 @@ def _versions() -> dict:
         "pillow": PIL.__version__,
         "pyarrow": pyarrow.__version__,
     }
-
-
-def remove_build(out: Path) -> None:
-    """Delete a build folder this package wrote (used by tests and --overwrite of whole dirs)."""
-    shutil.rmtree(out, ignore_errors=True)

@@ -12,8 +12,7 @@ from conftest import textured_image
 from ssl4rl.images import SkipImage, SourceImage, decode, encode, load
 from ssl4rl.tasks import Flip, Ordering
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, LETTERS, load_template, rng_for
-from ssl4rl.tasks.flip import mirror
-from ssl4rl.tasks.jigsaw import assemble, cut_tiles
+from ssl4rl.tasks.jigsaw import assemble
 from ssl4rl.tasks.ordering import label_layout, slot_origin
 
 

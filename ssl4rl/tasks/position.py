@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from PIL import Image
 
 from ssl4rl.images import SkipImage, SourceImage
 from ssl4rl.tasks.augment import PRESETS, augment
