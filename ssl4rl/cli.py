@@ -74,9 +74,11 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", required=True, help="a build folder (train-*.parquet, test-*.parquet)")
     train.add_argument("--model", default="Qwen/Qwen2.5-VL-3B-Instruct", help="hub id or local path (default: %(default)s)")
     train.add_argument("--out", default="outputs", help="checkpoints and logs (default: %(default)s)")
-    train.add_argument("--gpus", type=int, default=8, help="verl: GPUs per node (default: %(default)s)")
+    train.add_argument("--gpus", type=int, help="verl: GPUs per node, or FSDP ranks with --device cpu (default: 8; 1 with --profile 1gpu or cpu)")
     train.add_argument("--nodes", type=int, default=1, help="verl: nodes (default: %(default)s)")
-    train.add_argument("--profile", choices=["paper", "1gpu"], default="paper", help="verl: settings preset (default: %(default)s)")
+    train.add_argument("--profile", choices=["paper", "1gpu", "cpu"], help="verl: settings preset (default: paper; cpu with --device cpu)")
+    train.add_argument("--rollout", choices=["vllm", "sglang", "hf"], help="verl: rollout engine (default: the config's vllm; hf = Hugging Face generate, no vLLM needed)")
+    train.add_argument("--device", choices=["gpu", "cpu"], default="gpu", help="verl: cpu runs the real trainer on the CPU with the hf rollout, for debugging (default: %(default)s)")
     train.add_argument("--filter-groups", action="store_true", help="verl: drop prompts whose rollouts all got the same accuracy")
     train.add_argument("--dry-run", action="store_true", help="verl: print the command instead of running it")
     train.add_argument("--format-weight", type=float, default=0.0, help="reward = (1-w)*acc + w*format (default: 0, as the paper)")
@@ -203,13 +205,19 @@ def _run_train(args) -> None:
     reward_kwargs = {"format_weight": args.format_weight, "jigsaw_scoring": args.jigsaw_scoring}
     curriculum = _curriculum(args)
     if args.backend == "verl":
-        from ssl4rl.train.verl_launch import launch, verl_command
+        from ssl4rl.train.verl_launch import DEFAULT_GPUS, launch, preflight, verl_command, verl_env
 
+        profile = args.profile or ("cpu" if args.device == "cpu" else "paper")
+        gpus = args.gpus or DEFAULT_GPUS[profile]
+        rollout = "hf" if args.device == "cpu" and args.rollout is None else args.rollout
         command = verl_command(
-            args.data, args.model, f"{args.out}/verl", args.gpus, args.nodes, args.profile,
+            args.data, args.model, f"{args.out}/verl", gpus, args.nodes, profile,
             filter_groups=args.filter_groups, reward_kwargs=reward_kwargs, overrides=args.overrides, curriculum=curriculum,
+            rollout=rollout, device=args.device,
         )  # fmt: skip
-        code = launch(command, dry_run=args.dry_run)
+        if not args.dry_run:
+            preflight(args.model, rollout, args.device)
+        code = launch(command, dry_run=args.dry_run, env=verl_env(command, args.device))
         if code:
             raise UserError(f"verl exited with status {code}")
         return

@@ -2,7 +2,7 @@
 
 verl's merger (`python -m verl.model_merger merge --backend fsdp`) turns an FSDP actor
 checkpoint into a Hugging Face folder, but leaves a LoRA adapter unfused beside it
-(`OUT/lora_adapter`). We fuse it with PEFT's `merge_and_unload`, so OUT loads with
+(`OUT/lora_adapter`). We fuse it into the weights, so OUT loads with
 `AutoModelForImageTextToText.from_pretrained(OUT)` and nothing else.
 """
 
@@ -29,19 +29,52 @@ def find_actor_dir(checkpoint: Path) -> Path:
 
 
 def fuse_lora(model_dir: Path) -> bool:
-    """Fuse `model_dir/lora_adapter` into the weights in `model_dir`; False when there is none."""
+    """Fuse `model_dir/lora_adapter` into the weights in `model_dir`; False when there is none.
+
+    W += scale * B @ A for every adapted module, by name. PEFT's own loader cannot be used: verl
+    writes `target_modules` as bare suffixes ("0", "2" from the vision merger's `mlp.0`), which
+    PEFT then matches against whole vision blocks and refuses.
+    """
+    import json
+    import math
+
+    import torch
+    from transformers import AutoModelForImageTextToText
+
     adapter = model_dir / "lora_adapter"
     if not (adapter / "adapter_config.json").exists():
         return False
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForImageTextToText
-
-    base = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.bfloat16)
-    fused = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    fused.save_pretrained(model_dir)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    if config.get("use_dora") or config.get("rank_pattern") or config.get("alpha_pattern"):
+        raise UserError(f"{adapter}: DoRA and per-module ranks are not fused here (use PEFT's merge_and_unload)")
+    scale = config["lora_alpha"] / (math.sqrt(config["r"]) if config.get("use_rslora") else config["r"])
+    weights = _adapter_weights(adapter)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype="auto")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for key, down in weights.items():
+            if not key.endswith(".lora_A.weight"):
+                continue
+            module = key.removeprefix("base_model.model.").removesuffix(".lora_A.weight")
+            target = params.get(module + ".weight")
+            if target is None:
+                raise UserError(f"{adapter}: the adapter has weights for {module}, which the model does not have")
+            up = weights[key.replace(".lora_A.", ".lora_B.")]
+            delta = up.reshape(up.shape[0], -1).float() @ down.reshape(down.shape[0], -1).float()
+            target.copy_((target.float() + scale * delta.reshape(target.shape)).to(target.dtype))
+    model.save_pretrained(model_dir)
     shutil.rmtree(adapter)
     return True
+
+
+def _adapter_weights(adapter: Path) -> dict:
+    if (adapter / "adapter_model.safetensors").exists():
+        from safetensors.torch import load_file
+
+        return load_file(adapter / "adapter_model.safetensors")
+    import torch
+
+    return torch.load(adapter / "adapter_model.bin", map_location="cpu", weights_only=True)
 
 
 def merge(checkpoint: str, out: str) -> Path:

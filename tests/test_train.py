@@ -104,7 +104,11 @@ def test_every_key_of_our_config_exists_in_verls_schema():
     for profile, overrides in PROFILES.items():
         for override in overrides:
             key = override.split("=")[0]
-            assert _has_key(base, key), f"profile {profile}: {key} is not a verl 0.9.1 key"
+            if key.startswith("+"):  # an addition: its parent exists, the key itself does not yet
+                parent = key[1:].rpartition(".")[0]
+                assert OmegaConf.select(base, parent) is not None and not _has_key(base, key[1:]), f"profile {profile}: {key}"
+            else:
+                assert _has_key(base, key), f"profile {profile}: {key} is not a verl 0.9.1 key"
 
 
 def test_config_has_the_paper_settings():

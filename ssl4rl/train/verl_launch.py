@@ -1,13 +1,17 @@
 """The verl path: compose `python -m verl.trainer.main_ppo` with our config and launch it.
 
 Our Hydra config (configs/verl_grpo.yaml) extends verl's `ppo_trainer` with the paper's GRPO
-settings; this module adds what depends on the run (data files, model, GPU counts, profile)
-and passes any other Hydra override through unchanged.
+settings; this module adds what depends on the run (data files, model, GPU counts, profile,
+rollout backend, device) and passes any other Hydra override through unchanged. Every launch
+loads ssl4rl.train.verl_plugin into verl's processes (verl's `VERL_USE_EXTERNAL_MODULES` hook),
+which adds the `hf` rollout and the CPU mode, and checks before Ray starts what would otherwise
+fail after it (the verl version, the model, the memory a CPU run needs).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -18,6 +22,10 @@ from ssl4rl.curriculum import LEVELS, CurriculumOptions
 from ssl4rl.errors import UserError
 
 CURRICULUM_LOG = "curriculum.jsonl"
+PLUGIN = "ssl4rl.train.verl_plugin"
+VERL_VERSION = "0.9.1"  # the version the plugin and the config are written and tested for
+ROLLOUTS = ("vllm", "sglang", "hf")
+DEVICES = ("gpu", "cpu")
 
 CONFIG_NAME = "verl_grpo"
 
@@ -37,7 +45,32 @@ PROFILES = {
         "actor_rollout_ref.ref.fsdp_config.param_offload=true",
         "actor_rollout_ref.rollout.gpu_memory_utilization=0.5",
     ],
+    # A laptop or CI runner (`--device cpu`, hf rollout): debug data, reward and logging before a
+    # cluster run. A few prompts per step, 2 rollouts, short answers; validation before training
+    # and at the last step, a checkpoint at the last step (verl always does both at the end).
+    "cpu": [
+        "data.train_batch_size=4",
+        "data.max_response_length=32",
+        "data.dataloader_num_workers=0",
+        "actor_rollout_ref.model.use_remove_padding=false",
+        "actor_rollout_ref.model.enable_gradient_checkpointing=false",
+        "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
+        "actor_rollout_ref.actor.strategy=fsdp2",
+        "actor_rollout_ref.ref.strategy=fsdp2",
+        "actor_rollout_ref.actor.ppo_mini_batch_size=4",
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
+        "actor_rollout_ref.rollout.n=2",
+        "actor_rollout_ref.rollout.calculate_log_probs=false",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2",
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2",
+        "actor_rollout_ref.rollout.agent.num_workers=1",
+        "reward.num_workers=1",
+        "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+        "ray_kwargs.ray_init.num_cpus=12",  # logical CPUs: verl's actors ask for more than 2 cores
+        "trainer.total_epochs=1",
+    ],
 }
+DEFAULT_GPUS = {"paper": 8, "1gpu": 1, "cpu": 1}
 
 
 def config_dir() -> Path:
@@ -60,8 +93,14 @@ def verl_command(
     reward_kwargs: dict | None = None,
     overrides: list[str] = (),
     curriculum: str | CurriculumOptions | None = None,
+    rollout: str | None = None,
+    device: str = "gpu",
 ) -> list[str]:
     """The full `python -m verl.trainer.main_ppo ...` command line.
+
+    rollout: None (the config's vLLM), "vllm", "sglang" or "hf" (Hugging Face generate, from
+    ssl4rl.train.verl_plugin). device "cpu" runs verl's trainer on the CPU with the hf rollout;
+    its Ray resources count `gpus` logical ranks.
 
     curriculum: None, "adaptive" (default band and window) or CurriculumOptions: the training
     set is served through ssl4rl.curriculum.CurriculumDataset, and the reward appends each
@@ -73,6 +112,14 @@ def verl_command(
         raise UserError(f"{data_dir}: no train-*.parquet files (build a puzzle set with `ssl4rl build` first)")
     if profile not in PROFILES:
         raise UserError(f"unknown profile '{profile}' (profiles: {', '.join(PROFILES)})")
+    if device not in DEVICES:
+        raise UserError(f"unknown device '{device}' (devices: {', '.join(DEVICES)})")
+    if rollout is not None and rollout not in ROLLOUTS:
+        raise UserError(f"unknown rollout '{rollout}' (rollouts: {', '.join(ROLLOUTS)})")
+    if device == "cpu" and rollout not in (None, "hf"):
+        raise UserError(f"--device cpu needs --rollout hf ({rollout} needs a GPU)")
+    if device == "cpu":
+        rollout = "hf"
     if Path(model).expanduser().exists():
         model = str(Path(model).expanduser().resolve())
     name = experiment or f"{data.parent.name}-{data.name}"
@@ -88,6 +135,12 @@ def verl_command(
         f"trainer.default_local_dir={Path(out_dir).resolve() / name}",
     ]  # fmt: skip
     command += PROFILES[profile]
+    if rollout:
+        command.append(f"actor_rollout_ref.rollout.name={rollout}")
+    if rollout == "hf":
+        command.append("actor_rollout_ref.model.lora.merge=true")  # the replica takes merged weights
+    if device == "cpu":
+        command += ["trainer.device=cpu", f"+ray_kwargs.ray_init.num_gpus={gpus}"]
     if filter_groups:
         command += ["algorithm.filter_groups.enable=true", "algorithm.filter_groups.metric=acc"]
     if curriculum is not None and curriculum != "off":
@@ -136,12 +189,99 @@ def curriculum_overrides(log: Path, curriculum: str | CurriculumOptions = "adapt
     return command
 
 
-def launch(command: list[str], dry_run: bool = False) -> int:
-    if dry_run:
-        print(shlex.join(command))
-        return 0
+def run_dir(command: list[str]) -> Path:
+    """The run folder: checkpoints, TensorBoard events and the curriculum log."""
+    return Path(next(arg for arg in reversed(command) if arg.startswith("trainer.default_local_dir=")).split("=", 1)[1])
+
+
+def verl_env(command: list[str], device: str = "gpu") -> dict[str, str]:
+    """Environment variables the launch adds: verl's processes inherit them from the driver."""
+    modules = [m for m in os.environ.get("VERL_USE_EXTERNAL_MODULES", "").split(",") if m and m != PLUGIN]
+    env = {
+        "VERL_USE_EXTERNAL_MODULES": ",".join([PLUGIN, *modules]),
+        "TENSORBOARD_DIR": os.environ.get("TENSORBOARD_DIR") or str(run_dir(command) / "tensorboard"),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    if device == "cpu":
+        env.update({"SSL4RL_VERL_DEVICE": "cpu", "OMP_NUM_THREADS": "1"})
+    return env
+
+
+def check_verl() -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        import verl  # noqa: F401
-    except ImportError:
-        raise UserError("verl is not installed: pip install 'ssl4rl[verl]' (and vllm on GPU machines)") from None
-    return subprocess.call(command)
+        found = version("verl")
+    except PackageNotFoundError:
+        raise UserError(f"verl is not installed: pip install 'ssl4rl[verl]' (verl {VERL_VERSION}; vllm on GPU machines)") from None
+    if found != VERL_VERSION:
+        raise UserError(f"verl {found} is installed, but ssl4rl's verl path is pinned to {VERL_VERSION}: pip install verl=={VERL_VERSION}")
+
+
+def _model_config(model: str):
+    from transformers import AutoConfig
+
+    local = Path(model).expanduser()
+    if not local.exists() and (model.startswith((".", "/", "~")) or model.count("/") != 1):
+        raise UserError(f"{model}: no such model folder (give a local folder or a hub id such as Qwen/Qwen2.5-VL-3B-Instruct)")
+    try:
+        return AutoConfig.from_pretrained(str(local) if local.exists() else model)
+    except (OSError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{model}: cannot read the model's config ({first})") from None
+
+
+# Bytes a CPU run holds per parameter: fp32 weights, gradients and two Adam moments (16), the
+# reference model (4) and the hf rollout's copy (4), plus a third for activations and overhead.
+CPU_BYTES_PER_PARAMETER = 32
+
+
+def parameter_count(config) -> int:
+    """Parameters of the model a config describes, counted on the meta device (no memory used)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+    with torch.device("meta"):
+        try:
+            model = AutoModelForImageTextToText.from_config(config)
+        except ValueError:
+            model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def preflight(model: str, rollout: str | None, device: str) -> None:
+    """What fails after Ray has started, checked before: the verl version, the model, CPU memory."""
+    check_verl()
+    if rollout != "hf" and device != "cpu":
+        return
+    config = _model_config(model)
+    if device == "cpu":
+        needed = parameter_count(config) * CPU_BYTES_PER_PARAMETER
+        free = available_memory()
+        if needed > free:
+            raise UserError(
+                f"{model}: training it on the CPU needs about {_size(needed)} (weights, gradients, Adam state, "
+                f"reference and rollout copies); {_size(free)} is free: use a smaller model or a GPU"
+            )
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def launch(command: list[str], dry_run: bool = False, env: dict[str, str] | None = None) -> int:
+    env = env or {}
+    if dry_run:
+        print(shlex.join([f"{k}={v}" for k, v in env.items()] + command))
+        return 0
+    child = {k: v for k, v in os.environ.items() if not (k == "CUDA_VISIBLE_DEVICES" and env.get("SSL4RL_VERL_DEVICE") == "cpu")}
+    return subprocess.call(command, env={**child, **env})

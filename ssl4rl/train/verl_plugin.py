@@ -1,0 +1,307 @@
+"""What verl 0.9.1 lacks to train anywhere: a Hugging Face `generate` rollout and a CPU mode.
+
+verl imports this module in every one of its processes (driver, trainer, FSDP workers, agent-loop
+and reward workers) through its own hook, `VERL_USE_EXTERNAL_MODULES=ssl4rl.train.verl_plugin`,
+which `ssl4rl train --backend verl --rollout hf` / `--device cpu` sets; no verl file is patched
+or copied. It is the one place that touches verl's internals, so it is pinned: on any other verl
+version it stops at import with one line.
+
+- Always: the rollout backend `hf` (`actor_rollout_ref.rollout.name=hf`). verl 0.9.1 registers
+  only vLLM, SGLang and TRT-LLM, so without one of them it cannot train at all. A replica here is
+  one Ray actor that holds a Hugging Face copy of the policy, answers the agent loop's
+  token-in/token-out `generate` calls with `model.generate` (never sampling the vision special
+  tokens, which crash Qwen2.5-VL's own forward), and receives the actor's weights after every
+  step. Slow, but it needs nothing beyond transformers, on CPU or GPU. With LoRA the launcher
+  sets `actor_rollout_ref.model.lora.merge=true`, so the replica receives merged weights.
+- Always: trl's presence must not switch on verl's value-head patch, which imports a class
+  trl 1.x no longer has (`AutoModelForCausalLMWithValueHead`).
+- With `SSL4RL_VERL_DEVICE=cpu` (`--device cpu`): a CPU platform on gloo process groups, the FSDP
+  engine found for it, FSDP2 CPU offload without pinned memory (pinning needs a CUDA driver),
+  and a process-group backend string without the duplicate "cpu:gloo,cpu:gloo".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from importlib.metadata import version
+from types import SimpleNamespace
+
+VERL_VERSION = "0.9.1"
+DEVICE_ENV = "SSL4RL_VERL_DEVICE"
+ROLLOUT_NAME = "hf"
+
+if version("verl") != VERL_VERSION:
+    raise RuntimeError(f"ssl4rl's verl plugin is written for verl {VERL_VERSION}, found {version('verl')}: pip install verl=={VERL_VERSION}")
+
+import ray  # noqa: E402
+import torch  # noqa: E402
+from verl.plugin.platform import PlatformBase, PlatformRegistry, set_platform  # noqa: E402
+from verl.workers.rollout import base as rollout_base  # noqa: E402
+from verl.workers.rollout.base import BaseRollout  # noqa: E402
+from verl.workers.rollout.replica import RolloutReplica, RolloutReplicaRegistry, TokenOutput  # noqa: E402
+
+
+# ---------------------------------------------------------------- the Hugging Face rollout
+def server_name(replica_rank: int) -> str:
+    return f"ssl4rl_hf_rollout_{replica_rank}"
+
+
+class HFGenerateServer:
+    """The replica's server (a Ray actor): `generate` for verl's agent loop, weights from the actor.
+
+    The agent loop has already applied the chat template and expanded every `<image>` into its
+    `<|image_pad|>` ids with the processor saved beside the model; the server rebuilds the pixel
+    tensors from the same images with the same processor, so ids and grids agree.
+    """
+
+    def __init__(self, model_path: str, response_length: int):
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        from ssl4rl.tiny_vlm import vision_token_ids
+
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cpu":
+            torch.set_num_threads(1)  # requests arrive concurrently; on CPU serial generation is fastest
+        self.processor = AutoProcessor.from_pretrained(model_path)
+        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
+        self.response_length = int(response_length)
+        self.suppress = vision_token_ids(self.processor.tokenizer)
+        self.eos = self.model.generation_config.eos_token_id
+        self.global_steps = 0
+        self.lock = threading.Lock()
+
+    def ready(self) -> bool:
+        return True
+
+    def load_weights(self, state: dict, global_steps: int | None = None) -> int:
+        """The actor's weights after a step; returns how many tensors were loaded."""
+        result = self.model.load_state_dict(state, strict=False)
+        if result.unexpected_keys:
+            raise RuntimeError(f"hf rollout: weights the model does not have: {result.unexpected_keys[:5]}")
+        missing = [k for k in result.missing_keys if k in dict(self.model.named_parameters())]
+        if missing:
+            raise RuntimeError(f"hf rollout: the actor sent no weights for {missing[:5]}")
+        if global_steps is not None:
+            self.global_steps = int(global_steps)
+        return len(state)
+
+    def _generate(self, prompt_ids: list[int], sampling_params: dict, images) -> tuple[list[int], list[float] | None]:
+        vision = {}
+        if images:
+            vision = {k: v.to(self.device) for k, v in self.processor.image_processor(images=images, return_tensors="pt").items()}
+        ids = torch.tensor([list(prompt_ids)], device=self.device)
+        temperature = float(sampling_params.get("temperature", 1.0) or 0.0)
+        top_k = int(sampling_params.get("top_k", -1) or -1)
+        sampling = (
+            {"do_sample": True, "temperature": temperature, "top_p": float(sampling_params.get("top_p", 1.0)), "top_k": max(top_k, 0)}
+            if temperature > 0
+            else {"do_sample": False}
+        )
+        with self.lock, torch.no_grad():
+            out = self.model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids), **vision, **sampling,
+                max_new_tokens=self.response_length, suppress_tokens=self.suppress,
+                return_dict_in_generate=True, output_logits=bool(sampling_params.get("logprobs")),
+            )  # fmt: skip
+        tokens = out.sequences[0, ids.shape[1] :].tolist()
+        eos = {self.eos} if isinstance(self.eos, int) else set(self.eos or [])
+        cut = next((i + 1 for i, t in enumerate(tokens) if t in eos), len(tokens))
+        tokens = tokens[:cut]
+        log_probs = None
+        if out.logits is not None:
+            logits = torch.stack(out.logits[:cut], dim=1)[0].float()
+            log_probs = torch.log_softmax(logits, -1).gather(-1, torch.tensor(tokens, device=logits.device)[:, None])[:, 0].tolist()
+        return tokens, log_probs
+
+    async def generate(self, request_id, *, prompt_ids, sampling_params, image_data=None, video_data=None, **_) -> TokenOutput:
+        if video_data:
+            raise NotImplementedError("hf rollout: video inputs are not supported")
+        tokens, log_probs = await asyncio.to_thread(self._generate, prompt_ids, dict(sampling_params or {}), image_data)
+        return TokenOutput(token_ids=tokens, log_probs=log_probs, stop_reason="completed", extra_fields={"global_steps": self.global_steps})
+
+    # verl's control calls; a Hugging Face model has no KV cache pool or sleep mode to manage.
+    async def wake_up(self): ...
+    async def sleep(self): ...
+    async def abort_all_requests(self, reject_request: bool = False): ...
+    async def resume_generation(self): ...
+    async def clear_kv_cache(self): ...
+    async def release_kv_cache(self): ...
+    async def resume_kv_cache(self): ...
+    async def start_profile(self, **kwargs): ...
+    async def stop_profile(self): ...
+
+
+class HFReplica(RolloutReplica):
+    """One HFGenerateServer per replica, created when verl initialises its hybrid engine."""
+
+    async def launch_servers(self):
+        name = server_name(self.replica_rank)
+        model = self.model_config.get("local_path") or self.model_config.path  # a DictConfig here, not HFModelConfig
+        server = (
+            ray.remote(HFGenerateServer)
+            .options(name=name, num_cpus=0, max_concurrency=self.max_concurrency)
+            .remote(model, self.config.response_length)
+        )
+        await server.ready.remote()  # a model that fails to load fails here, at init
+        self.servers = [server]
+        self._server_handle = server
+        self._server_address = f"hf://{name}"
+
+
+class HFServerAdapter(BaseRollout):
+    """Lives in each FSDP worker: forwards the actor's weights to its replica's server."""
+
+    async def resume(self, tags: list[str]): ...
+
+    async def release(self): ...
+
+    async def update_weights(self, weights, wire_format: str = "named_tensors", **kwargs):
+        if wire_format != "named_tensors" or kwargs.get("peft_config") is not None:
+            raise RuntimeError("hf rollout takes full named tensors: set actor_rollout_ref.model.lora.merge=true with LoRA")
+        world = self.config.tensor_model_parallel_size * self.config.data_parallel_size * self.config.pipeline_model_parallel_size
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        leader = rank % world == 0
+        state = {}
+        for name, tensor in weights:  # every rank runs the generator to the end: it gathers shards collectively
+            if leader:
+                state[name] = tensor.detach().to("cpu", copy=True)
+        if leader:
+            server = ray.get_actor(server_name(rank // world))
+            await server.load_weights.remote(state, kwargs.get("global_steps"))
+
+
+RolloutReplicaRegistry.register(ROLLOUT_NAME, lambda: HFReplica)
+rollout_base._ROLLOUT_REGISTRY[(ROLLOUT_NAME, "async")] = f"{__name__}.HFServerAdapter"
+
+# verl applies a value-head patch when trl is importable, from a class trl 1.x removed.
+import verl.utils.import_utils as _import_utils  # noqa: E402
+
+_import_utils.is_trl_available = lambda: False
+
+
+# ---------------------------------------------------------------- CPU mode
+class _CPUDeviceModule(SimpleNamespace):
+    """What verl calls on `torch.cuda`, answered for the CPU (memory stats 0, RNG via torch)."""
+
+    def __getattr__(self, name):
+        if name.startswith(("memory_", "max_memory_", "reset_")):
+            return lambda *args, **kwargs: 0
+        return getattr(torch.cpu, name)
+
+    @staticmethod
+    def current_device():
+        return torch.device("cpu")
+
+    @staticmethod
+    def get_device_name(*_):
+        return "CPU"
+
+    @staticmethod
+    def mem_get_info(*_):
+        return (64 << 30, 64 << 30)
+
+    manual_seed = manual_seed_all = staticmethod(torch.manual_seed)
+    get_rng_state, set_rng_state = staticmethod(torch.get_rng_state), staticmethod(torch.set_rng_state)
+    set_device = empty_cache = synchronize = staticmethod(lambda *args, **kwargs: None)
+    device_count = staticmethod(lambda: 1)
+    is_available = staticmethod(lambda: True)
+
+
+@PlatformRegistry.register(platform="cpu")
+class CPUPlatform(PlatformBase):
+    """verl's platform interface on the CPU: gloo collectives, logical "GPU" resources in Ray."""
+
+    device_name = vendor_name = "cpu"
+    device_module = _CPUDeviceModule()
+
+    def is_available(self) -> bool:
+        return True
+
+    def is_platform_available(self, use_smi_check=False) -> bool:
+        return os.environ.get(DEVICE_ENV) == "cpu"
+
+    def current_device(self):
+        return torch.device("cpu")  # an int would mean cuda:N to FSDP
+
+    def device_count(self) -> int:
+        return 1
+
+    def set_device(self, device_index) -> None: ...
+
+    def synchronize(self, device_index=None) -> None: ...
+
+    def manual_seed(self, seed: int) -> None:
+        torch.manual_seed(seed)
+
+    def manual_seed_all(self, seed: int) -> None:
+        torch.manual_seed(seed)
+
+    def set_allocator_settings(self, settings: str) -> None: ...
+
+    def empty_cache(self) -> None: ...
+
+    def get_device_capability(self, device_index: int = 0):
+        return (None, None)
+
+    def communication_backend_name(self) -> str:
+        return "gloo"
+
+    def visible_devices_envvar(self) -> str:
+        return "CUDA_VISIBLE_DEVICES"
+
+    def nvtx_range(self, msg: str):
+        return contextlib.nullcontext()
+
+    def profiler_start(self) -> None: ...
+
+    def profiler_stop(self) -> None: ...
+
+    def ray_resource_name(self) -> str:
+        return "GPU"  # Ray's logical GPUs (ray_init.num_gpus) stand for the FSDP ranks
+
+    def ray_noset_envvars(self) -> list[str]:
+        return []
+
+    def is_ipc_supported(self) -> bool:
+        return False
+
+    def cudart(self):
+        return None
+
+
+def _unique_backends(init_process_group):
+    """verl builds "cpu:gloo,cpu:gloo" on a CPU platform; torch rejects a repeated device."""
+
+    def wrapped(*args, **kwargs):
+        backend = kwargs.get("backend")
+        if isinstance(backend, str) and "," in backend:
+            kwargs["backend"] = ",".join(dict.fromkeys(part.strip() for part in backend.split(",")))
+        return init_process_group(*args, **kwargs)
+
+    wrapped.ssl4rl_unique_backends = True
+    return wrapped
+
+
+def _install_cpu_mode() -> None:
+    import verl.utils.fsdp_utils as fsdp_utils
+
+    set_platform(CPUPlatform())
+    os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")  # the FSDP engine is registered for cuda/npu only
+    if not getattr(torch.distributed.init_process_group, "ssl4rl_unique_backends", False):
+        torch.distributed.init_process_group = _unique_backends(torch.distributed.init_process_group)
+
+    class UnpinnedCPUOffloadPolicy(fsdp_utils.CPUOffloadPolicy):
+        """verl gives forward-only engines pin_memory=True, which needs a CUDA driver."""
+
+        def __init__(self, pin_memory: bool = True):
+            super().__init__(pin_memory=False)
+
+    fsdp_utils.CPUOffloadPolicy = UnpinnedCPUOffloadPolicy
+
+
+if os.environ.get(DEVICE_ENV) == "cpu":
+    _install_cpu_mode()

@@ -1,0 +1,209 @@
+"""verl's real trainer, run whole on the CPU: `python -m verl.trainer.main_ppo` with our config,
+parquet, curriculum dataset, reward and the hf rollout of ssl4rl.train.verl_plugin; then resume,
+merge and evaluate the checkpoint it wrote. Each launch costs about a minute of start-up on two
+cores, so one test carries the whole golden path and one more the LoRA variant."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from ssl4rl.build import BuildConfig, build
+from ssl4rl.cli import main
+from ssl4rl.tiny_vlm import vision_token_ids
+
+STEP_LINE = re.compile(r"step:(\d+) - .*training/global_step:")
+
+
+@pytest.fixture(scope="module")
+def mix_build(tmp_path_factory) -> Path:
+    """Two tasks at two levels from the bundled photos; jigsaw shows 4 tiles at easy."""
+    out = tmp_path_factory.mktemp("mix") / "data"
+    build(BuildConfig(task="mix", source="samples", out=str(out), tasks={"rotation": 1, "jigsaw": 1}, difficulty=["easy", "medium"]), progress_bar=False)
+    return out
+
+
+def _train(data: Path, model: Path, out: Path, *args: str) -> str:
+    """`ssl4rl train --backend verl --device cpu ...` in a fresh process; returns its log."""
+    command = [sys.executable, "-m", "ssl4rl", "train", "--backend", "verl", "--device", "cpu", "--data", str(data), "--model", str(model), "--out", str(out), *args]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-6000:]
+    return result.stdout
+
+
+def _scalars(run: Path) -> dict[str, list[int]]:
+    """TensorBoard tag -> steps, over every event file in the run folder."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags: dict[str, list[int]] = {}
+    for events in sorted(run.rglob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            tags.setdefault(tag, []).extend(event.step for event in accumulator.Scalars(tag))
+    return tags
+
+
+def _actor_weights(step_dir: Path) -> dict[str, torch.Tensor]:
+    """The FSDP actor's weights as saved on its one rank (DTensor shards of the whole tensor)."""
+    shards = torch.load(step_dir / "actor" / "model_world_size_1_rank_0.pt", weights_only=False)
+    return {name: (t.to_local() if hasattr(t, "to_local") else t) for name, t in shards.items()}
+
+
+def _tasks(data: Path, split: str) -> set[str]:
+    return {row["task"] for row in pq.read_table(next(data.glob(f"{split}-*.parquet")), columns=["extra_info"]).column("extra_info").to_pylist()}
+
+
+def test_golden_path_train_resume_merge_eval_on_cpu(mix_build, tiny_model, tmp_path):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    out = tmp_path / "outputs"
+    # An entropy bonus moves the weights at every step, even when a group's rollouts all tie
+    # (zero advantage): then the merged model below can only equal the actor at step 3.
+    train = ["--curriculum", "adaptive", "actor_rollout_ref.actor.entropy_coeff=0.01"]
+    log = _train(mix_build, tiny_model, out, *train, "trainer.total_training_steps=2")
+    run = out / "verl" / f"{mix_build.parent.name}-{mix_build.name}"
+    assert [int(s) for s in STEP_LINE.findall(log)] == [1, 2]
+    assert (run / "global_step_2" / "actor").is_dir()
+
+    tags = _scalars(run)
+    assert tags["critic/score/mean"] == [1, 2]  # the training reward, every step
+    for task in _tasks(mix_build, "test"):  # per-task validation before training and at the end
+        assert sorted(tags[f"val-core/ssl4rl/{task}/acc/mean@1"]) == [0, 2]
+        assert f"val-aux/ssl4rl/{task}/format/mean@1" in tags  # our reward's extra info
+    outcomes = [json.loads(line) for line in (run / "curriculum.jsonl").read_text().splitlines()]
+    assert len(outcomes) == 2 * 4 * 2  # steps x prompts per step x rollouts (the cpu profile)
+    assert {o["task"] for o in outcomes} <= _tasks(mix_build, "train") and {o["level"] for o in outcomes} <= {"easy", "medium"}
+
+    log = _train(mix_build, tiny_model, out, *train, "trainer.total_training_steps=3")
+    assert "Resuming from" in log and [int(s) for s in STEP_LINE.findall(log)] == [3]
+    assert len((run / "curriculum.jsonl").read_text().splitlines()) == 3 * 4 * 2
+
+    merged = tmp_path / "merged"
+    assert main(["merge", str(run), str(merged)]) == 0  # the run folder: its newest step, 3
+    model = AutoModelForImageTextToText.from_pretrained(merged)
+    AutoProcessor.from_pretrained(merged)
+    actor = _actor_weights(run / "global_step_3")
+    state = model.state_dict()
+    assert set(state) == set(actor)
+    for name, tensor in state.items():
+        assert torch.equal(tensor, actor[name].to(tensor.dtype)), name
+    initial = AutoModelForImageTextToText.from_pretrained(tiny_model).state_dict()
+    assert any(not torch.equal(actor[name], initial[name]) for name in actor), "three steps moved no weight"
+    step2 = _actor_weights(run / "global_step_2")
+    assert any(not torch.equal(actor[name], step2[name]) for name in actor), "the resumed step 3 moved no weight"
+
+    assert main(["eval", "--model", str(merged), "--puzzles", str(mix_build), "--out", str(tmp_path / "eval"), "--backend", "hf", "--max-new-tokens", "32"]) == 0
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["questions"] == json.loads((mix_build / "manifest.json").read_text())["rows"]["test"]
+
+
+def test_lora_actor_trains_on_cpu_and_merge_fuses_the_adapter(mix_build, tiny_model, tmp_path):
+    from transformers import AutoModelForImageTextToText
+
+    out = tmp_path / "outputs"
+    lora = ["actor_rollout_ref.model.lora_rank=8", "actor_rollout_ref.model.lora_alpha=16", "actor_rollout_ref.actor.optim.lr=1e-3"]
+    # the entropy bonus gives the adapter a gradient even when every rollout of a group ties
+    _train(mix_build, tiny_model, out, *lora, "actor_rollout_ref.actor.entropy_coeff=0.01", "trainer.total_training_steps=2")
+    run = out / "verl" / f"{mix_build.parent.name}-{mix_build.name}"
+    assert (run / "global_step_2" / "actor" / "lora_train_meta.json").exists()
+    merged = tmp_path / "merged"
+    assert main(["merge", str(run), str(merged)]) == 0
+    assert not (merged / "lora_adapter").exists()
+    fused = AutoModelForImageTextToText.from_pretrained(merged).state_dict()
+    base_model = AutoModelForImageTextToText.from_pretrained(tiny_model)
+    base = base_model.state_dict()
+    assert set(fused) == set(base)  # a plain model: no PEFT wrappers or adapter keys
+    linear = {f"{name}.weight" for name, module in base_model.named_modules() if isinstance(module, torch.nn.Linear)}
+    changed = {name for name in fused if not torch.equal(fused[name], base[name].to(fused[name].dtype))}
+    assert changed and changed <= linear  # the fused deltas, on the adapted linear layers only
+
+
+# ---------------------------------------------------------------- the plugin's pieces, in process
+def test_hf_rollout_server_never_samples_vision_tokens_and_reports_its_weights_step(tiny_model, rotation_set):
+    from ssl4rl.train.trl_grpo import load_split
+    from ssl4rl.train.verl_plugin import HFGenerateServer
+
+    server = HFGenerateServer(str(tiny_model), response_length=24)
+    row = load_split(rotation_set, "test")[0]
+    prompt = server.processor.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+    ids = server.processor(text=[prompt], images=row["images"])["input_ids"][0]
+    torch.manual_seed(0)
+    random_state = {name: torch.randn_like(p) for name, p in server.model.named_parameters()}  # a policy that samples anything
+    assert server.load_weights(random_state, global_steps=7) == len(random_state)
+    forbidden = set(vision_token_ids(server.processor.tokenizer))
+    for _ in range(3):
+        tokens, log_probs = server._generate(ids, {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "logprobs": True}, row["images"])
+        assert tokens and not forbidden & set(tokens) and len(log_probs) == len(tokens) and max(log_probs) <= 0
+    out = __import__("asyncio").run(server.generate("r", prompt_ids=ids, sampling_params={"temperature": 0}, image_data=row["images"]))
+    assert out.extra_fields["global_steps"] == 7 and out.log_probs is None
+    with pytest.raises(RuntimeError, match="does not have"):
+        server.load_weights({"no.such.weight": torch.zeros(1)})
+
+
+def test_plugin_refuses_another_verl_version(monkeypatch):
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.8.0" if name == "verl" else "1.0")
+    spec = importlib.util.find_spec("ssl4rl.train.verl_plugin")
+    module = importlib.util.module_from_spec(spec)
+    with pytest.raises(RuntimeError, match="written for verl 0.9.1, found 0.8.0"):
+        spec.loader.exec_module(module)
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 2, before Ray
+def _train_main(data, model, tmp_path, *args):
+    return main(["train", "--backend", "verl", "--data", str(data), "--model", str(model), "--out", str(tmp_path / "out"), *args])
+
+
+def test_another_verl_version_stops_before_ray(rotation_set, tiny_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.10.0" if name == "verl" else "1.0")
+    assert _train_main(rotation_set, tiny_model, tmp_path, "--device", "cpu") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "verl 0.10.0 is installed" in err and "pip install verl==0.9.1" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_model_for_the_hf_rollout_stops_before_ray(rotation_set, tmp_path, capsys):
+    assert _train_main(rotation_set, tmp_path / "no-model", tmp_path, "--rollout", "hf") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no such model folder" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_model_too_large_for_cpu_memory_stops_before_ray(rotation_set, tiny_model, tmp_path, capsys, monkeypatch):
+    from ssl4rl.train import verl_launch
+
+    from transformers import AutoModelForImageTextToText
+
+    params = sum(p.numel() for p in AutoModelForImageTextToText.from_pretrained(tiny_model).parameters())
+    assert verl_launch.parameter_count(verl_launch._model_config(str(tiny_model))) == params
+    monkeypatch.setattr(verl_launch, "available_memory", lambda: params * verl_launch.CPU_BYTES_PER_PARAMETER - 1)
+    capsys.readouterr()
+    assert _train_main(rotation_set, tiny_model, tmp_path, "--device", "cpu") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is free: use a smaller model or a GPU" in err
+    monkeypatch.setattr(verl_launch, "available_memory", lambda: params * verl_launch.CPU_BYTES_PER_PARAMETER)
+    verl_launch.preflight(str(tiny_model), "hf", "cpu")  # just enough memory: no error
+
+
+def test_cpu_mode_refuses_a_gpu_rollout(rotation_set, tiny_model, tmp_path, capsys):
+    assert _train_main(rotation_set, tiny_model, tmp_path, "--device", "cpu", "--rollout", "vllm") == 2
+    assert "--device cpu needs --rollout hf" in capsys.readouterr().err
+
+
+def test_cpu_dry_run_sets_the_plugin_platform_and_profile(rotation_set, tiny_model, tmp_path, capsys):
+    assert _train_main(rotation_set, tiny_model, tmp_path, "--device", "cpu", "--dry-run", "trainer.total_training_steps=5") == 0
+    printed = capsys.readouterr().out
+    assert "VERL_USE_EXTERNAL_MODULES=ssl4rl.train.verl_plugin" in printed and "SSL4RL_VERL_DEVICE=cpu" in printed
+    assert "actor_rollout_ref.rollout.name=hf" in printed and "trainer.device=cpu" in printed and "+ray_kwargs.ray_init.num_gpus=1" in printed
+    assert f"TENSORBOARD_DIR={(tmp_path / 'out' / 'verl').resolve()}" in printed
