@@ -63,14 +63,27 @@ def _parse_params(raw: str) -> dict:
     return params if isinstance(params, dict) else {}
 
 
+_FIRST_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
 def jigsaw_parity_score(response: str, ground_truth: str) -> float:
-    """The SSL4RL reference's scoring: fraction of positions equal, without checking that the
-    answer is a permutation."""
-    truth = ground_truth.split(",")
-    answer = TASKS["jigsaw"].parse(response)
-    if not answer:
+    """The SSL4RL reference's jigsaw parser and scoring, for reproducing its numbers: the
+    *first* `<answer>...</answer>` block (case-sensitive tags), split on commas, each item read
+    with `int()` (one item that is not an integer makes the answer 0), then the fraction of grid
+    positions whose number equals the truth's; no permutation check, extra items ignored.
+
+    >>> [jigsaw_parity_score(r, "3,1,4,2") for r in ("<answer>3,1,1,1</answer>", "<answer>3 1 4 2</answer>", "<answer>3,1</answer><answer>3,1,4,2</answer>")]
+    [0.5, 0.0, 0.5]
+    """
+    match = _FIRST_ANSWER.search(response)
+    truth = [item.strip() for item in ground_truth.split(",")]
+    if match is None or not truth:
         return 0.0
-    return sum(str(a) == t.strip() for a, t in zip(answer, truth)) / len(truth)
+    try:
+        answer = [int(item) for item in match.group(1).split(",")]
+    except ValueError:
+        return 0.0
+    return sum(str(a) == t for a, t in zip(answer, truth)) / len(truth)
 
 
 def compute_score(
