@@ -77,8 +77,9 @@ def _add_task_options(parser, task_class) -> None:
             continue
         choices = option_choices(task_class, option.name, default)
         listed = f"; one of {_listed(choices)}" if choices else ""
+        # Listed, not enforced here: the task checks its options together (one-line error).
         parser.add_argument(
-            flag, dest=f"task_{option.name}", type=type(default), default=None, choices=choices,
+            flag, dest=f"task_{option.name}", type=type(default), default=None,
             metavar=METAVARS.get(option.name, option.name.upper()), help=f"{text} (default: {default}{listed})",
         )  # fmt: skip
 
@@ -93,6 +94,13 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line like every other user error: `ssl4rl: error: ...`, exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"ssl4rl: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _command(commands, name: str, **kwargs) -> argparse.ArgumentParser:
     """A sub-command parser without prefix matching (`--gpu` is not `--gpus`)."""
     return commands.add_parser(name, allow_abbrev=False, formatter_class=_Formatter, **kwargs)
@@ -103,7 +111,7 @@ def _build_parser() -> argparse.ArgumentParser:
     from ssl4rl.eval.extract import MATCHERS
     from ssl4rl.eval.questions import BENCHMARKS
 
-    parser = argparse.ArgumentParser(prog="ssl4rl", description="Self-supervised visual puzzles as verifiable RL rewards for VLMs.", allow_abbrev=False, formatter_class=_Formatter)
+    parser = _Parser(prog="ssl4rl", description="Self-supervised visual puzzles as verifiable RL rewards for VLMs.", allow_abbrev=False, formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"ssl4rl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

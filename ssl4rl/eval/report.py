@@ -130,7 +130,7 @@ def draw(summaries: list[dict], names: list[str]):
             values = [100 * lookup[c][1] if c in lookup else 0.0 for c in panel]
             bars = axis.bar(xs, values, width, label=name, color=colors[k % len(colors)])
             labels = [f"{v:.1f}" if c in lookup else "-" for v, c in zip(values, panel)]
-            axis.bar_label(bars, labels, padding=2, fontsize=8)
+            axis.bar_label(bars, labels, padding=3, fontsize=8, bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3})
         for i, category in enumerate(panel):
             known = [c[category] for c in chances if category in c]
             if known:
@@ -144,7 +144,7 @@ def draw(summaries: list[dict], names: list[str]):
         axis.set_ylabel("accuracy (%)")
         axis.set_ylim(0, 109)
         axis.set_xlim(-0.6, per_panel - 0.4)
-        axis.legend(fontsize=8, loc="upper right")
+        axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: never over a bar
     empty = [name for name, s in zip(names, summaries) if nothing_parseable(s)]
     if empty:
         figure.suptitle(f"no answer could be parsed: {', '.join(empty)} (accuracy 0 by format)", color="firebrick", fontsize=11)
