@@ -72,10 +72,18 @@ def _thumbnails(row: dict) -> list[Image.Image]:
     return thumbs
 
 
+def caption_of(row: dict) -> str:
+    """'inpainting (hard) train #12: answer A'."""
+    info = row["extra_info"]
+    return f"{info['task']} ({info.get('difficulty') or 'default'}) {info['split']} #{info['index']}: answer {row['reward_model']['ground_truth']}"
+
+
+RIGHT = (0, 160, 0)  # the frame around the right candidate
+
+
 def _panel(row: dict, font) -> Image.Image:
     """One puzzle: a caption line, then its labelled images left to right, wrapped to the sheet
     width; the right candidate of a lettered puzzle is framed in green."""
-    info = row["extra_info"]
     truth = str(row["reward_model"]["ground_truth"])
     thumbs = _thumbnails(row)
     labels = image_labels(row["prompt"][0]["content"], len(thumbs))
@@ -87,8 +95,7 @@ def _panel(row: dict, font) -> Image.Image:
             used = 0
         lines[-1].append((thumb, label))
         used += max(thumb.width, int(font.getlength(label))) + MARGIN
-    level = info.get("difficulty") or "default"
-    caption = f"{info['task']} ({level}) {info['split']} #{info['index']}: answer {truth}"
+    caption = caption_of(row)
     caption_width = int(font.getlength(caption)) + 2 * MARGIN
     width = max(caption_width, max(sum(max(t.width, int(font.getlength(lb))) + MARGIN for t, lb in line) + MARGIN for line in lines))
     row_height = THUMB_HEIGHT + LABEL_HEIGHT + MARGIN
@@ -102,7 +109,7 @@ def _panel(row: dict, font) -> Image.Image:
             right = label.split()[-1:] == [truth] and len(truth) == 1  # 'Candidate B' when the answer is B
             panel.paste(thumb, (x, y))
             if right:
-                draw.rectangle((x - 3, y - 3, x + thumb.width + 2, y + THUMB_HEIGHT + 2), outline=(0, 160, 0), width=3)
+                draw.rectangle((x - 3, y - 3, x + thumb.width + 2, y + THUMB_HEIGHT + 2), outline=RIGHT, width=3)
             draw.text((x, y + THUMB_HEIGHT + 2), label + (" = answer" if right else ""), fill=(0, 130, 0) if right else "black", font=font)
             x += max(thumb.width, int(font.getlength(label))) + MARGIN
         y += row_height
