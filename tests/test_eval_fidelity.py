@@ -147,3 +147,21 @@ def test_chart_labels_every_bar_shows_n_and_chance_and_wraps_many_categories():
         assert all("n=" in tick.get_text() for tick in axis.get_xticklabels())
         assert "chance" in axis.get_legend_handles_labels()[1]
     assert "no answer could be parsed: base" in figure._suptitle.get_text()
+
+
+def test_eval_command_reports_heldout_and_rescores_with_another_matcher(tmp_path, capsys, monkeypatch):
+    import ssl4rl.eval.backends as backends
+
+    tsv = write_bench_tsv(tmp_path / "bench.tsv", questions=8)
+    puzzles = tmp_path / "jigsaw"
+    build(BuildConfig(task="jigsaw", source=str(tsv), out=str(puzzles), test_fraction=0.5), progress_bar=False)
+    # Right in VLMEvalKit's eyes only: the whole response has the letter among its last words.
+    monkeypatch.setattr(backends, "make_backend", lambda *a, **k: ScriptedBackend(lambda p: "<answer>maybe</answer> so A"))
+    base = ["eval", "--model", "m", "--data", str(tsv), "--heldout", str(puzzles), "--out", str(tmp_path / "e")]
+    assert main(base) == 0
+    ours = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert "held out" in capsys.readouterr().out and ours["unparseable"] == 16
+    assert ours["heldout"]["questions"] + ours["heldout"]["excluded"] == 16 and ours["heldout"]["excluded"] > 0
+    assert main([*base, "--matcher", "vlmevalkit"]) == 0  # same predictions, scored again
+    theirs = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert theirs["unparseable"] == 0 and theirs["accuracy"] == 0.5
