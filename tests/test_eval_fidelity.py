@@ -53,12 +53,15 @@ JIGSAW_TABLE = [
     ("<answer>3,1,1,1</answer>", 0.0, 0.5),  # not a permutation; two positions right
     ("<answer>1,3,4,2</answer>", 0.5, 0.5),
     ("<answer> 3, 1, 2, 4 </answer>", 0.5, 0.5),
-    ("<answer>3 1 4 2</answer>", 1.0, 0.0),  # the reference reads comma-separated ints only
-    ("<answer>[3,1,4,2]</answer>", 1.0, 0.0),
-    ("<answer>3,1,4,2.</answer>", 1.0, 0.0),
+    ("<answer>3 1 4 2</answer>", 1.0, 0.0),  # the reference splits on commas only: one item, not an int
+    ("<answer>[3,1,4,2]</answer>", 1.0, 0.5),  # '[3' and '2]' are not ints: those two positions earn nothing
+    ("<answer>3,1,4,2.</answer>", 1.0, 0.75),
     ("<answer>3,1</answer> then <answer>3,1,4,2</answer>", 1.0, 0.5),  # last block vs first block
     ("<ANSWER>3,1,4,2</ANSWER>", 1.0, 0.0),  # the reference's tags are case-sensitive
     ("<answer>3,1,4,2,5</answer>", 0.0, 1.0),  # extra items: not a permutation; ignored by the reference
+    ("<answer>03,1,x,2</answer>", 0.0, 0.75),  # int('03') == 3; 'x' loses its own position only
+    ("user\n<answer>1,1,1,1</answer>\nassistant\n<answer>3,1,4,2</answer>", 1.0, 1.0),  # after the last 'assistant\n'
+    ("<answer>3,1,4,2</answer>\nassistant\nno answer", 1.0, 0.0),
     ("3,1,4,2", 0.0, 0.0),
 ]
 
