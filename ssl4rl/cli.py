@@ -26,8 +26,12 @@ def option_help(task_class) -> dict[str, str]:
     import inspect
     import re
 
+    try:
+        source = inspect.getsource(task_class)
+    except (OSError, TypeError):  # no source shipped: plain names
+        return {}
     comments = {}
-    for line in inspect.getsource(task_class).splitlines():
+    for line in source.splitlines():
         match = re.match(r"\s+(\w+): [^=]+=[^#]*#\s*(.+)", line)
         if match:
             comments[match.group(1)] = match.group(2).strip()
