@@ -28,7 +28,7 @@ from tqdm import tqdm
 from ssl4rl import __version__
 from ssl4rl.errors import UserError
 from ssl4rl.images import SkipImage, decode, encode
-from ssl4rl.schema import make_row
+from ssl4rl.schema import is_puzzle_build, make_row
 from ssl4rl.shards import ShardWriter, atomic_write_json
 from ssl4rl.sources import open_source
 from ssl4rl.tasks import TASKS
@@ -58,6 +58,7 @@ class BuildConfig:
     shard_rows: int = 1000
     prompt_file: str | None = None
     tasks: dict[str, float] | None = None  # task == "mix": {task: weight}
+    task_options: dict[str, dict] | None = None  # task == "mix": {task: {option: value}}
     difficulty: list[str] | None = None  # levels (easy, medium, hard); None = the task's defaults
     curriculum: str = "mixed"  # with several levels: "mixed" (random per image) or "static" (easy first)
 
@@ -65,6 +66,8 @@ class BuildConfig:
         """What must match for an existing output folder to be resumed or reused."""
         keys = ("task", "source", "options", "image_columns", "seed", "limit", "test_fraction", "image_format", "per_image", "shard_rows", "tasks", "difficulty", "curriculum")
         identity = {k: getattr(self, k) for k in keys}
+        if self.task_options:  # absent when unused, so earlier builds still resume
+            identity["task_options"] = self.task_options
         identity["data"] = str(Path(self.data).resolve()) if self.data else None
         identity["template_sha256"] = hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()
         return json.loads(json.dumps(identity))
@@ -100,7 +103,8 @@ def make_specs(cfg: BuildConfig) -> list[Spec]:
             presets = TASKS[name].DIFFICULTY
             if level != "default" and level not in presets:
                 raise UserError(f"unknown difficulty '{level}' (levels: {', '.join(presets)})")
-            options = {**(presets.get(level, {}) if level != "default" else {}), **(cfg.options if cfg.task != "mix" else {})}
+            explicit = cfg.options if cfg.task != "mix" else (cfg.task_options or {}).get(name, {})
+            options = {**(presets.get(level, {}) if level != "default" else {}), **explicit}
             specs.append(Spec(name, level, tuple(sorted(options.items())), weight / len(levels)))
     return specs
 
@@ -154,6 +158,7 @@ def make_rows(job: Job) -> JobResult:
     except SkipImage as skip:
         return JobResult(job.split, job.seq, [], [], skip.reason)
     rows, answers = [], []
+    source_hash = content_key(job.data).hex()  # the key the split was decided by
     for sample_id, partner_data in job.samples:
         others = []
         for partner_id, data in partner_data:
@@ -184,6 +189,7 @@ def make_rows(job: Job) -> JobResult:
                 index=-1,
                 params=puzzle.params,
                 difficulty=level,
+                source_hash=source_hash,
             )
         )
         answers.append(f"{task.name}:{puzzle.answer}" if _worker["mixed"] else puzzle.answer)
@@ -410,6 +416,9 @@ def _prepare_out(out: Path, identity: dict, overwrite: bool) -> dict | None:
 def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_bar: bool = True) -> dict:
     """Build the dataset described by `cfg` into cfg.out; returns the manifest."""
     specs, templates, partners = _check_task(cfg)
+    for given in (cfg.source, cfg.data):
+        if given and is_puzzle_build(given):
+            raise UserError(f"{given} is an ssl4rl puzzle build; give the images it was built from as --source")
     reader = open_source(cfg.source, cfg.data, cfg.image_columns)
     out = Path(cfg.out)
     identity = cfg.identity(templates)
@@ -439,7 +448,8 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
     source_name = getattr(reader, "preset", None) or ("samples" if cfg.source == "samples" else reader.kind)
     initargs = (specs, templates, cfg.image_format, cfg.seed, source_name)
     total = sum(state[s].rows for s in SPLITS)
-    bar = tqdm(total=cfg.limit, initial=total, unit="rows", desc=f"build {cfg.task}", disable=not progress_bar, dynamic_ncols=True)
+    expected = cfg.limit or _expected_rows(reader, cfg.per_image) if progress_bar else None
+    bar = tqdm(total=expected, initial=total, unit="rows", desc=f"build {cfg.task}", disable=not progress_bar, dynamic_ncols=True)
     exhausted = cfg.limit is None or total < cfg.limit
     try:
         for result in ordered_map(planner if exhausted else (), workers, initargs):
@@ -468,6 +478,9 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
             writer.abort()
         raise
     finally:
+        if exhausted and bar.total:  # skips and duplicates made the estimate high: end at 100 %
+            bar.total = bar.n
+            bar.refresh()
         bar.close()
 
     manifest = {
@@ -493,6 +506,26 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
     atomic_write_json(out / MANIFEST_FILE, manifest)
     (out / PROGRESS_FILE).unlink(missing_ok=True)
     return manifest
+
+
+def _expected_rows(reader, per_image: int) -> int | None:
+    """The progress bar's total: source entries x puzzles per image, when cheap to count
+    (files of a folder, parquet row counts, TSV lines); skipped images make it an upper bound."""
+    import pyarrow.parquet as pq
+
+    try:
+        if reader.kind in ("folder", "samples"):
+            entries = len(reader.files)
+        elif reader.kind == "hf":
+            entries = sum(pq.ParquetFile(f).metadata.num_rows for f in reader.files) * len(reader.image_columns)
+        elif reader.kind == "tsv":
+            with open(reader.path, "rb") as handle:
+                entries = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 24), b"")) - 1
+        else:
+            return None
+    except Exception:  # noqa: BLE001 - only the bar's total: unknown is fine
+        return None
+    return max(0, entries) * per_image or None
 
 
 def _versions() -> dict:

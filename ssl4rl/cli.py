@@ -11,78 +11,173 @@ from ssl4rl.errors import UserError
 from ssl4rl.tasks import TASKS
 
 
-def _add_task_options(parser: argparse.ArgumentParser, task_class) -> None:
-    """One flag per field of the task's dataclass: --granularity, --no-square, ..."""
+# Task options keep their own names; these give their value a readable placeholder.
+METAVARS = {
+    "granularity": "DEGREES", "grid": "K", "gap": "FRACTION", "min_crop": "FRACTION", "max_crop": "FRACTION",
+    "preset": "PRESET", "size": "PX", "candidates": "K", "hole": "FRACTION", "cross_image": "SHARE",
+    "strength": "0..1", "mode": "MODE", "min_distance": "FRACTION", "separator": "PX", "patch": "FRACTION",
+    "axis": "AXIS", "min_asymmetry": "LEVEL",
+}  # fmt: skip
+WORDS = ("default", "strong", "affine", "perspective", "random", "horizontal", "vertical")
+
+
+def option_help(task_class) -> dict[str, str]:
+    """Each option's help: the comment beside its field in the task's source (one place to edit)."""
+    import inspect
+    import re
+
+    try:
+        source = inspect.getsource(task_class)
+    except (OSError, TypeError):  # no source shipped: plain names
+        return {}
+    comments = {}
+    for line in source.splitlines():
+        match = re.match(r"\s+(\w+): [^=]+=[^#]*#\s*(.+)", line)
+        if match:
+            comments[match.group(1)] = match.group(2).strip()
+    return comments
+
+
+def option_choices(task_class, name: str, default) -> list | None:
+    """The values the task accepts, when they are a short list that does not depend on the other
+    options (found by trying them with the defaults and with every difficulty preset)."""
+    if isinstance(default, (bool, float)):
+        return None
+    candidates = WORDS if isinstance(default, str) else range(0, 361)
+    found = []
+    for preset in [{}, *getattr(task_class, "DIFFICULTY", {}).values()]:
+        others = {k: v for k, v in preset.items() if k != name}
+        valid = []
+        for value in candidates:
+            try:
+                task_class(**others, **{name: value})
+            except (ValueError, TypeError):
+                continue
+            valid.append(value)
+        found.append(valid)
+    valid = found[0]
+    if any(other != valid for other in found) or not 0 < len(valid) <= 30 or (isinstance(default, int) and 360 in valid and 359 in valid):
+        return None  # depends on other options, or an open range (e.g. size >= 28)
+    return valid
+
+
+def _listed(choices: list) -> str:
+    """'2..6' for a run of integers, else the values."""
+    if all(isinstance(c, int) for c in choices) and len(choices) > 2 and choices == list(range(choices[0], choices[-1] + 1)):
+        return f"{choices[0]}..{choices[-1]}"
+    return ", ".join(map(str, choices))
+
+
+def _add_task_options(parser, task_class) -> None:
+    """One flag per field of the task's dataclass: --granularity DEGREES, --no-square, ..."""
+    comments = option_help(task_class)
     for option in fields(task_class):
         flag = "--" + option.name.replace("_", "-")
         default = option.default if option.default is not MISSING else None
+        text = comments.get(option.name, option.name.replace("_", " "))
         # Unset flags stay None, so a --difficulty preset is only overridden by what the user typed.
         if isinstance(default, bool):
-            parser.add_argument(flag, dest=f"task_{option.name}", action=argparse.BooleanOptionalAction, default=None, help=f"(default: {default})")
-        else:
-            parser.add_argument(flag, dest=f"task_{option.name}", type=type(default), default=None, help=f"(default: {default})")
+            parser.add_argument(flag, dest=f"task_{option.name}", action=argparse.BooleanOptionalAction, default=None, help=f"{text} (default: {default})")
+            continue
+        choices = option_choices(task_class, option.name, default)
+        listed = f"; one of {_listed(choices)}" if choices else ""
+        # Listed, not enforced here: the task checks its options together (one-line error).
+        parser.add_argument(
+            flag, dest=f"task_{option.name}", type=type(default), default=None,
+            metavar=METAVARS.get(option.name, option.name.upper()), help=f"{text} (default: {default}{listed})",
+        )  # fmt: skip
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown for every option that has one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is False or action.default == argparse.SUPPRESS or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line like every other user error: `ssl4rl: error: ...`, exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"ssl4rl: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _command(commands, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A sub-command parser without prefix matching (`--gpu` is not `--gpus`)."""
+    return commands.add_parser(name, allow_abbrev=False, formatter_class=_Formatter, **kwargs)
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ssl4rl", description="Self-supervised visual puzzles as verifiable RL rewards for VLMs.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    from ssl4rl import __version__
+    from ssl4rl.eval.extract import MATCHERS
+    from ssl4rl.eval.questions import BENCHMARKS
 
-    build = commands.add_parser("build", help="build a puzzle dataset (verl RLHF parquet)")
-    tasks = build.add_subparsers(dest="task", required=True, metavar="TASK", help=f"one of: {', '.join(TASKS)}")
+    parser = _Parser(prog="ssl4rl", description="Self-supervised visual puzzles as verifiable RL rewards for VLMs.", allow_abbrev=False, formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=f"ssl4rl {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    build = _command(commands, "build", help="build a puzzle dataset (verl RLHF parquet)", description="Build a puzzle dataset: TASK is mix or one puzzle; `ssl4rl build TASK --help` lists its options.")
+    tasks = build.add_subparsers(dest="task", required=True, metavar="TASK", help=f"mix or one of: {', '.join(TASKS)}")
     for name, task_class in [("mix", None), *TASKS.items()]:
         summary = "several tasks in one interleaved dataset" if task_class is None else (task_class.__doc__ or "").strip().splitlines()[0]
-        task_parser = tasks.add_parser(name, help=summary)
+        task_parser = _command(tasks, name, help=summary, description=summary)
         task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), or a path (TSV file, parquet/HF folder, image folder)")
-        task_parser.add_argument("--data", help="with a preset: the downloaded files (TSV file or folder)")
-        task_parser.add_argument("--out", required=True, help="output folder for train-*.parquet, test-*.parquet, manifest.json")
+        task_parser.add_argument("--data", metavar="PATH", help="with a preset: the downloaded files (TSV file or folder)")
+        task_parser.add_argument("--out", required=True, metavar="DIR", help="output folder for train-*.parquet, test-*.parquet, manifest.json")
         task_parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="worker processes (default: %(default)s; output is identical for any number)")
-        task_parser.add_argument("--seed", type=int, default=0)
-        task_parser.add_argument("--limit", type=int, help="stop after this many rows (train + test)")
-        task_parser.add_argument("--test-fraction", type=float, default=0.1, help="share of images (by content hash) in the test split (default: %(default)s)")
-        task_parser.add_argument("--image-format", choices=["png", "jpeg"], default="png", help="generated images: lossless png (default) or jpeg")
-        task_parser.add_argument("--per-image", type=int, default=1, help="puzzles made from each source image (default: %(default)s)")
-        task_parser.add_argument("--shard-rows", type=int, default=1000, help="rows per parquet shard (default: %(default)s)")
-        task_parser.add_argument("--image-column", action="append", help="image column(s) of a TSV/parquet source (default: detected)")
-        task_parser.add_argument("--prompt", help="a prompt template file to use instead of configs/prompts/<task>.txt")
+        task_parser.add_argument("--seed", type=int, default=0, help="global seed: every random choice derives from (seed, task, sample id)")
+        task_parser.add_argument("--limit", type=int, metavar="N", help="stop after this many rows (train + test) (default: the whole source)")
+        task_parser.add_argument("--test-fraction", type=float, default=0.1, metavar="F", help="share of images (by content hash) in the test split")
+        task_parser.add_argument("--image-format", choices=["png", "jpeg"], default="png", help="generated images: lossless png or jpeg")
+        task_parser.add_argument("--per-image", type=int, default=1, metavar="R", help="puzzles made from each source image")
+        task_parser.add_argument("--shard-rows", type=int, default=1000, metavar="N", help="rows per parquet shard")
+        task_parser.add_argument("--image-column", action="append", metavar="COL", help="image column(s) of a TSV/parquet source, repeatable (default: detected)")
+        task_parser.add_argument("--prompt", metavar="FILE", help="a prompt template file (default: configs/prompts/<task>.txt)")
         task_parser.add_argument("--overwrite", action="store_true", help="replace an existing build in --out")
         task_parser.add_argument("--quiet", action="store_true", help="no progress bar")
-        task_parser.add_argument("--difficulty", help="level(s) easy,medium,hard: one, or several spread over the images")
-        task_parser.add_argument("--curriculum", choices=["mixed", "static"], default="mixed", help="with several levels: random per image, or easy first (static)")
+        task_parser.add_argument("--difficulty", metavar="LEVELS", help="easy, medium, hard or several comma-separated, spread over the images (default: the task's own defaults)")
+        task_parser.add_argument("--curriculum", choices=["mixed", "static"], default="mixed", help="with several levels: a random level per image (mixed), or easy first (static)")
         if task_class is None:
-            task_parser.add_argument("--tasks", required=True, help="task:weight list, e.g. rotation:2,position:1,jigsaw:1")
+            task_parser.add_argument(
+                "--tasks", required=True, metavar="TASK:WEIGHT[:OPTION=VALUE...],...",
+                help="tasks, their weights and options, e.g. rotation:2,position:1,jigsaw:1:grid=3 (options: `ssl4rl build TASK --help`)",
+            )  # fmt: skip
         else:
             _add_task_options(task_parser.add_argument_group(f"{name} options"), task_class)
 
-    show = commands.add_parser("show", help="render a contact sheet of built puzzles with their answers")
+    show = _command(commands, "show", help="render a contact sheet of built puzzles with their answers")
     show.add_argument("folder", help="a build folder")
-    show.add_argument("--n", type=int, default=16, help="puzzles to show (default: %(default)s)")
-    show.add_argument("--split", choices=["train", "test"], default="test")
-    show.add_argument("--out", default="sheet.png", help="output PNG (default: %(default)s)")
+    show.add_argument("--n", type=int, default=16, help="puzzles to show (from distinct source images)")
+    show.add_argument("--split", choices=["train", "test"], default="test", help="which split to show (test falls back to train when there is none)")
+    show.add_argument("--out", default="sheet.png", metavar="PNG", help="output image")
 
-    paper = commands.add_parser("paper", help="build the SSL4RL paper's four puzzle sets from one benchmark's files")
+    paper = _command(commands, "paper", help="build the SSL4RL paper's four puzzle sets from one benchmark's files")
     paper.add_argument("preset", help="a preset name, e.g. mmbench or seedbench (see `ssl4rl sources`)")
-    paper.add_argument("--data", required=True, help="the downloaded benchmark files (TSV file or folder)")
-    paper.add_argument("--out", default="datasets", help="root folder; each task goes to OUT/PRESET/TASK (default: %(default)s)")
-    paper.add_argument("--tasks", default="rotation,jigsaw,position,contrastive", help="comma-separated subset (default: all four)")
-    paper.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
-    paper.add_argument("--seed", type=int, default=0)
+    paper.add_argument("--data", required=True, metavar="PATH", help="the downloaded benchmark files (TSV file or folder)")
+    paper.add_argument("--out", default="datasets", metavar="DIR", help="root folder; each task goes to OUT/PRESET/TASK")
+    paper.add_argument("--tasks", default="rotation,jigsaw,position,contrastive", help="comma-separated subset")
+    paper.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="worker processes")
+    paper.add_argument("--seed", type=int, default=0, help="global seed")
 
-    commands.add_parser("sources", help="list the named image sources and where to download them")
+    _command(commands, "sources", help="list the named image sources and where to download them")
 
-    train = commands.add_parser("train", help="GRPO on a puzzle set: verl (GPU clusters) or trl (one machine)")
-    train.add_argument("--backend", choices=["verl", "trl"], default="verl")
+    train = _command(commands, "train", help="GRPO on a puzzle set: verl (GPU clusters) or trl (one machine)")
+    train.add_argument("--backend", choices=["verl", "trl"], default="verl", help="verl: Ray + FSDP + vLLM/SGLang; trl: one machine, CPU or one GPU")
     train.add_argument("--data", required=True, help="a build folder (train-*.parquet, test-*.parquet)")
-    train.add_argument("--model", default="Qwen/Qwen2.5-VL-3B-Instruct", help="hub id or local path (default: %(default)s)")
-    train.add_argument("--out", default="outputs", help="checkpoints and logs (default: %(default)s)")
+    train.add_argument("--model", default="Qwen/Qwen2.5-VL-3B-Instruct", help="hub id or local path")
+    train.add_argument("--out", default="outputs", help="checkpoints and logs")
     train.add_argument("--gpus", type=int, help="verl: GPUs per node, or FSDP ranks with --device cpu (default: 8; 1 with --profile 1gpu or cpu)")
-    train.add_argument("--nodes", type=int, default=1, help="verl: nodes (default: %(default)s)")
+    train.add_argument("--nodes", type=int, default=1, help="verl: nodes")
     train.add_argument("--profile", choices=["paper", "1gpu", "cpu"], help="verl: settings preset (default: paper; cpu with --device cpu)")
     train.add_argument("--rollout", choices=["vllm", "sglang", "hf"], help="verl: rollout engine (default: the config's vllm; hf = Hugging Face generate, no vLLM needed)")
-    train.add_argument("--device", choices=["gpu", "cpu"], default="gpu", help="verl: cpu runs the real trainer on the CPU with the hf rollout, for debugging (default: %(default)s)")
+    train.add_argument("--device", choices=["gpu", "cpu"], default="gpu", help="verl: cpu runs the real trainer on the CPU with the hf rollout, for debugging")
     train.add_argument("--filter-groups", action="store_true", help="verl: drop prompts whose rollouts all got the same accuracy")
     train.add_argument("--dry-run", action="store_true", help="verl: print the command instead of running it")
     train.add_argument("--format-weight", type=float, default=0.0, help="reward = (1-w)*acc + w*format (default: 0, as the paper)")
-    train.add_argument("--jigsaw-scoring", choices=["permutation", "parity"], default="permutation")
+    train.add_argument("--jigsaw-scoring", choices=["permutation", "parity"], default="permutation", help="permutation: partial credit only for a valid permutation; parity: the reference's parser and per-position credit")
     train.add_argument(
         "--curriculum", choices=["off", "adaptive"], default="off",
         help="adaptive: keep each task's accuracy inside --band by serving easier/harder levels (needs a build with --difficulty easy,medium,hard)",
@@ -93,55 +188,84 @@ def _build_parser() -> argparse.ArgumentParser:
     for option in fields(_local_config()):
         if option.name in ("format_weight", "jigsaw_scoring"):
             continue
-        local.add_argument("--" + option.name.replace("_", "-"), dest=f"local_{option.name}", type=type(option.default), default=option.default, help=f"(default: {option.default})")
+        local.add_argument("--" + option.name.replace("_", "-"), dest=f"local_{option.name}", type=type(option.default), default=option.default, help=f"trl: {option.name.replace('_', ' ')} (default: {option.default})")
     train.add_argument("overrides", nargs="*", help="verl: extra Hydra overrides, e.g. trainer.total_epochs=5")
 
-    tiny = commands.add_parser("tiny-model", help="make the tiny offline Qwen2.5-VL used by tests and the demo")
-    tiny.add_argument("out")
-    tiny.add_argument("--warm-start", metavar="DATA", help="teach it the answer format on this build folder")
-    tiny.add_argument("--seed", type=int, default=0)
+    tiny = _command(commands, "tiny-model", help="make the tiny offline Qwen2.5-VL used by tests and the demo")
+    tiny.add_argument("out", help="folder to write the model, tokenizer and processor to")
+    tiny.add_argument("--warm-start", metavar="DATA", help="teach it the answer format on this build folder (a few minutes on CPU)")
+    tiny.add_argument("--seed", type=int, default=0, help="initialisation and warm-start seed")
 
-    merge = commands.add_parser("merge", help="verl FSDP checkpoint -> Hugging Face model (LoRA fused)")
-    merge.add_argument("checkpoint", help="global_step_N/actor, global_step_N, or the run folder (newest step)")
-    merge.add_argument("out")
+    merge = _command(commands, "merge", help="verl FSDP checkpoint -> Hugging Face model (LoRA fused)")
+    merge.add_argument("checkpoint", help="global_step_N/actor, global_step_N, or the run folder (newest step); TRL runs save Hugging Face models already")
+    merge.add_argument("out", help="folder for the Hugging Face model")
 
-    evaluate = commands.add_parser("eval", help="multiple-choice benchmark or puzzle accuracy of a model")
+    evaluate = _command(commands, "eval", help="multiple-choice benchmark or puzzle accuracy of a model")
     evaluate.add_argument("--model", required=True, help="local model folder or hub id")
     target = evaluate.add_mutually_exclusive_group(required=True)
-    target.add_argument("--data", help="benchmark file: a VLMEvalKit TSV or a Hugging Face parquet file/folder")
-    target.add_argument("--puzzles", help="a build folder: score its test split with the training verifiers")
-    evaluate.add_argument("--bench", default="", help="benchmark name for the report (mmbench turns on circular scoring)")
-    evaluate.add_argument("--out", required=True, help="folder for predictions.jsonl, summary.json, report.md")
-    evaluate.add_argument("--backend", choices=["auto", "hf", "vllm"], default="auto", help="auto: vLLM when installed, else Hugging Face")
-    evaluate.add_argument("--batch-size", type=int, default=8)
-    evaluate.add_argument("--limit", type=int, help="only the first N questions")
-    evaluate.add_argument("--max-new-tokens", type=int, default=1024)
-    evaluate.add_argument("--min-pixels", type=int)
-    evaluate.add_argument("--max-pixels", type=int)
+    target.add_argument("--data", metavar="FILE", help="benchmark file: a VLMEvalKit TSV or a Hugging Face parquet file/folder")
+    target.add_argument("--puzzles", metavar="DIR", help="a build folder: score its test split with the training verifiers")
+    evaluate.add_argument("--bench", choices=BENCHMARKS, help="the benchmark --data holds (mmbench turns on circular scoring)")
+    evaluate.add_argument("--heldout", nargs="+", metavar="PUZZLE_DIR", help="also score only the questions none of whose images are in these builds' train splits")
+    evaluate.add_argument("--matcher", choices=MATCHERS, default="ssl4rl", help="ssl4rl: VLMEvalKit's rules on the <answer> block, refusals never matched; vlmevalkit: its exact matcher on the whole response")
+    evaluate.add_argument("--out", required=True, metavar="DIR", help="folder for predictions.jsonl, summary.json, report.md")
+    evaluate.add_argument("--backend", choices=["auto", "hf", "vllm"], default="auto", help="auto: vLLM when installed with a GPU, else Hugging Face")
+    evaluate.add_argument("--batch-size", type=int, default=8, help="prompts per generate call")
+    evaluate.add_argument("--limit", type=int, metavar="N", help="only the first N questions (default: all)")
+    evaluate.add_argument("--max-new-tokens", type=int, default=1024, help="generation budget per answer")
+    evaluate.add_argument("--min-pixels", type=int, metavar="P", help="image processor's min_pixels (default: the model's)")
+    evaluate.add_argument("--max-pixels", type=int, metavar="P", help="image processor's max_pixels (default: the model's)")
     evaluate.add_argument("--circular", action=argparse.BooleanOptionalAction, default=None, help="MMBench circular evaluation (default: on for mmbench)")
-    evaluate.add_argument("--prompt", help="a template file instead of configs/prompts/mcq.txt")
-    evaluate.add_argument("--name", help="the model's name in reports (default: the model folder's name)")
+    evaluate.add_argument("--prompt", metavar="FILE", help="a template file (default: configs/prompts/mcq.txt)")
+    evaluate.add_argument("--name", help="the model's name in reports (default: the model folder, with its parent for names like final)")
 
-    report = commands.add_parser("report", help="compare eval folders: a table and a bar chart per category")
-    report.add_argument("folders", nargs="+")
-    report.add_argument("--out", default="report.png")
+    report = _command(commands, "report", help="compare eval folders: a table and a bar chart per category")
+    report.add_argument("folders", nargs="+", metavar="EVAL_DIR", help="folders written by `ssl4rl eval --out`")
+    report.add_argument("--out", default="report.png", metavar="PNG", help="the chart")
 
-    demo = commands.add_parser("demo", help="the whole loop on CPU: build, show, tiny model, GRPO steps")
-    demo.add_argument("--out", default="outputs/demo")
-    demo.add_argument("--steps", type=int, default=6)
+    demo = _command(commands, "demo", help="the whole loop on CPU: build, show, tiny model, GRPO steps, eval")
+    demo.add_argument("--out", default="outputs/demo", metavar="DIR", help="folder for the data, model, runs and pictures")
+    demo.add_argument("--steps", type=int, default=6, help="GRPO steps")
     return parser
 
 
-def _parse_weights(text: str) -> dict[str, float]:
-    """'rotation:2,position:1,jigsaw' -> {'rotation': 2.0, 'position': 1.0, 'jigsaw': 1.0}"""
-    weights = {}
+def parse_tasks(text: str) -> tuple[dict[str, float], dict[str, dict]]:
+    """'rotation:2,jigsaw:1:grid=3:gap=0.1,position' -> weights and each task's options.
+
+    >>> parse_tasks("rotation:2,jigsaw:1:grid=3:gap=0.1,position")
+    ({'rotation': 2.0, 'jigsaw': 1.0, 'position': 1.0}, {'jigsaw': {'grid': 3, 'gap': 0.1}})
+    """
+    weights, options = {}, {}
     for item in filter(None, (part.strip() for part in text.split(","))):
-        name, _, weight = item.partition(":")
+        name, *rest = [piece.strip() for piece in item.split(":")]
+        if name not in TASKS:
+            raise UserError(f"--tasks: unknown task '{name}' (tasks: {', '.join(TASKS)})")
+        weight = rest.pop(0) if rest and "=" not in rest[0] else ""
         try:
-            weights[name.strip()] = float(weight) if weight else 1.0
+            weights[name] = float(weight) if weight else 1.0
         except ValueError:
-            raise UserError(f"--tasks: bad weight in {item!r} (use task:number)") from None
-    return weights
+            raise UserError(f"--tasks: bad weight in {item!r} (use task:number[:option=value...])") from None
+        if rest:
+            options[name] = dict(_task_option(name, setting, item) for setting in rest)
+    return weights, options
+
+
+def _task_option(task: str, setting: str, item: str) -> tuple[str, object]:
+    """'grid=3' -> ('grid', 3), typed like the task's option."""
+    key, _, value = setting.partition("=")
+    key = key.strip().replace("-", "_")
+    known = {option.name: option.default for option in fields(TASKS[task])}
+    if key not in known or not value:
+        raise UserError(f"--tasks: bad option {setting!r} in {item!r} ({task} options: {', '.join(known)})")
+    default = known[key]
+    try:
+        if isinstance(default, bool):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return key, value.lower() in ("true", "1", "yes")
+        return key, type(default)(value)
+    except ValueError:
+        raise UserError(f"--tasks: {key} of {task} takes a {type(default).__name__} (got {value!r})") from None
 
 
 def _run_build(args) -> None:
@@ -150,11 +274,12 @@ def _run_build(args) -> None:
     if args.workers < 1 or args.per_image < 1 or args.shard_rows < 1 or (args.limit is not None and args.limit < 1):
         raise UserError("--workers, --per-image, --shard-rows and --limit must be positive")
     options = {k[len("task_"):]: v for k, v in vars(args).items() if k.startswith("task_") and v is not None}
+    mix = parse_tasks(args.tasks) if args.task == "mix" else None
     cfg = BuildConfig(
         task=args.task, source=args.source, out=args.out, options=options, data=args.data,
         image_columns=args.image_column, seed=args.seed, limit=args.limit, test_fraction=args.test_fraction,
         image_format=args.image_format, per_image=args.per_image, shard_rows=args.shard_rows, prompt_file=args.prompt,
-        tasks=_parse_weights(args.tasks) if args.task == "mix" else None,
+        tasks=mix[0] if mix else None, task_options=mix[1] if mix else None,
         difficulty=[level.strip() for level in args.difficulty.split(",") if level.strip()] if args.difficulty else None,
         curriculum=args.curriculum,
     )  # fmt: skip
@@ -249,14 +374,21 @@ def _run_eval(args) -> None:
     from pathlib import Path
 
     from ssl4rl.eval.backends import make_backend
+    from ssl4rl.eval.heldout import train_image_hashes
     from ssl4rl.eval.runner import benchmark_items, puzzle_items, run
 
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise UserError("--batch-size and --limit must be positive")
-    items = puzzle_items(args.puzzles, args.limit) if args.puzzles else benchmark_items(args.data, args.limit, args.prompt)
+    if args.heldout and args.puzzles:
+        raise UserError("--heldout is for benchmarks (--data); a build's test split is held out by construction")
+    if args.puzzles:
+        items = puzzle_items(args.puzzles, args.limit)
+    else:
+        hashes = train_image_hashes(args.heldout) if args.heldout else None
+        items = benchmark_items(args.data, args.limit, args.prompt, args.matcher, hashes)
     circular = args.circular if args.circular is not None else "mmbench" in (args.bench or args.data or "").lower()
     backend = make_backend(args.backend, args.model, max_new_tokens=args.max_new_tokens, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
-    name = args.name or Path(args.model).name
+    name = args.name or run_name(args.model)
     identity = {
         "model": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
         "data": str(Path(args.puzzles or args.data).resolve()), "limit": args.limit, "prompt": args.prompt,
@@ -264,7 +396,24 @@ def _run_eval(args) -> None:
     }  # fmt: skip
     summary = run(items, backend, args.out, args.batch_size, puzzles=bool(args.puzzles), circular=circular, label=name, identity=identity)
     extra = f", circular {100 * summary['circular']['accuracy']:.2f}" if "circular" in summary else ""
+    if "heldout" in summary:
+        held = summary["heldout"]
+        extra += f"; held out {100 * held['accuracy']:.2f} on {held['questions']} ({held['excluded']} seen in training)"
     print(f"{name}: accuracy {100 * summary['accuracy']:.2f} on {summary['questions']} questions{extra} -> {args.out}/report.md")
+
+
+def run_name(model: str) -> str:
+    """A model's name in reports: its folder, with the parent for generic folder names
+    (`outputs/trl/final` and `outputs/demo/grpo/final` are `trl/final` and `grpo/final`).
+
+    >>> run_name("outputs/trl/final"), run_name("Qwen/Qwen2.5-VL-3B-Instruct"), run_name("ckpt/global_step_50/actor")
+    ('trl/final', 'Qwen2.5-VL-3B-Instruct', 'global_step_50/actor')
+    """
+    from pathlib import Path
+
+    path = Path(model.rstrip("/"))
+    generic = path.name in ("final", "actor", "huggingface", "merged", "model", "checkpoint") or path.name.startswith(("checkpoint-", "global_step_"))
+    return f"{path.parent.name}/{path.name}" if generic and path.parent.name else path.name
 
 
 def _run_report(args) -> None:
@@ -284,7 +433,7 @@ def _run_sources(args) -> None:
 
     print("samples: photos bundled with scikit-image (no download)")
     for name, preset in PRESETS.items():
-        print(f"{name}: {preset.description}. --data: {preset.download}")
+        print(f"{name}: {preset.description}. --data: {preset.download}\n    download: {preset.url}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The whole loop on the bundled photos, on CPU, in about a minute: build a rotation puzzle set,
+"""The whole loop on the bundled photos, on CPU, in a few minutes: build a rotation puzzle set,
 render it, make the tiny offline Qwen2.5-VL, teach it the answer format, run GRPO steps
 printing the reward per step, then score the model before and after on the held-out puzzles.
 The same commands scale to real data and models."""
@@ -27,11 +27,12 @@ def run_demo(out: str = "outputs/demo", steps: int = 6, seed: int = 0) -> list[d
         shutil.rmtree(root / stale, ignore_errors=True)
     manifest = build(BuildConfig(task="rotation", source="samples", out=str(data), per_image=8, seed=seed), workers=2)
     print(f"1/5 built {manifest['rows']['train']} train + {manifest['rows']['test']} test rotation puzzles in {data}")
-    print(f"2/5 contact sheet: {contact_sheet(data, root / 'puzzles.png', n=8)}")
+    print(f"2/5 contact sheet (8 photos): {contact_sheet(data, root / 'puzzles.png', n=8, split='train')}")
     model = root / "tiny-qwen2.5-vl"
+    print("3/5 tiny Qwen2.5-VL: tokenizer and model, then a format warm-start (progress bar):", flush=True)
     make_tiny_qwen2_5_vl(model, seed=seed)
     losses = warm_start(model, data, steps=60, seed=seed)
-    print(f"3/5 tiny Qwen2.5-VL in {model}; format warm-start loss {losses[0]:.2f} -> {losses[-1]:.2f}")
+    print(f"    {model}: format warm-start loss {losses[0]:.2f} -> {losses[-1]:.2f}")
     print("4/5 GRPO (TRL, CPU), reward = rotation accuracy (chance is 0.25):")
     config = LocalGRPOConfig(batch_size=4, mini_batch_size=4, rollout_n=4, lr=5e-4, max_response_length=24, max_steps=steps, seed=seed, logger="tensorboard")
     history = train_trl(str(data), str(model), str(root / "grpo"), config)

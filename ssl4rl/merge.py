@@ -81,6 +81,11 @@ def merge(checkpoint: str, out: str) -> Path:
     checkpoint_path, out_path = Path(checkpoint), Path(out)
     if not checkpoint_path.exists():
         raise UserError(f"{checkpoint}: no such checkpoint folder")
+    if (checkpoint_path / "config.json").is_file() and not (checkpoint_path / "fsdp_config.json").exists():
+        raise UserError(
+            f"{checkpoint} is already a Hugging Face model (config.json; TRL runs save these): "
+            f"use it directly, e.g. `ssl4rl eval --model {checkpoint}`; merge is for verl FSDP checkpoints"
+        )
     actor = find_actor_dir(checkpoint_path)
     command = [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp", "--local_dir", str(actor), "--target_dir", str(out_path)]
     if subprocess.call(command) != 0:

@@ -63,14 +63,34 @@ def _parse_params(raw: str) -> dict:
     return params if isinstance(params, dict) else {}
 
 
+_FIRST_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
 def jigsaw_parity_score(response: str, ground_truth: str) -> float:
-    """The SSL4RL reference's scoring: fraction of positions equal, without checking that the
-    answer is a permutation."""
-    truth = ground_truth.split(",")
-    answer = TASKS["jigsaw"].parse(response)
-    if not answer:
+    """The SSL4RL reference's jigsaw parser and scoring (PKU-ML/SSL4RL,
+    verl/utils/reward_score/jigsaw.py), for reproducing its numbers: the text after the last
+    `assistant\n`, its *first* `<answer>...</answer>` block (case-sensitive tags), split on
+    commas; each grid position earns 1/K² when both its items read with `int()` are equal (an
+    item that is not an integer earns nothing at its position only); no permutation check,
+    extra items ignored. The credit is summed in the same order, so the floats are identical.
+
+    >>> [jigsaw_parity_score(r, "3,1,4,2") for r in ("<answer>3,1,1,1</answer>", "<answer>[3,1,4,2]</answer>", "<answer>3,1</answer><answer>3,1,4,2</answer>")]
+    [0.5, 0.5, 0.5]
+    """
+    marker = response.rfind("assistant\n")
+    text = response[marker + len("assistant\n") :] if marker != -1 else response
+    match = _FIRST_ANSWER.search(text.strip())
+    if match is None:
         return 0.0
-    return sum(str(a) == t.strip() for a, t in zip(answer, truth)) / len(truth)
+    truth, answer = ground_truth.split(","), match.group(1).strip().split(",")
+    score = 0.0
+    for i in range(len(truth)):
+        try:
+            if i < len(answer) and int(truth[i]) == int(answer[i]):
+                score += 1.0 / len(truth)
+        except ValueError:
+            pass
+    return score
 
 
 def compute_score(

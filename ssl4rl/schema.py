@@ -6,14 +6,17 @@ with no preprocessing.
     images        [{"bytes": b"...", "path": None}, ...]   (datasets.Image storage)
     ability       "visual-puzzle"
     reward_model  {"style": "rule", "ground_truth": "<answer>"}
-    extra_info    {task, difficulty, source, source_id, split, index, answer, params}
+    extra_info    {task, difficulty, source, source_id, source_hash, split, index, answer, params}
 
 The reward never sees images: `extra_info.params` (JSON) carries what a verifier needs.
+`extra_info.source_hash` is the content hash of the source image, so an evaluation can tell
+which benchmark questions were seen in training (`ssl4rl eval --heldout`).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -35,6 +38,7 @@ SCHEMA = pa.schema(
                     ("difficulty", pa.string()),
                     ("source", pa.string()),
                     ("source_id", pa.string()),
+                    ("source_hash", pa.string()),
                     ("split", pa.string()),
                     ("index", pa.int64()),
                     ("answer", pa.string()),
@@ -48,7 +52,7 @@ SCHEMA = pa.schema(
 
 def make_row(
     *, task: str, prompt: str, images: list[bytes], answer: str, source: str, source_id: str, split: str, index: int, params: dict,
-    difficulty: str = "default",
+    difficulty: str = "default", source_hash: str = "",
 ) -> dict:
     return {
         "data_source": DATA_SOURCE_PREFIX + task,
@@ -61,6 +65,7 @@ def make_row(
             "difficulty": difficulty,
             "source": source,
             "source_id": source_id,
+            "source_hash": source_hash,
             "split": split,
             "index": index,
             "answer": answer,
@@ -71,3 +76,21 @@ def make_row(
 
 def task_of(row: dict) -> str:
     return row["extra_info"]["task"]
+
+
+MANIFEST = "manifest.json"
+PUZZLE_COLUMNS = {"data_source", "prompt", "images", "reward_model", "extra_info"}
+
+
+def is_puzzle_build(path: str | Path) -> bool:
+    """A folder written by `ssl4rl build` (its manifest), or parquet with our row columns."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if path.is_dir() and (path / MANIFEST).is_file():
+        return True
+    files = [path] if path.is_file() and path.suffix == ".parquet" else sorted(path.glob("*.parquet"))[:1] if path.is_dir() else []
+    try:
+        return bool(files) and PUZZLE_COLUMNS <= set(pq.read_schema(files[0]).names)
+    except Exception:  # noqa: BLE001 - unreadable parquet is the source reader's error to report
+        return False

@@ -1,4 +1,10 @@
-"""A contact sheet of built puzzles with their answers: look at what the model will see."""
+"""A contact sheet of built puzzles with their answers: look at what the model will see.
+
+Puzzles come from distinct source images (a build with --per-image 8 would otherwise show one
+photo eight times); every image carries the label the prompt gives it (Candidate B, Tile 3,
+Image 1), the right candidate is framed in green, and each caption names the task, the
+difficulty level and the answer.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +15,52 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ssl4rl.errors import UserError
 from ssl4rl.images import load
+from ssl4rl.tasks.common import IMAGE_PLACEHOLDER
 
 THUMB_HEIGHT = 112
 SHEET_WIDTH = 1100
 MARGIN = 8
 CAPTION_HEIGHT = 22
+LABEL_HEIGHT = 18
 
 
 def read_rows(folder: Path, n: int, split: str) -> list[dict]:
-    """The first n rows of a split (streamed, so a large dataset is not loaded)."""
+    """n rows of a split, each from another source image while there are enough (streamed, so
+    a large dataset is not loaded)."""
     files = sorted(folder.glob(f"{split}-*.parquet"))
     if not files:
         raise UserError(f"{folder}: no {split}-*.parquet files (is it an ssl4rl build folder?)")
     rows: list[dict] = []
+    spare: list[dict] = []  # rows of images already shown, used only if the split runs out
+    seen: set[str] = set()
     for file in files:
         for batch in pq.ParquetFile(file).iter_batches(batch_size=max(1, n)):
-            rows.extend(batch.to_pylist()[: n - len(rows)])
-            if len(rows) >= n:
-                return rows
-    return rows
+            for row in batch.to_pylist():
+                info = row["extra_info"]
+                image = info.get("source_hash") or str(info.get("source_id", "")).split("#")[0]
+                if image in seen:
+                    if len(spare) < n:
+                        spare.append(row)
+                    continue
+                seen.add(image)
+                rows.append(row)
+                if len(rows) >= n:
+                    return rows
+    return rows + spare[: n - len(rows)]
+
+
+def image_labels(prompt: str, count: int) -> list[str]:
+    r"""The prompt's name for each image: the text before its <image> marker on the same line.
+
+    >>> image_labels("Anchor: <image>\nCandidate A: <image>\nCandidate B: <image>", 3)
+    ['Anchor', 'Candidate A', 'Candidate B']
+    """
+    labels = []
+    for line in prompt.splitlines():
+        for part in line.split(IMAGE_PLACEHOLDER)[:-1]:
+            labels.append(part.strip().rstrip(":").strip() or f"image {len(labels) + 1}")
+    labels += [f"image {i + 1}" for i in range(len(labels), count)]
+    return labels[:count]
 
 
 def _thumbnails(row: dict) -> list[Image.Image]:
@@ -39,30 +72,47 @@ def _thumbnails(row: dict) -> list[Image.Image]:
     return thumbs
 
 
+def caption_of(row: dict) -> str:
+    """'inpainting (hard) train #12: answer A'."""
+    info = row["extra_info"]
+    return f"{info['task']} ({info.get('difficulty') or 'default'}) {info['split']} #{info['index']}: answer {row['reward_model']['ground_truth']}"
+
+
+RIGHT = (0, 160, 0)  # the frame around the right candidate
+
+
 def _panel(row: dict, font) -> Image.Image:
-    """One puzzle: a caption line, then its images left to right, wrapped to the sheet width."""
-    lines: list[list[Image.Image]] = [[]]
+    """One puzzle: a caption line, then its labelled images left to right, wrapped to the sheet
+    width; the right candidate of a lettered puzzle is framed in green."""
+    truth = str(row["reward_model"]["ground_truth"])
+    thumbs = _thumbnails(row)
+    labels = image_labels(row["prompt"][0]["content"], len(thumbs))
+    lines: list[list[tuple[Image.Image, str]]] = [[]]
     used = 0
-    for thumb in _thumbnails(row):
+    for thumb, label in zip(thumbs, labels):
         if lines[-1] and used + thumb.width > SHEET_WIDTH - 2 * MARGIN:
             lines.append([])
             used = 0
-        lines[-1].append(thumb)
-        used += thumb.width + MARGIN
-    info = row["extra_info"]
-    caption = f"{info['split']} #{info['index']} {info['task']}: {row['reward_model']['ground_truth']}"
+        lines[-1].append((thumb, label))
+        used += max(thumb.width, int(font.getlength(label))) + MARGIN
+    caption = caption_of(row)
     caption_width = int(font.getlength(caption)) + 2 * MARGIN
-    width = max(caption_width, max(sum(t.width + MARGIN for t in line) + MARGIN for line in lines))
-    height = CAPTION_HEIGHT + len(lines) * (THUMB_HEIGHT + MARGIN)
-    panel = Image.new("RGB", (min(width, SHEET_WIDTH), height), "white")
-    ImageDraw.Draw(panel).text((MARGIN, 3), caption, fill="black", font=font)
+    width = max(caption_width, max(sum(max(t.width, int(font.getlength(lb))) + MARGIN for t, lb in line) + MARGIN for line in lines))
+    row_height = THUMB_HEIGHT + LABEL_HEIGHT + MARGIN
+    panel = Image.new("RGB", (min(width, SHEET_WIDTH), CAPTION_HEIGHT + len(lines) * row_height), "white")
+    draw = ImageDraw.Draw(panel)
+    draw.text((MARGIN, 3), caption, fill="black", font=font)
     y = CAPTION_HEIGHT
     for line in lines:
         x = MARGIN
-        for thumb in line:
+        for thumb, label in line:
+            right = label.split()[-1:] == [truth] and len(truth) == 1  # 'Candidate B' when the answer is B
             panel.paste(thumb, (x, y))
-            x += thumb.width + MARGIN
-        y += THUMB_HEIGHT + MARGIN
+            if right:
+                draw.rectangle((x - 3, y - 3, x + thumb.width + 2, y + THUMB_HEIGHT + 2), outline=RIGHT, width=3)
+            draw.text((x, y + THUMB_HEIGHT + 2), label + (" = answer" if right else ""), fill=(0, 130, 0) if right else "black", font=font)
+            x += max(thumb.width, int(font.getlength(label))) + MARGIN
+        y += row_height
     return panel
 
 

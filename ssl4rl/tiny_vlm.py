@@ -143,17 +143,38 @@ def vision_token_ids(tokenizer) -> list[int]:
     return [tokenizer.convert_tokens_to_ids(token) for token in VISION_TOKENS]
 
 
-def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, batch_size: int = 4, lr: float = 3e-3, seed: int = 0) -> list[float]:
+def answer_pools(rows) -> dict[tuple[str, str], list[str]]:
+    """The ground truths of each (task, difficulty) in the rows, sorted: a warm-start target is
+    one of them, so it is a real answer of that kind of puzzle (a jigsaw 3x3 answer for a 3x3
+    jigsaw, never a mix manifest key like `rotation:90`)."""
+    pools: dict[tuple[str, str], set[str]] = {}
+    for row in rows:
+        pools.setdefault(_pool_key(row), set()).add(str(row["reward_model"]["ground_truth"]))
+    return {key: sorted(answers) for key, answers in pools.items()}
+
+
+def _pool_key(row) -> tuple[str, str]:
+    info = row["extra_info"]
+    return info["task"], info.get("difficulty") or "default"
+
+
+def format_target(rng, row, pools: dict[tuple[str, str], list[str]]) -> str:
+    """A response in the answer format with an answer drawn uniformly from the row's pool."""
+    return f"<think> </think> <answer>{rng.choice(pools[_pool_key(row)])}</answer>"
+
+
+def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, batch_size: int = 4, lr: float = 3e-3, seed: int = 0, progress: bool = True) -> list[float]:
     """Teach the random model the answer *format* with a few SFT steps on random answers.
 
     Targets are `<think> </think> <answer>A</answer>` with A drawn uniformly from the answers
-    the dataset uses, so the model learns to emit a parseable answer but nothing about the
-    puzzle: GRPO then starts near chance with reward variance to learn from. Returns the losses.
+    the row's task and level use (`answer_pools`), so the model learns to emit a parseable answer
+    but nothing about the puzzle: GRPO then starts near chance with reward variance to learn
+    from. Shows a progress bar (a few minutes on 2 cores). Returns the losses.
     """
-    import json
     import random
 
     import torch
+    from tqdm import tqdm
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from ssl4rl.train.trl_grpo import load_split
@@ -163,15 +184,15 @@ def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, bat
     processor = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
     data = load_split(data_dir, "train")
-    manifest = json.loads((Path(data_dir) / "manifest.json").read_text())
-    answers = sorted({a for split in manifest["answers"].values() for a in split})
+    pools = answer_pools(data.select_columns(["reward_model", "extra_info"]))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
     losses = []
-    for _ in range(steps):
+    bar = tqdm(range(steps), desc="format warm-start", unit="step", disable=not progress, dynamic_ncols=True)
+    for _ in bar:
         rows = [data[rng.randrange(len(data))] for _ in range(batch_size)]
         prompts = [processor.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows]
-        targets = [f"<think> </think> <answer>{rng.choice(answers)}</answer><|im_end|>" for _ in rows]
+        targets = [format_target(rng, r, pools) + "<|im_end|>" for r in rows]
         images = [r["images"] for r in rows]
         prompt_lengths = [len(x) for x in processor(text=prompts, images=images)["input_ids"]]
         batch = processor(text=[p + t for p, t in zip(prompts, targets)], images=images, return_tensors="pt", padding=True)
@@ -184,5 +205,7 @@ def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, bat
         optimizer.step()
         optimizer.zero_grad()
         losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.2f}")
+    bar.close()
     model.save_pretrained(model_dir)
     return losses

@@ -25,6 +25,8 @@ from ssl4rl.errors import UserError
 from ssl4rl.sources.tsv import REFERENCE_MAX_CHARS
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER
 
+# `--bench` names: the benchmarks whose VLMEvalKit files the readers know (mmbench: circular).
+BENCHMARKS = ("mmbench", "seedbench", "mmstar", "realworldqa", "blink", "mme-realworld")
 CIRCULAR_OFFSET = 1_000_000  # VLMEvalKit: circular copies of question i have index i + k * 1e6
 LETTERS = string.ascii_uppercase[:10]
 

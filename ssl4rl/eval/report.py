@@ -1,4 +1,9 @@
-"""Reports: a markdown table per run, and a bar chart comparing runs (base vs trained) per category."""
+"""Reports: a markdown table per run, and a chart comparing runs (base vs trained) per category.
+
+The chart is read at a glance: every bar carries its value, every category its n, a dashed
+line marks chance where the summary knows it, a run with nothing parseable says so, and many
+categories wrap into several panels instead of one ever wider strip.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,61 @@ from pathlib import Path
 
 from ssl4rl.errors import UserError
 
+CATEGORIES_PER_PANEL = 12
+
 
 def _rows(summary: dict) -> list[tuple[str, int, float]]:
     rows = [("overall", summary["questions"], summary["accuracy"])]
+    if "heldout" in summary:
+        rows.append(("overall (held out)", summary["heldout"]["questions"], summary["heldout"]["accuracy"]))
     rows += [(name, v["n"], v["accuracy"]) for name, v in summary["per_category"].items()]
     return rows
 
 
+def _chances(summary: dict) -> dict[str, float]:
+    chances = {name: v["chance"] for name, v in summary["per_category"].items() if "chance" in v}
+    if "chance" in summary:
+        chances["overall"] = summary["chance"]
+    return chances
+
+
+def nothing_parseable(summary: dict) -> bool:
+    """Every answered row unparseable (error rows aside)."""
+    answered = summary["questions"] - summary.get("errors", 0)
+    return answered > 0 and summary.get("unparseable", 0) == answered
+
+
 def markdown(summary: dict) -> str:
-    lines = [f"# {summary.get('model') or 'evaluation'}", "", "| category | n | accuracy |", "| --- | --- | --- |"]
-    lines += [f"| {name} | {n} | {100 * acc:.2f} |" for name, n, acc in _rows(summary)]
+    puzzles = any("format" in v for v in summary["per_category"].values())
+    head = "| task | n | accuracy | format | unparseable | chance |" if puzzles else "| category | n | accuracy | chance |"
+    lines = [f"# {summary.get('model') or 'evaluation'}", ""]
+    if nothing_parseable(summary):
+        lines += ["**No answer could be parsed**: every accuracy below is 0 by format, not by skill.", ""]
+    lines += [head, "|" + " --- |" * (head.count("|") - 1)]
+    chances = _chances(summary)
+    for name, n, acc in _rows(summary):
+        chance = f"{100 * chances[name]:.2f}" if name in chances else "-"
+        if puzzles:
+            v = summary["per_category"].get(name, summary)
+            lines.append(f"| {name} | {n} | {100 * acc:.2f} | {100 * v.get('format', 0):.2f} | {v.get('unparseable', 0)} | {chance} |")
+        else:
+            lines.append(f"| {name} | {n} | {100 * acc:.2f} | {chance} |")
     if "circular" in summary:
         c = summary["circular"]
         lines += ["", f"Circular (every rotation of the options right): {100 * c['accuracy']:.2f} over {c['groups']} questions."]
+    if "heldout" in summary:
+        h = summary["heldout"]
+        circular = f"; circular {100 * h['circular']['accuracy']:.2f} over {h['circular']['groups']}" if "circular" in h else ""
+        lines += [
+            "",
+            f"Held out (none of the question's images in a train split of --heldout builds): {100 * h['accuracy']:.2f} "
+            f"on {h['questions']} of {h['questions'] + h['excluded']} questions ({h['excluded']} seen in training){circular}.",
+        ]
     if summary.get("per_l2_category"):
         lines += ["", "| l2-category | n | accuracy |", "| --- | --- | --- |"]
         lines += [f"| {name} | {v['n']} | {100 * v['accuracy']:.2f} |" for name, v in summary["per_l2_category"].items()]
-    unparseable = summary.get("unparseable", 0)
-    lines += ["", f"Unparseable answers (scored wrong): {unparseable}. Error rows: {summary.get('errors', 0)}."]
+    answered = summary["questions"] - summary.get("errors", 0)
+    lines += ["", f"Unparseable answers (scored wrong): {summary.get('unparseable', 0)} of {answered}. Error rows: {summary.get('errors', 0)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -32,13 +74,17 @@ def write_markdown(summary: dict, path: Path) -> None:
     Path(path).write_text(markdown(summary))
 
 
+def _categories(summaries: list[dict]) -> list[str]:
+    held = ["overall (held out)"] if any("heldout" in s for s in summaries) else []
+    return ["overall", *held] + sorted({c for s in summaries for c in s["per_category"]})
+
+
 def comparison_table(summaries: list[dict], names: list[str]) -> str:
-    """Accuracy per category, one column per run (base vs trained)."""
-    categories = ["overall"] + sorted({c for s in summaries for c in s["per_category"]})
-    lookup = [{name: acc for name, _, acc in _rows(s)} for s in summaries]
+    """Accuracy per category, one column per run (base vs trained), with n."""
+    lookup = [{name: (n, acc) for name, n, acc in _rows(s)} for s in summaries]
     lines = ["| category | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
-    for category in categories:
-        cells = [f"{100 * row[category]:.2f}" if category in row else "-" for row in lookup]
+    for category in _categories(summaries):
+        cells = [f"{100 * row[category][1]:.2f} (n={row[category][0]})" if category in row else "-" for row in lookup]
         lines.append(f"| {category} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -53,28 +99,68 @@ def load_summaries(folders: list[str]) -> list[dict]:
     return summaries
 
 
-def comparison_chart(folders: list[str], out: str) -> Path:
-    """Grouped bars: categories on the x axis, one bar per run."""
+def run_names(summaries: list[dict], folders: list[str]) -> list[str]:
+    """Each run's model name; names two runs share get their eval folder added.
+
+    >>> run_names([{"model": "final"}, {"model": "final"}, {"model": "base"}], ["eval/a", "eval/b", "eval/c"])
+    ['final (a)', 'final (b)', 'base']
+    """
+    names = [s.get("model") or Path(f).name for s, f in zip(summaries, folders)]
+    return [f"{n} ({Path(f).name})" if names.count(n) > 1 else n for n, f in zip(names, folders)]
+
+
+def draw(summaries: list[dict], names: list[str]):
+    """The figure: grouped bars per category, in panels of at most CATEGORIES_PER_PANEL."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summaries = load_summaries(folders)
-    names = [s.get("model") or Path(f).name for s, f in zip(summaries, folders)]
-    categories = ["overall"] + sorted({c for s in summaries for c in s["per_category"]})
+    categories = _categories(summaries)
+    panels = [categories[i : i + CATEGORIES_PER_PANEL] for i in range(0, len(categories), CATEGORIES_PER_PANEL)]
+    per_panel = max(len(p) for p in panels)
     width = 0.8 / len(summaries)
-    figure, axis = plt.subplots(figsize=(max(6, 0.9 * len(categories) * len(summaries) + 2), 4.5))
-    for k, (summary, name) in enumerate(zip(summaries, names)):
-        values = dict((c, acc) for c, _, acc in _rows(summary))
-        axis.bar([i + k * width for i in range(len(categories))], [100 * values.get(c, 0) for c in categories], width, label=name)
-    axis.set_xticks([i + width * (len(summaries) - 1) / 2 for i in range(len(categories))], categories, rotation=30, ha="right")
-    axis.set_ylabel("accuracy (%)")
-    axis.set_ylim(0, 100)
-    axis.legend()
+    figure, axes = plt.subplots(len(panels), 1, figsize=(min(16, max(7, 0.55 * per_panel * len(summaries) + 3)), 4.2 * len(panels) + 0.4), squeeze=False)
+    lookups = [{name: (n, acc) for name, n, acc in _rows(s)} for s in summaries]
+    chances = [_chances(s) for s in summaries]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, panel in zip(axes[:, 0], panels):
+        for k, (lookup, name) in enumerate(zip(lookups, names)):
+            xs = [i + (k - (len(summaries) - 1) / 2) * width for i in range(len(panel))]
+            values = [100 * lookup[c][1] if c in lookup else 0.0 for c in panel]
+            bars = axis.bar(xs, values, width, label=name, color=colors[k % len(colors)])
+            labels = [f"{v:.1f}" if c in lookup else "-" for v, c in zip(values, panel)]
+            axis.bar_label(bars, labels, padding=3, fontsize=8, bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3})
+        for i, category in enumerate(panel):
+            known = [c[category] for c in chances if category in c]
+            if known:
+                level = 100 * sum(known) / len(known)
+                axis.hlines(level, i - 0.45, i + 0.45, colors="black", linestyles="dashed", linewidth=1, label="chance" if "chance" not in axis.get_legend_handles_labels()[1] else None)
+        ticks = []
+        for category in panel:
+            counts = sorted({lookup[category][0] for lookup in lookups if category in lookup})
+            ticks.append(f"{category}\nn={'/'.join(map(str, counts))}")
+        axis.set_xticks(range(len(panel)), ticks, rotation=30 if per_panel > 6 else 0, ha="right" if per_panel > 6 else "center", fontsize=8)
+        axis.set_ylabel("accuracy (%)")
+        axis.set_ylim(0, 109)
+        axis.set_xlim(-0.6, per_panel - 0.4)
+        axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: never over a bar
+    empty = [name for name, s in zip(names, summaries) if nothing_parseable(s)]
+    if empty:
+        figure.suptitle(f"no answer could be parsed: {', '.join(empty)} (accuracy 0 by format)", color="firebrick", fontsize=11)
     figure.tight_layout()
+    return figure
+
+
+def comparison_chart(folders: list[str], out: str) -> Path:
+    """Grouped bars: categories on the x axis, one bar per run; the table is printed too."""
+    summaries = load_summaries(folders)
+    names = run_names(summaries, folders)
+    figure = draw(summaries, names)
+    import matplotlib.pyplot as plt
+
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120)
+    figure.savefig(out, dpi=110)
     plt.close(figure)
     print(comparison_table(summaries, names), end="")
     return Path(out)

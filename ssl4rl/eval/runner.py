@@ -8,6 +8,7 @@ row, scored wrong and counted, and the run goes on.
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -17,11 +18,15 @@ from tqdm import tqdm
 
 from ssl4rl.errors import UserError
 from ssl4rl.eval.extract import extract_choice
+from ssl4rl.eval.heldout import is_heldout
 from ssl4rl.eval.questions import load_mcq_template, mcq_prompt, read_questions
 from ssl4rl.eval.report import write_markdown
 from ssl4rl.eval.scoring import summarize, summarize_puzzles
 from ssl4rl.images import load
 from ssl4rl.reward import compute_score
+from ssl4rl.schema import PUZZLE_COLUMNS, is_puzzle_build
+from ssl4rl.tasks import TASKS
+from ssl4rl.tiny_vlm import answer_pools
 
 PREDICTIONS = "predictions.jsonl"
 SUMMARY = "summary.json"
@@ -48,15 +53,18 @@ def _decode_all(images: list[bytes]) -> list[Image.Image]:
     return decoded
 
 
-def benchmark_items(data: str, limit: int | None, template_path: str | None) -> list[Item]:
+def benchmark_items(data: str, limit: int | None, template_path: str | None, matcher: str = "ssl4rl", train_hashes: set[str] | None = None) -> list[Item]:
+    """Benchmark questions; with `train_hashes` each is marked held out or not (`ssl4rl.eval.heldout`)."""
     template = load_mcq_template(template_path)
     items = []
     for q in read_questions(data, limit):
         def score(response: str, q=q) -> dict:
-            choice = extract_choice(response, q.options)
+            choice = extract_choice(response, q.options, matcher)
             return {"choice": choice, "correct": choice == q.answer}
 
-        meta = {"index": q.index, "group": q.group, "category": q.category, "l2_category": q.l2_category, "answer": q.answer}
+        meta = {"index": q.index, "group": q.group, "category": q.category, "l2_category": q.l2_category, "answer": q.answer, "chance": round(1 / len(q.options), 4)}
+        if train_hashes is not None:
+            meta["heldout"] = is_heldout(q.images, train_hashes)
         items.append(Item(q.index, mcq_prompt(q, template), q.images, score, meta))
     return items
 
@@ -65,23 +73,49 @@ def puzzle_items(folder: str, limit: int | None) -> list[Item]:
     import pyarrow.parquet as pq
 
     files = sorted(Path(folder).glob("test-*.parquet"))
+    if not Path(folder).is_dir() or not is_puzzle_build(folder):
+        raise UserError(f"{folder}: not a puzzle build (no manifest.json or ssl4rl rows); --puzzles takes a folder made by `ssl4rl build`")
     if not files:
-        raise UserError(f"{folder}: no test-*.parquet files (a build folder made by `ssl4rl build`)")
-    items = []
+        raise UserError(f"{folder}: no test-*.parquet files (built with --test-fraction 0?)")
+    rows = []
     for file in files:
-        for row in pq.read_table(file).to_pylist():
-            info, truth = row["extra_info"], row["reward_model"]["ground_truth"]
+        table = pq.read_table(file)
+        if not PUZZLE_COLUMNS <= set(table.column_names):
+            raise UserError(f"{file}: not ssl4rl puzzle rows (columns: {', '.join(table.column_names)})")
+        rows.extend(table.to_pylist()[: limit - len(rows) if limit else None])
+        if limit and len(rows) >= limit:
+            break
+    # Chance comes from every answer the build uses (both splits), not only the rows asked.
+    pools = answer_pools(
+        info for split in ("train", "test") for path in sorted(Path(folder).glob(f"{split}-*.parquet")) for info in pq.read_table(path, columns=["reward_model", "extra_info"]).to_pylist()
+    )
+    items = []
+    for row in rows:
+        info, truth = row["extra_info"], row["reward_model"]["ground_truth"]
 
-            def score(response: str, source=row["data_source"], truth=truth, info=info) -> dict:
-                result = compute_score(source, response, truth, info)
-                return {"acc": result["acc"], "format": result["format"], "correct": result["acc"] == 1.0}
+        def score(response: str, source=row["data_source"], truth=truth, info=info) -> dict:
+            result = compute_score(source, response, truth, info)
+            parsed = TASKS[result["task"]].parse(response) is not None
+            return {"acc": result["acc"], "format": result["format"], "parsed": parsed, "correct": result["acc"] == 1.0}
 
-            key = f"{info['task']}/{info['index']}"
-            meta = {"index": key, "category": info["task"], "answer": truth}
-            items.append(Item(key, row["prompt"][0]["content"], [image["bytes"] for image in row["images"]], score, meta))
-            if limit and len(items) >= limit:
-                return items
+        key = f"{info['task']}/{info['index']}"
+        meta = {"index": key, "category": info["task"], "answer": truth, "chance": _chance(row, pools)}
+        items.append(Item(key, row["prompt"][0]["content"], [image["bytes"] for image in row["images"]], score, meta))
     return items
+
+
+CHANCE_SAMPLE = 64
+
+
+def _chance(row: dict, pools: dict) -> float:
+    """The expected score of guessing uniformly among the answers the build uses for the row's
+    task and level (its verifier's partial credit included); at most CHANCE_SAMPLE of them."""
+    info = row["extra_info"]
+    pool = pools[(info["task"], info.get("difficulty") or "default")]
+    if len(pool) > CHANCE_SAMPLE:
+        pool = random.Random(0).sample(pool, CHANCE_SAMPLE)
+    truth = row["reward_model"]["ground_truth"]
+    return round(sum(compute_score(row["data_source"], f"<answer>{a}</answer>", truth, info)["acc"] for a in pool) / len(pool), 4)
 
 
 def _done(path: Path) -> dict[str, dict]:
@@ -103,8 +137,15 @@ def _batches(items: list[Item], size: int) -> Iterator[list[Item]]:
 
 
 def _error_record(item: Item, message: str) -> dict:
-    failed = {"choice": None, "correct": False, "acc": 0.0, "format": 0.0}
+    failed = {"choice": None, "correct": False, "acc": 0.0, "format": 0.0, "parsed": False}
     return {**item.meta, "prediction": None, **failed, "error": message}
+
+
+def _rescored(record: dict, item: Item) -> dict:
+    record = {**record, **item.meta}
+    if not record.get("error") and isinstance(record.get("prediction"), str):
+        record.update(item.score(record["prediction"]))
+    return record
 
 
 def _claim(out_dir: Path, identity: dict) -> None:
@@ -153,8 +194,8 @@ def run(items: list[Item], backend, out: str, batch_size: int = 8, puzzles: bool
             sink.flush()
             bar.update(len(batch))
     bar.close()
-    order = [item.key for item in items]
-    records = [done[k] for k in order if k in done]
+    # Scored again from the saved responses, so the current matcher and held-out set apply.
+    records = [_rescored(done[item.key], item) for item in items if item.key in done]
     summary = summarize_puzzles(records) if puzzles else summarize(records, circular=circular)
     summary["model"] = label
     (out_dir / SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -21,11 +21,29 @@ def _rate(hits: int, total: int) -> float:
 
 
 def _by(records: list[dict], key: str) -> dict:
-    groups: dict[str, list[bool]] = defaultdict(list)
+    groups: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         if record.get(key):
-            groups[record[key]].append(bool(record["correct"]))
-    return {name: {"n": len(v), "accuracy": _rate(sum(v), len(v))} for name, v in sorted(groups.items())}
+            groups[record[key]].append(record)
+    return {name: {"n": len(v), "accuracy": _rate(sum(bool(r["correct"]) for r in v), len(v)), **_chance(v)} for name, v in sorted(groups.items())}
+
+
+def _chance(records: list[dict]) -> dict:
+    """{'chance': mean expected score of a uniform guess} when the records carry one."""
+    values = [r["chance"] for r in records if r.get("chance") is not None]
+    return {"chance": round(sum(values) / len(values), 4)} if values and len(values) == len(records) else {}
+
+
+def heldout_summary(records: list[dict], circular: bool) -> dict | None:
+    """Accuracy on the questions marked held out (none of their images in a train split)."""
+    if not records or "heldout" not in records[0]:
+        return None
+    kept = [r for r in records if r["heldout"]]
+    summary = {"questions": len(kept), "excluded": len(records) - len(kept), "accuracy": _rate(sum(bool(r["correct"]) for r in kept), len(kept))}
+    if circular:
+        groups = [g for g in circular_groups(records) if g["heldout"]]
+        summary["circular"] = {"groups": len(groups), "accuracy": _rate(sum(g["correct"] for g in groups), len(groups))}
+    return summary
 
 
 def circular_groups(records: list[dict]) -> list[dict]:
@@ -36,7 +54,10 @@ def circular_groups(records: list[dict]) -> list[dict]:
     merged = []
     for group, members in sorted(groups.items()):
         original = next((m for m in members if m["index"] == group), members[0])
-        merged.append({**original, "index": group, "correct": all(m["correct"] for m in members), "copies": len(members)})
+        merged.append({
+            **original, "index": group, "correct": all(m["correct"] for m in members), "copies": len(members),
+            "heldout": all(m.get("heldout", True) for m in members),
+        })  # fmt: skip
     return merged
 
 
@@ -46,9 +67,13 @@ def summarize(records: list[dict], circular: bool = False) -> dict:
         "accuracy": _rate(sum(bool(r["correct"]) for r in records), len(records)),
         "unparseable": sum(r["choice"] is None and not r.get("error") for r in records),
         "errors": sum(bool(r.get("error")) for r in records),
+        **_chance(records),
         "per_category": _by(records, "category"),
         "per_l2_category": _by(records, "l2_category"),
     }
+    held = heldout_summary(records, circular)
+    if held is not None:
+        summary["heldout"] = held
     if circular:
         groups = circular_groups(records)
         summary["circular"] = {
@@ -70,12 +95,17 @@ def summarize_puzzles(records: list[dict]) -> dict:
             "n": len(rows),
             "accuracy": _rate(sum(r["acc"] for r in rows), len(rows)),
             "format": _rate(sum(r["format"] for r in rows), len(rows)),
+            "unparseable": sum(not r.get("parsed", True) and not r.get("error") for r in rows),
+            **_chance(rows),
         }
         for task, rows in sorted(tasks.items())
     }
     return {
         "questions": len(records),
         "accuracy": _rate(sum(r["acc"] for r in records), len(records)),
+        "format": _rate(sum(r["format"] for r in records), len(records)),
+        "unparseable": sum(not r.get("parsed", True) and not r.get("error") for r in records),
         "errors": sum(bool(r.get("error")) for r in records),
+        **_chance(records),
         "per_category": per_task,
     }

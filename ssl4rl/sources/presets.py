@@ -11,7 +11,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Preset:
     description: str
-    download: str  # where a user gets the files `--data` points at
+    download: str  # which files `--data` points at
+    url: str = ""  # where to download them
     image_columns: tuple[str, ...] | None = None  # for HF dataset folders; None = detect
 
 
@@ -19,27 +20,33 @@ PRESETS = {
     "mmbench": Preset(
         "MMBench (dev, English)",
         "VLMEvalKit's MMBench_DEV_EN.tsv, or a local copy of the HuggingFaceM4/MMBench dataset (base64 images)",
+        url="https://opencompass.openxlab.space/utils/benchmarks/MMBench/MMBench_DEV_EN.tsv",
     ),
     "seedbench": Preset(
         "SEED-Bench (image part)",
         "VLMEvalKit's SEEDBench_IMG.tsv, or a local copy of lmms-lab/SEED-Bench (parquet)",
+        url="https://opencompass.openxlab.space/utils/benchmarks/SEEDBench/SEEDBench_IMG.tsv",
     ),
     "blink": Preset(
         "BLINK (several images per question)",
         "VLMEvalKit's BLINK.tsv, or a local copy of BLINK-Benchmark/BLINK (parquet, image_1..image_4)",
+        url="https://opencompass.openxlab.space/utils/VLMEval/BLINK.tsv",
     ),
     "mme-realworld": Preset(
         "MME-RealWorld (high-resolution photos)",
         "VLMEvalKit's MME-RealWorld.tsv, or a local copy of yifanzhang114/MME-RealWorld-Base64 (parquet)",
+        url="https://huggingface.co/datasets/yifanzhang114/MME-RealWorld-Base64",
     ),
-    "mmstar": Preset("MMStar", "VLMEvalKit's MMStar.tsv, or a local copy of Lin-Chen/MMStar (parquet)"),
+    "mmstar": Preset("MMStar", "VLMEvalKit's MMStar.tsv, or a local copy of Lin-Chen/MMStar (parquet)", url="https://opencompass.openxlab.space/utils/VLMEval/MMStar.tsv"),
     "realworldqa": Preset(
-        "RealWorldQA", "VLMEvalKit's RealWorldQA.tsv, or a local copy of xai-org/RealworldQA (parquet)"
+        "RealWorldQA", "VLMEvalKit's RealWorldQA.tsv, or a local copy of xai-org/RealworldQA (parquet)",
+        url="https://opencompass.openxlab.space/utils/VLMEval/RealWorldQA.tsv",
     ),
-    "vstar": Preset("V* Bench", "the image folders of craigwu/vstar_bench (direct_attributes/, relative_position/)"),
-    "imagenet": Preset("ImageNet-1k", "the ImageNet train/ or val/ folder (one sub-folder per class)"),
+    "vstar": Preset("V* Bench", "the image folders of craigwu/vstar_bench (direct_attributes/, relative_position/)", url="https://huggingface.co/datasets/craigwu/vstar_bench"),
+    "imagenet": Preset("ImageNet-1k", "the ImageNet train/ or val/ folder (one sub-folder per class; free registration)", url="https://image-net.org/download.php"),
     "caparena": Preset(
-        "CapArena", "the CapArena-Auto images: a folder of images, or a local copy of the dataset (parquet)"
+        "CapArena", "the CapArena-Auto images: a folder of images, or a local copy of the dataset (parquet)",
+        url="https://github.com/njucckevin/CapArena",
     ),
-    "coco": Preset("COCO", "a COCO image folder such as train2017/ or val2017/ (flat folder of .jpg)"),
+    "coco": Preset("COCO", "a COCO image folder such as train2017/ or val2017/ (flat folder of .jpg)", url="http://images.cocodataset.org/zips/val2017.zip"),
 }

@@ -43,8 +43,8 @@ class Position:
     """Say which grid cell a crop was taken from."""
 
     grid: int = 2  # N: 2 (four corners) or 3 (adds middle/center cells)
-    min_crop: float = 0.2  # crop side as a fraction of the cell side
-    max_crop: float = 0.8
+    min_crop: float = 0.2  # smallest crop side as a fraction of the cell side
+    max_crop: float = 0.8  # largest crop side as a fraction of the cell side
     augment: bool = False  # colour jitter / grayscale / blur on the crop
 
     name: ClassVar[str] = "position"

@@ -1,0 +1,41 @@
+"""Held-out questions: those none of whose images were a source image of a build's train split.
+
+The SSL4RL recipe builds puzzles from a benchmark's own images and then scores that benchmark;
+a question whose image the model trained on is not held out. Builds record each source image's
+content hash (`extra_info.source_hash`, the hash the train/test split is decided by), so the
+check is exact whatever the task: a benchmark image is compared by the same hash of its bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from ssl4rl.build import content_key
+from ssl4rl.errors import UserError
+from ssl4rl.schema import is_puzzle_build
+
+
+def train_image_hashes(builds: list[str]) -> set[str]:
+    """Content hashes of every source image in the builds' train splits."""
+    hashes: set[str] = set()
+    for build in builds:
+        folder = Path(build)
+        if not folder.is_dir() or not is_puzzle_build(folder):
+            raise UserError(f"--heldout {build}: not a puzzle build folder (made by `ssl4rl build`)")
+        for path in sorted(folder.glob("train-*.parquet")):
+            infos = pq.read_table(path, columns=["extra_info"]).column("extra_info").to_pylist()
+            found = {info.get("source_hash") or "" for info in infos}
+            if "" in found:
+                raise UserError(f"--heldout {build}: rows without extra_info.source_hash (built by an older ssl4rl); rebuild it")
+            hashes |= found
+    return hashes
+
+
+def image_hash(data: bytes) -> str:
+    return content_key(data).hex()
+
+
+def is_heldout(images: list[bytes], train_hashes: set[str]) -> bool:
+    return not any(image_hash(data) in train_hashes for data in images)
