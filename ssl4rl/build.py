@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import multiprocessing
 import platform
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -26,8 +27,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from ssl4rl import __version__
+from ssl4rl.budget import TokenBudget, length_stats
 from ssl4rl.errors import UserError
-from ssl4rl.images import SkipImage, decode, encode
+from ssl4rl.images import SkipImage, SourceImage, decode, encode
 from ssl4rl.schema import is_puzzle_build, make_row
 from ssl4rl.shards import ShardWriter, atomic_write_json
 from ssl4rl.sources import open_source
@@ -61,14 +63,33 @@ class BuildConfig:
     task_options: dict[str, dict] | None = None  # task == "mix": {task: {option: value}}
     difficulty: list[str] | None = None  # levels (easy, medium, hard); None = the task's defaults
     curriculum: str = "mixed"  # with several levels: "mixed" (random per image) or "static" (easy first)
+    max_prompt_tokens: int = 1024  # every row fits (0: no cap); ssl4rl.budget
+    patch_size: int = 28  # pixels per visual token side: 28 Qwen2/2.5-VL, 32 Qwen3-VL
+    processor: str | None = None  # a processor folder: its patching and exact text tokens
+
+    def budget(self) -> TokenBudget:
+        if self.max_prompt_tokens < 0 or self.patch_size < 1:
+            raise UserError(f"--max-prompt-tokens must be >= 0 and --patch-size >= 1 (got {self.max_prompt_tokens}, {self.patch_size})")
+        if self.processor is None:
+            return TokenBudget(self.max_prompt_tokens, self.patch_size)
+        if not Path(self.processor).is_dir():
+            raise UserError(f"{self.processor}: no such processor folder (a model folder saved with its processor)")
+        try:
+            return TokenBudget.from_processor(str(Path(self.processor).resolve()), self.max_prompt_tokens)
+        except (ImportError, OSError, ValueError) as error:
+            raise UserError(f"{self.processor}: cannot load its processor ({str(error).strip().splitlines()[0]})") from None
 
     def identity(self, templates: dict[str, str]) -> dict:
         """What must match for an existing output folder to be resumed or reused."""
-        keys = ("task", "source", "options", "image_columns", "seed", "limit", "test_fraction", "image_format", "per_image", "shard_rows", "tasks", "difficulty", "curriculum")
+        keys = (
+            "task", "source", "options", "image_columns", "seed", "limit", "test_fraction", "image_format", "per_image",
+            "shard_rows", "tasks", "difficulty", "curriculum", "max_prompt_tokens", "patch_size",
+        )  # fmt: skip
         identity = {k: getattr(self, k) for k in keys}
         if self.task_options:  # absent when unused, so earlier builds still resume
             identity["task_options"] = self.task_options
         identity["data"] = str(Path(self.data).resolve()) if self.data else None
+        identity["processor"] = str(Path(self.processor).resolve()) if self.processor else None
         identity["template_sha256"] = hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()
         return json.loads(json.dumps(identity))
 
@@ -128,6 +149,8 @@ class JobResult:
     rows: list[dict]  # 'index' still unset; the writer numbers rows
     answers: list[str]
     skip: str | None = None
+    tokens: list[int] = field(default_factory=list)  # each row's prompt length
+    downscaled: int = 0  # 1 when the source was downscaled to fit the token budget
 
 
 def content_key(data: bytes) -> bytes:
@@ -143,10 +166,10 @@ def split_of(key: bytes, test_fraction: float) -> str:
 _worker: dict = {}
 
 
-def _init_worker(specs: list[Spec], templates: dict[str, str], image_format: str, seed: int, source_name: str) -> None:
+def _init_worker(specs: list[Spec], templates: dict[str, str], image_format: str, seed: int, source_name: str, budget: TokenBudget) -> None:
     _worker.update(
         tasks={spec.key: (TASKS[spec.task](**dict(spec.options)), spec.level) for spec in specs},
-        templates=templates, image_format=image_format, seed=seed, source=source_name,
+        templates=templates, image_format=image_format, seed=seed, source=source_name, budget=budget,
         mixed=len({spec.task for spec in specs}) > 1,  # answer histograms then key on task:answer
     )  # fmt: skip
 
@@ -157,7 +180,7 @@ def make_rows(job: Job) -> JobResult:
         source = decode(job.data, task.min_side, job.source_id)
     except SkipImage as skip:
         return JobResult(job.split, job.seq, [], [], skip.reason)
-    rows, answers = [], []
+    rows, answers, lengths, downscaled = [], [], [], 0
     source_hash = content_key(job.data).hex()  # the key the split was decided by
     for sample_id, partner_data in job.samples:
         others = []
@@ -167,15 +190,11 @@ def make_rows(job: Job) -> JobResult:
             except SkipImage:
                 pass
         try:
-            puzzle = task.make(rng_for(_worker["seed"], task.name, sample_id), source, others)
+            puzzle, prompt, shown, tokens = make_within_budget(task, sample_id, source, others)
         except SkipImage as skip:
             return JobResult(job.split, job.seq, [], [], skip.reason)
-        prompt = _worker["templates"][task.name].format(**puzzle.prompt_vars)
-        if prompt.count(IMAGE_PLACEHOLDER) != len(puzzle.images):
-            raise UserError(
-                f"prompt template for '{task.name}' has {prompt.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER} markers "
-                f"but the puzzle shows {len(puzzle.images)} images"
-            )
+        downscaled = max(downscaled, int(shown is not source))
+        lengths.append(tokens)
         rows.append(
             make_row(
                 task=task.name,
@@ -193,7 +212,45 @@ def make_rows(job: Job) -> JobResult:
             )
         )
         answers.append(f"{task.name}:{puzzle.answer}" if _worker["mixed"] else puzzle.answer)
-    return JobResult(job.split, job.seq, rows, answers)
+    return JobResult(job.split, job.seq, rows, answers, tokens=lengths, downscaled=downscaled)
+
+
+def make_within_budget(task, sample_id: str, source: SourceImage, others: list) -> tuple:
+    """(puzzle, prompt, the source it was made from, prompt tokens) within the token budget.
+
+    When the row is over, the puzzle is made again, with the same rng seed, from the source
+    resized once from its original pixels (Lanczos) by the factor that should bring its image
+    tokens under what the text leaves (tasks whose views have a fixed `size` get views smaller
+    by the same factor); rounding to the patch grid can need a second, smaller try.
+    Truth holds by construction: the smaller image simply is the source. Raises
+    SkipImage('over-token-budget') when even the task's smallest image cannot fit.
+    """
+    budget, template = _worker["budget"], _worker["templates"][task.name]
+    shown, scale, made_by = source, 1.0, task
+    for _ in range(6):
+        puzzle = made_by.make(rng_for(_worker["seed"], task.name, sample_id), shown, others)
+        prompt = template.format(**puzzle.prompt_vars)
+        if prompt.count(IMAGE_PLACEHOLDER) != len(puzzle.images):
+            raise UserError(
+                f"prompt template for '{task.name}' has {prompt.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER} markers "
+                f"but the puzzle shows {len(puzzle.images)} images"
+            )
+        sizes = [shown.size if isinstance(image, bytes) else image.size for image in puzzle.images]
+        tokens = budget.count(prompt, sizes)
+        if budget.fits(tokens):
+            return puzzle, prompt, shown, tokens
+        text = budget.text_tokens(prompt)
+        room, pictures = budget.max_tokens - text, tokens - text
+        if room <= len(sizes) * 3:  # not even one visual token per image
+            break
+        scale *= min(0.95, 0.98 * math.sqrt(room / pictures))
+        width, height = (max(1, round(side * scale)) for side in source.size)
+        if min(width, height) < task.min_side:
+            break
+        shown = SourceImage(source.pixels.resize((width, height), Image.Resampling.LANCZOS), source.data, False, source.source_id)
+        if isinstance(getattr(task, "size", None), int):  # views of a fixed side (contrastive, similarity, ...)
+            made_by = replace(task, size=max(28, round(task.size * scale)))
+    raise SkipImage("over-token-budget")
 
 
 def _make_batch(jobs: list[Job]) -> list[JobResult]:
@@ -231,22 +288,33 @@ class SplitState:
     jobs: int = 0
     skipped: Counter = field(default_factory=Counter)
     answers: Counter = field(default_factory=Counter)
+    tokens: Counter = field(default_factory=Counter)  # prompt length -> rows
+    downscaled: int = 0  # source images downscaled to fit the token budget
 
     def add(self, result: JobResult, kept_rows: list[dict]) -> None:
         if result.skip:
             self.skipped[result.skip] += 1
-        for row, answer in zip(kept_rows, result.answers):
+        for row, answer, tokens in zip(kept_rows, result.answers, result.tokens):
             row["extra_info"]["index"] = self.rows
             self.rows += 1
             self.answers[answer] += 1
+            self.tokens[tokens] += 1
+        self.downscaled += result.downscaled if kept_rows else 0
         self.jobs = result.seq + 1
 
     def snapshot(self, shards: int) -> dict:
-        return {"shards": shards, "rows": self.rows, "jobs": self.jobs, "skipped": dict(self.skipped), "answers": dict(self.answers)}
+        return {
+            "shards": shards, "rows": self.rows, "jobs": self.jobs, "skipped": dict(self.skipped), "answers": dict(self.answers),
+            "tokens": {str(k): v for k, v in sorted(self.tokens.items())}, "downscaled": self.downscaled,
+        }  # fmt: skip
 
     @classmethod
     def restore(cls, saved: dict) -> "SplitState":
-        return cls(saved.get("rows", 0), saved.get("jobs", 0), Counter(saved.get("skipped", {})), Counter(saved.get("answers", {})))
+        tokens = Counter({int(k): v for k, v in saved.get("tokens", {}).items()})
+        return cls(saved.get("rows", 0), saved.get("jobs", 0), Counter(saved.get("skipped", {})), Counter(saved.get("answers", {})), tokens, saved.get("downscaled", 0))
+
+    def prompt_tokens(self) -> dict:
+        return {**length_stats(self.tokens), "downscaled_images": self.downscaled}
 
 
 @dataclass
@@ -416,6 +484,7 @@ def _prepare_out(out: Path, identity: dict, overwrite: bool) -> dict | None:
 def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_bar: bool = True) -> dict:
     """Build the dataset described by `cfg` into cfg.out; returns the manifest."""
     specs, templates, partners = _check_task(cfg)
+    budget = cfg.budget()
     for given in (cfg.source, cfg.data):
         if given and is_puzzle_build(given):
             raise UserError(f"{given} is an ssl4rl puzzle build; give the images it was built from as --source")
@@ -446,7 +515,7 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
     stats = SourceStats()
     planner = JobPlanner(reader, cfg, specs, partners, {s: state[s].jobs for s in SPLITS})
     source_name = getattr(reader, "preset", None) or ("samples" if cfg.source == "samples" else reader.kind)
-    initargs = (specs, templates, cfg.image_format, cfg.seed, source_name)
+    initargs = (specs, templates, cfg.image_format, cfg.seed, source_name, budget)
     total = sum(state[s].rows for s in SPLITS)
     expected = cfg.limit or _expected_rows(reader, cfg.per_image) if progress_bar else None
     bar = tqdm(total=expected, initial=total, unit="rows", desc=f"build {cfg.task}", disable=not progress_bar, dynamic_ncols=True)
@@ -499,6 +568,10 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
         "files": {s: writers[s].files for s in SPLITS},
         "skipped": dict(sorted(sum((state[s].skipped for s in SPLITS), stats.skipped).items())),
         "answers": {s: dict(sorted(state[s].answers.items())) for s in SPLITS},
+        # per split: min / median / p99 / max prompt tokens, and how many sources were downscaled
+        "prompt_tokens": {s: state[s].prompt_tokens() for s in SPLITS},
+        "token_budget": {"max_prompt_tokens": budget.max_tokens, "patch_factor": budget.factor, "processor": budget.processor,
+                         "text": "exact (processor)" if budget.processor else "upper bound (UTF-8 bytes + chat template)"},
         "image_format": cfg.image_format,
         "versions": _versions(),
         "config": identity,

@@ -140,6 +140,9 @@ def _build_parser() -> argparse.ArgumentParser:
         task_parser.add_argument("--quiet", action="store_true", help="no progress bar")
         task_parser.add_argument("--difficulty", metavar="LEVELS", help="easy, medium, hard or several comma-separated, spread over the images (default: the task's own defaults)")
         task_parser.add_argument("--curriculum", choices=["mixed", "static"], default="mixed", help="with several levels: a random level per image (mixed), or easy first (static)")
+        task_parser.add_argument("--max-prompt-tokens", type=int, default=1024, metavar="N", help="every row's prompt (text + image tokens) fits N tokens: sources are downscaled just enough (0: no cap); match the trainer's data.max_prompt_length")
+        task_parser.add_argument("--patch-size", type=int, default=28, metavar="P", help="pixels per visual token side: 28 for Qwen2-VL/Qwen2.5-VL, 32 for Qwen3-VL")
+        task_parser.add_argument("--processor", metavar="PATH", help="a model/processor folder (offline): its patching and its tokenizer for exact text tokens (default: an upper bound)")
         if task_class is None:
             task_parser.add_argument(
                 "--tasks", required=True, metavar="TASK:WEIGHT[:OPTION=VALUE...],...",
@@ -281,12 +284,15 @@ def _run_build(args) -> None:
         image_format=args.image_format, per_image=args.per_image, shard_rows=args.shard_rows, prompt_file=args.prompt,
         tasks=mix[0] if mix else None, task_options=mix[1] if mix else None,
         difficulty=[level.strip() for level in args.difficulty.split(",") if level.strip()] if args.difficulty else None,
-        curriculum=args.curriculum,
+        curriculum=args.curriculum, max_prompt_tokens=args.max_prompt_tokens, patch_size=args.patch_size, processor=args.processor,
     )  # fmt: skip
     manifest = build(cfg, workers=args.workers, overwrite=args.overwrite, progress_bar=not args.quiet)
     rows = manifest["rows"]
     skipped = ", ".join(f"{k} {v}" for k, v in manifest["skipped"].items()) or "none"
-    print(f"{args.out}: {rows['train']} train + {rows['test']} test rows of '{manifest['task']}'; skipped: {skipped}")
+    longest = max((stats.get("max", 0) for stats in manifest["prompt_tokens"].values()), default=0)
+    downscaled = sum(stats["downscaled_images"] for stats in manifest["prompt_tokens"].values())
+    print(f"{args.out}: {rows['train']} train + {rows['test']} test rows of '{manifest['task']}'; skipped: {skipped}; "
+          f"longest prompt {longest} tokens, {downscaled} images downscaled to fit")  # fmt: skip
 
 
 def _run_show(args) -> None:

@@ -135,7 +135,9 @@ def train_trl(
             rows = AdaptiveRows(train, log, curriculum.low, curriculum.high, window)
         except ValueError as error:
             raise UserError(f"{data_dir}: {error}") from None
-    processor = AutoProcessor.from_pretrained(model_path)
+    # left padding, as TRL pads prompts itself: a right-padded processor output puts the image
+    # token types of shorter rows off by the padding (M-RoPE then sees an image cut short)
+    processor = AutoProcessor.from_pretrained(model_path, padding_side="left")
     cuda = torch.cuda.is_available()
     model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
     vocab = processor.tokenizer.get_vocab()
