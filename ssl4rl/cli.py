@@ -110,6 +110,33 @@ def _command(commands, name: str, **kwargs) -> argparse.ArgumentParser:
     return commands.add_parser(name, allow_abbrev=False, formatter_class=_Formatter, **kwargs)
 
 
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `train`, shared by `check` so it checks exactly what train would launch."""
+    parser.add_argument("--backend", choices=["verl", "trl"], default="verl", help="verl: Ray + FSDP + vLLM/SGLang; trl: one machine, CPU or one GPU")
+    parser.add_argument("--model", default="Qwen/Qwen2.5-VL-3B-Instruct", help="hub id or local path")
+    parser.add_argument("--out", default="outputs", help="checkpoints and logs")
+    parser.add_argument("--gpus", type=int, help="verl: GPUs per node, or FSDP ranks with --device cpu (default: 8; 1 with --profile 1gpu or cpu)")
+    parser.add_argument("--nodes", type=int, default=1, help="verl: nodes")
+    parser.add_argument("--profile", choices=["paper", "1gpu", "cpu"], help="verl: settings preset (default: paper; cpu with --device cpu)")
+    parser.add_argument("--rollout", choices=["vllm", "sglang", "hf"], help="verl: rollout engine (default: the config's vllm; hf = Hugging Face generate, no vLLM needed)")
+    parser.add_argument("--device", choices=["gpu", "cpu"], default="gpu", help="verl: cpu runs the real trainer on the CPU with the hf rollout, for debugging")
+    parser.add_argument("--filter-groups", action="store_true", help="verl: drop prompts whose rollouts all got the same accuracy")
+    parser.add_argument("--format-weight", type=float, default=0.0, help="reward = (1-w)*acc + w*format (default: 0, as the paper)")
+    parser.add_argument("--jigsaw-scoring", choices=["permutation", "parity"], default="permutation", help="permutation: partial credit only for a valid permutation; parity: the reference's parser and per-position credit")
+    parser.add_argument(
+        "--curriculum", choices=["off", "adaptive"], default="off",
+        help="adaptive: keep each task's accuracy inside --band by serving easier/harder levels (needs a build with --difficulty easy,medium,hard)",
+    )  # fmt: skip
+    parser.add_argument("--band", default="0.2,0.8", help="adaptive curriculum: LOW,HIGH accuracy band (default: %(default)s)")
+    parser.add_argument("--window", type=int, help="adaptive curriculum: outcomes per decision (default: one step's rollouts of a task)")
+    local = parser.add_argument_group("trl backend (names follow verl's)")
+    for option in fields(_local_config()):
+        if option.name in ("format_weight", "jigsaw_scoring"):
+            continue
+        local.add_argument("--" + option.name.replace("_", "-"), dest=f"local_{option.name}", type=type(option.default), default=option.default, help=f"trl: {option.name.replace('_', ' ')} (default: {option.default})")
+    parser.add_argument("overrides", nargs="*", help="verl: extra Hydra overrides, e.g. trainer.total_epochs=5")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from ssl4rl import __version__
     from ssl4rl.eval.extract import MATCHERS
@@ -168,31 +195,17 @@ def _build_parser() -> argparse.ArgumentParser:
     _command(commands, "sources", help="list the named image sources and where to download them")
 
     train = _command(commands, "train", help="GRPO on a puzzle set: verl (GPU clusters) or trl (one machine)")
-    train.add_argument("--backend", choices=["verl", "trl"], default="verl", help="verl: Ray + FSDP + vLLM/SGLang; trl: one machine, CPU or one GPU")
     train.add_argument("--data", required=True, help="a build folder (train-*.parquet, test-*.parquet)")
-    train.add_argument("--model", default="Qwen/Qwen2.5-VL-3B-Instruct", help="hub id or local path")
-    train.add_argument("--out", default="outputs", help="checkpoints and logs")
-    train.add_argument("--gpus", type=int, help="verl: GPUs per node, or FSDP ranks with --device cpu (default: 8; 1 with --profile 1gpu or cpu)")
-    train.add_argument("--nodes", type=int, default=1, help="verl: nodes")
-    train.add_argument("--profile", choices=["paper", "1gpu", "cpu"], help="verl: settings preset (default: paper; cpu with --device cpu)")
-    train.add_argument("--rollout", choices=["vllm", "sglang", "hf"], help="verl: rollout engine (default: the config's vllm; hf = Hugging Face generate, no vLLM needed)")
-    train.add_argument("--device", choices=["gpu", "cpu"], default="gpu", help="verl: cpu runs the real trainer on the CPU with the hf rollout, for debugging")
-    train.add_argument("--filter-groups", action="store_true", help="verl: drop prompts whose rollouts all got the same accuracy")
-    train.add_argument("--dry-run", action="store_true", help="verl: print the command instead of running it")
-    train.add_argument("--format-weight", type=float, default=0.0, help="reward = (1-w)*acc + w*format (default: 0, as the paper)")
-    train.add_argument("--jigsaw-scoring", choices=["permutation", "parity"], default="permutation", help="permutation: partial credit only for a valid permutation; parity: the reference's parser and per-position credit")
-    train.add_argument(
-        "--curriculum", choices=["off", "adaptive"], default="off",
-        help="adaptive: keep each task's accuracy inside --band by serving easier/harder levels (needs a build with --difficulty easy,medium,hard)",
+    _add_train_options(train)
+    train.add_argument("--dry-run", action="store_true", help="verl: print the command instead of running it (no checks: see `ssl4rl check`)")
+
+    check = _command(
+        commands, "check", help="preflight: what would make a training run fail, checked in a second before it starts",
+        description="Check a build against the settings `ssl4rl train` would launch with (same options and overrides): "
+        "errors exit 2, one line each; warnings are printed; the run's steps per epoch and total steps are shown.",
     )  # fmt: skip
-    train.add_argument("--band", default="0.2,0.8", help="adaptive curriculum: LOW,HIGH accuracy band (default: %(default)s)")
-    train.add_argument("--window", type=int, help="adaptive curriculum: outcomes per decision (default: one step's rollouts of a task)")
-    local = train.add_argument_group("trl backend (names follow verl's)")
-    for option in fields(_local_config()):
-        if option.name in ("format_weight", "jigsaw_scoring"):
-            continue
-        local.add_argument("--" + option.name.replace("_", "-"), dest=f"local_{option.name}", type=type(option.default), default=option.default, help=f"trl: {option.name.replace('_', ' ')} (default: {option.default})")
-    train.add_argument("overrides", nargs="*", help="verl: extra Hydra overrides, e.g. trainer.total_epochs=5")
+    check.add_argument("data", help="a build folder (train-*.parquet, test-*.parquet)")
+    _add_train_options(check)
 
     tiny = _command(commands, "tiny-model", help="make the tiny offline Qwen2.5-VL used by tests and the demo")
     tiny.add_argument("out", help="folder to write the model, tokenizer and processor to")
@@ -332,7 +345,10 @@ def _curriculum(args):
         raise UserError(str(error)) from None
 
 
-def _run_train(args) -> None:
+def _run_train(args, check_only: bool = False) -> None:
+    """Compose the run, check it (ssl4rl.train.preflight), then launch it unless check_only."""
+    from ssl4rl.train.preflight import check_trl, check_verl, visible_gpus
+
     reward_kwargs = {"format_weight": args.format_weight, "jigsaw_scoring": args.jigsaw_scoring}
     curriculum = _curriculum(args)
     if args.backend == "verl":
@@ -346,9 +362,17 @@ def _run_train(args) -> None:
             filter_groups=args.filter_groups, reward_kwargs=reward_kwargs, overrides=args.overrides, curriculum=curriculum,
             rollout=rollout, device=args.device,
         )  # fmt: skip
-        if not args.dry_run:
-            preflight(args.model, rollout, args.device)
-        code = launch(command, dry_run=args.dry_run, env=verl_env(command, args.device))
+        env = verl_env(command, args.device)
+        if getattr(args, "dry_run", False):
+            launch(command, dry_run=True, env=env)
+            return
+        plan = check_verl(args.data, command, args.model, args.device, visible_gpus() if args.device == "gpu" else None)
+        plan.raise_errors()
+        preflight(args.model, rollout, args.device)
+        print(plan.report())
+        if check_only:
+            return
+        code = launch(command, env=env)
         if code:
             raise UserError(f"verl exited with status {code}")
         return
@@ -357,7 +381,16 @@ def _run_train(args) -> None:
     if args.overrides:
         raise UserError(f"Hydra overrides are for --backend verl (got {' '.join(args.overrides)})")
     options = {k[len("local_"):]: v for k, v in vars(args).items() if k.startswith("local_")}
-    train_trl(args.data, args.model, f"{args.out}/trl", _local_config()(**options, **reward_kwargs), curriculum=curriculum)
+    cfg = _local_config()(**options, **reward_kwargs)
+    plan = check_trl(args.data, cfg, args.model)
+    plan.raise_errors()
+    print(plan.report())
+    if not check_only:
+        train_trl(args.data, args.model, f"{args.out}/trl", cfg, curriculum=curriculum)
+
+
+def _run_check(args) -> None:
+    _run_train(args, check_only=True)
 
 
 def _run_tiny_model(args) -> None:
@@ -442,12 +475,25 @@ def _run_sources(args) -> None:
         print(f"{name}: {preset.description}. --data: {preset.download}\n    download: {preset.url}")
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """argparse fills a `*` positional once, at its first chance: Hydra overrides typed after
+    other options (`check DATA --device cpu a.b=1`) would be refused, so they are collected here."""
+    parser = _build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = [arg for arg in extra if "=" in arg and not arg.startswith("-")]
+    if extra != overrides or (overrides and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if overrides:
+        args.overrides = [*args.overrides, *overrides]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    args = _parse(argv)
     try:
         commands = {
             "build": _run_build, "show": _run_show, "paper": _run_paper, "sources": _run_sources,
-            "train": _run_train, "tiny-model": _run_tiny_model, "merge": _run_merge, "demo": _run_demo,
+            "train": _run_train, "check": _run_check, "tiny-model": _run_tiny_model, "merge": _run_merge, "demo": _run_demo,
             "eval": _run_eval, "report": _run_report,
         }  # fmt: skip
         commands[args.command](args)

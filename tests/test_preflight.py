@@ -1,0 +1,116 @@
+"""`ssl4rl check` and the check `ssl4rl train` runs first: each mistake is one line and exit 2,
+found before Ray, vLLM or a model is loaded."""
+
+from __future__ import annotations
+
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import write_folder
+
+from ssl4rl.build import BuildConfig, build
+from ssl4rl.cli import main
+from ssl4rl.train import preflight
+
+
+@pytest.fixture(scope="module")
+def small_build(tmp_path_factory):
+    """20 images, 2 puzzles each: 32-40 train rows and a test split."""
+    root = tmp_path_factory.mktemp("pre")
+    out = root / "data"
+    build(BuildConfig(task="rotation", source=str(write_folder(root / "photos", 20)), out=str(out), per_image=2, test_fraction=0.2), progress_bar=False)
+    return out
+
+
+def _check(capsys, *args) -> tuple[int, list[str], list[str]]:
+    code = main(["check", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out.strip().splitlines(), captured.err.strip().splitlines()
+
+
+def _train_rows(data) -> int:
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in data.glob("train-*.parquet"))
+
+
+def test_a_good_cpu_run_prints_its_steps_and_warnings(small_build, tiny_model, capsys):
+    rows = _train_rows(small_build)
+    code, out, err = _check(capsys, small_build, "--device", "cpu", "--model", tiny_model, "trainer.total_epochs=3", "trainer.save_freq=1000")
+    assert code == 0 and not err
+    assert out[0] == f"{rows} train rows: {rows // 4} steps per epoch, {3 * (rows // 4)} steps in all"  # cpu profile: 4 prompts per step
+    assert any("trainer.save_freq=1000 is more than the run's" in line for line in out)
+    code, out, _ = _check(capsys, small_build, "--device", "cpu", "--model", tiny_model, "trainer.total_training_steps=2")
+    assert code == 0 and out[0].endswith(f"{rows // 4} steps per epoch, 2 steps in all")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--device", "cpu", "data.train_batch_size=512", "actor_rollout_ref.actor.ppo_mini_batch_size=128"], "fewer than one batch (data.train_batch_size=512)"),
+        (["--device", "cpu", "data.max_prompt_length=64"], "over data.max_prompt_length=64: verl would drop such rows"),
+        (["--device", "cpu", "--gpus", "3"], "must divide over the 3 GPUs"),
+        (["--device", "cpu", "actor_rollout_ref.actor.ppo_mini_batch_size=3"], "must be a multiple of actor.ppo_mini_batch_size=3"),
+        (["--device", "cpu", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=3"], "must be a whole multiple of actor.ppo_micro_batch_size_per_gpu=3"),
+        (["--device", "cpu", "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=3"], "ref.log_prob_micro_batch_size_per_gpu=3"),
+    ],
+)
+def test_verl_mistakes_are_one_line_each_and_exit_2(small_build, tmp_path, capsys, args, message):
+    code, _, err = _check(capsys, small_build, "--model", tmp_path, *args)
+    assert code == 2 and all(line.startswith("ssl4rl: error: ") for line in err) and any(message in line for line in err)
+
+
+def test_gpus_the_machine_does_not_have(small_build, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(preflight, "visible_gpus", lambda: 0)
+    code, _, err = _check(capsys, small_build, "--model", tmp_path, "data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=8")
+    assert code == 2 and any("no GPU is visible" in line for line in err)
+    monkeypatch.setattr(preflight, "visible_gpus", lambda: 2)
+    code, _, err = _check(capsys, small_build, "--model", tmp_path, "data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=8")
+    assert code == 2 and any("asks for 8 GPUs" in line and "--gpus 2" in line for line in err)
+    monkeypatch.setattr(preflight, "visible_gpus", lambda: 1)  # the 1gpu profile asks for one GPU itself
+    code, _, err = _check(capsys, small_build, "--model", tmp_path, "--profile", "1gpu", "data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=8")
+    assert code == 0, err
+
+
+def test_no_train_split_and_unknown_tasks(small_build, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = _check(capsys, empty, "--device", "cpu", "--model", tmp_path)
+    assert code == 2 and "no train" in err[0]
+    odd = tmp_path / "odd"
+    shutil.copytree(small_build, odd)
+    path = next(odd.glob("train-*.parquet"))
+    table = pq.read_table(path)
+    sources = pa.array(["ssl4rl/sudoku"] * table.num_rows)
+    pq.write_table(table.set_column(table.schema.get_field_index("data_source"), "data_source", sources), path)
+    code, _, err = _check(capsys, odd, "--device", "cpu", "--model", tmp_path)
+    assert code == 2 and "ssl4rl/sudoku, which the reward does not know" in err[0]
+
+
+def test_warnings_no_test_split_and_a_model_that_is_neither_folder_nor_hub_id(small_build, tmp_path, capsys, monkeypatch):
+    no_test = tmp_path / "no-test"
+    shutil.copytree(small_build, no_test)
+    for path in no_test.glob("test-*.parquet"):
+        path.unlink()
+    monkeypatch.setattr(preflight, "visible_gpus", lambda: 1)
+    code, out, _ = _check(capsys, no_test, "--profile", "1gpu", "--model", "not/a/model", "data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=8")
+    assert code == 0
+    assert any("no test split: validation runs on the training data" in line for line in out)
+    assert any("not/a/model: neither a local folder nor a hub id" in line for line in out)
+
+
+def test_trl_checks_rows_and_the_models_context(small_build, tiny_model, capsys):
+    code, _, err = _check(capsys, small_build, "--backend", "trl", "--model", tiny_model, "--batch-size", "1000", "--mini-batch-size", "1000")
+    assert code == 2 and "fewer than one batch (--batch-size 1000)" in err[0]
+    code, _, err = _check(capsys, small_build, "--backend", "trl", "--model", tiny_model, "--max-response-length", "4090")
+    assert code == 2 and "exceeds the model's context of 4096" in err[0]
+    code, out, _ = _check(capsys, small_build, "--backend", "trl", "--model", tiny_model, "--batch-size", "4", "--mini-batch-size", "2", "--max-steps", "3")
+    assert code == 0 and out[0].endswith("steps in all") and ", 3 steps in all" in out[0]
+
+
+def test_train_runs_the_check_before_anything_starts(small_build, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["train", "--backend", "verl", "--device", "cpu", "--data", str(small_build), "--model", str(tmp_path), "--out", str(out), "data.max_prompt_length=64"]) == 2
+    assert "data.max_prompt_length=64" in capsys.readouterr().err and not out.exists()
+    assert main(["train", "--backend", "trl", "--data", str(small_build), "--model", str(tmp_path), "--out", str(out), "--batch-size", "1000", "--mini-batch-size", "1000"]) == 2
+    assert "fewer than one batch" in capsys.readouterr().err and not out.exists()
