@@ -1,0 +1,96 @@
+"""Bad input at the reward layer: hostile responses cost linear time; malformed rows and reward
+options fail loudly with one ValueError naming the field."""
+
+from __future__ import annotations
+
+import signal
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from ssl4rl.reward import compute_score
+from ssl4rl.tasks import TASKS
+
+TRUTHS = {
+    "rotation": "90", "jigsaw": "3,1,4,2", "position": "top-left", "contrastive": "positive",
+    "inpainting": "B", "similarity": "B", "ordering": "2,4,1,3", "correspondence": "B", "flip": "B",
+}  # fmt: skip
+
+# Text of about n characters built to make a backtracking parser explode: separator runs,
+# digit runs, and every tag the parsers look for, repeated.
+ADVERSARIAL = {
+    "digits and double spaces": lambda n: "1  " * (n // 3) + "x",
+    "spaces": lambda n: "1" + " " * n + "x",
+    "commas": lambda n: "1" + "," * n,
+    "separators": lambda n: "1 ,; " * (n // 5) + "x",
+    "digits": lambda n: "1" * n,
+    "numbers": lambda n: "1, " * (n // 3) + ",",
+    "open tags": lambda n: "<answer>" * (n // 8),
+    "close tags": lambda n: "</answer>" * (n // 9),
+    "tags with spaces": lambda n: "< answer  " * (n // 10),
+    "think tags": lambda n: "<think></think>" * (n // 15) + "<answer",
+    "lone brackets": lambda n: "<" + " " * n,
+    "degrees": lambda n: "90 " + "degrees" * (n // 7),
+    "dashes": lambda n: "top" + " -_" * (n // 3) + "x",
+}  # fmt: skip
+
+
+@contextmanager
+def watchdog(seconds: float):
+    """Turns a super-linear parse into a failure instead of a hung test run."""
+
+    def expire(*_):
+        raise TimeoutError(f"took over {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def best_time(score, response: str, truth: str, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        score(response, truth, {})
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_parser_runs_in_linear_time_on_adversarial_text(task):
+    """10x more text may cost at most 25x the time (linear: 10x; quadratic: 100x), plus 2 ms of
+    timer slack for inputs that are rejected early."""
+    score = TASKS[task].score
+    for name, make in ADVERSARIAL.items():
+        for wrap in (lambda body: f"<think>x</think> <answer>{body}</answer>", lambda body: body):
+            times = []
+            for size in (1_000, 10_000, 100_000):
+                with watchdog(10):
+                    times.append(best_time(score, wrap(make(size)), TRUTHS[task]))
+            for small, big in zip(times, times[1:]):
+                assert big <= 25 * small + 0.002, f"{task} on {name!r}: {times}"
+
+
+def test_the_exponential_jigsaw_case_of_the_issue_is_fast():
+    """135 characters took 15 s: two spaces between numbers split two ways, then a failing tail."""
+    response = "<answer>" + "1  " * 45 + "x</answer>"
+    with watchdog(5):
+        for task in ("jigsaw", "ordering"):
+            assert compute_score(f"ssl4rl/{task}", response, "1,2,3,4")["acc"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "answer, parsed",
+    [
+        ("3,1,4,2", [3, 1, 4, 2]), ("[3, 1, 4, 2]", [3, 1, 4, 2]), ("(3;1;4;2).", [3, 1, 4, 2]), ("3  1\n4\t2", [3, 1, 4, 2]),
+        ("3,,1,4,2", None), ("3,1,4,2,", None), (",3,1", None), ("3.1.4.2", None), ("1234", None), ("3, 1, four", None),
+        ("²", None), ("", None), ("[]", None),
+    ],
+)  # fmt: skip
+def test_jigsaw_parser_keeps_its_grammar(answer, parsed):
+    assert TASKS["jigsaw"].parse(f"<answer>{answer}</answer>") == parsed
