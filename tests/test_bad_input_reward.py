@@ -94,3 +94,56 @@ def test_the_exponential_jigsaw_case_of_the_issue_is_fast():
 )  # fmt: skip
 def test_jigsaw_parser_keeps_its_grammar(answer, parsed):
     assert TASKS["jigsaw"].parse(f"<answer>{answer}</answer>") == parsed
+
+
+# ---------------------------------------------------------------- malformed rows and options
+@pytest.mark.parametrize(
+    "data_source, ground_truth, extra_info, field",
+    [
+        ("ssl4rl/rotation", "90", ["task", "rotation"], "extra_info"),
+        ("ssl4rl/rotation", "90", "rotation", "extra_info"),
+        ("ssl4rl/rotation", "90", {"task": ["rotation"]}, "extra_info.task"),
+        ("ssl4rl/rotation", "ninety", None, "ground_truth"),
+        ("ssl4rl/rotation", None, None, "ground_truth"),
+        ("ssl4rl/jigsaw", "a,b,c,d", None, "ground_truth"),
+        ("ssl4rl/jigsaw", "1" * 5000, None, "ground_truth"),
+        ("ssl4rl/ordering", "2;4;x;3", None, "ground_truth"),
+        ("ssl4rl/ordering", "1,1,1,1", None, "ground_truth"),
+        ("ssl4rl/correspondence", "B", {"params": '{"candidates": 1e400}'}, "extra_info.params.candidates"),
+        ("ssl4rl/inpainting", "B", {"params": {"candidates": "four"}}, "extra_info.params.candidates"),
+        ("ssl4rl/similarity", "B", {"params": "{not json"}, "extra_info.params"),
+        ("ssl4rl/flip", "B", {"params": 7}, "extra_info.params"),
+        ("ssl4rl/inpainting", "E", {"params": {"candidates": 4}}, "ground_truth"),
+    ],
+)  # fmt: skip
+def test_a_malformed_row_raises_one_value_error_naming_the_field(data_source, ground_truth, extra_info, field):
+    with pytest.raises(ValueError) as raised:
+        compute_score(data_source, "<answer>90</answer>", ground_truth, extra_info)
+    assert type(raised.value) is ValueError
+    message = str(raised.value)
+    assert f" {field} " in message and repr(data_source) in message, message
+
+
+@pytest.mark.parametrize(
+    "options, name",
+    [
+        ({"jigsaw_scoring": "parity "}, "jigsaw_scoring"),
+        ({"jigsaw_scoring": "permutations"}, "jigsaw_scoring"),
+        ({"format_weight": "0.1"}, "format_weight"),
+        ({"format_weight": 1.5}, "format_weight"),
+        ({"curriculum_log": 3}, "curriculum_log"),
+    ],
+)  # fmt: skip
+def test_a_bad_reward_option_raises_at_the_first_call_whatever_the_row(options, name):
+    """Even on a rotation row (where jigsaw_scoring plays no part) and a right answer."""
+    with pytest.raises(ValueError, match=name):
+        compute_score("ssl4rl/rotation", "<answer>90</answer>", "90", None, **options)
+
+
+def test_well_formed_rows_still_score_and_junk_responses_never_raise():
+    for task, truth in TRUTHS.items():
+        info = {"task": task, "params": '{"candidates": 4}' if truth == "B" else "{}"}
+        assert compute_score(f"ssl4rl/{task}", f"<answer>{truth}</answer>", truth, info)["acc"] == 1.0
+        for junk in (None, 3, b"<answer>1</answer>", "\x00" * 10, "<answer>" * 100):
+            assert compute_score(f"ssl4rl/{task}", junk, truth, info)["acc"] == 0.0
+    assert compute_score("ssl4rl/rotation", "<answer>90</answer>", 90)["acc"] == 1.0  # an integer truth is fine
