@@ -27,10 +27,11 @@ from tqdm import tqdm
 
 from ssl4rl import __version__
 from ssl4rl.errors import UserError
-from ssl4rl.images import SkipImage, decode, encode
+from ssl4rl.images import MAX_PIXELS, SkipImage, decode, encode
 from ssl4rl.schema import make_row
 from ssl4rl.shards import ShardWriter, atomic_write_json
 from ssl4rl.sources import open_source
+from ssl4rl.sources.common import MAX_FILE_BYTES
 from ssl4rl.tasks import TASKS
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, load_template, rng_for
 
@@ -60,10 +61,12 @@ class BuildConfig:
     tasks: dict[str, float] | None = None  # task == "mix": {task: weight}
     difficulty: list[str] | None = None  # levels (easy, medium, hard); None = the task's defaults
     curriculum: str = "mixed"  # with several levels: "mixed" (random per image) or "static" (easy first)
+    max_pixels: int = MAX_PIXELS  # larger images are skipped from their header, never decoded
+    max_file_bytes: int = MAX_FILE_BYTES  # larger files are skipped from their size, never read
 
     def identity(self, templates: dict[str, str]) -> dict:
         """What must match for an existing output folder to be resumed or reused."""
-        keys = ("task", "source", "options", "image_columns", "seed", "limit", "test_fraction", "image_format", "per_image", "shard_rows", "tasks", "difficulty", "curriculum")
+        keys = ("task", "source", "options", "image_columns", "seed", "limit", "test_fraction", "image_format", "per_image", "shard_rows", "tasks", "difficulty", "curriculum", "max_pixels", "max_file_bytes")
         identity = {k: getattr(self, k) for k in keys}
         identity["data"] = str(Path(self.data).resolve()) if self.data else None
         identity["template_sha256"] = hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()
@@ -139,10 +142,10 @@ def split_of(key: bytes, test_fraction: float) -> str:
 _worker: dict = {}
 
 
-def _init_worker(specs: list[Spec], templates: dict[str, str], image_format: str, seed: int, source_name: str) -> None:
+def _init_worker(specs: list[Spec], templates: dict[str, str], image_format: str, seed: int, source_name: str, max_pixels: int) -> None:
     _worker.update(
         tasks={spec.key: (TASKS[spec.task](**dict(spec.options)), spec.level) for spec in specs},
-        templates=templates, image_format=image_format, seed=seed, source=source_name,
+        templates=templates, image_format=image_format, seed=seed, source=source_name, max_pixels=max_pixels,
         mixed=len({spec.task for spec in specs}) > 1,  # answer histograms then key on task:answer
     )  # fmt: skip
 
@@ -150,7 +153,7 @@ def _init_worker(specs: list[Spec], templates: dict[str, str], image_format: str
 def make_rows(job: Job) -> JobResult:
     task, level = _worker["tasks"][job.spec]
     try:
-        source = decode(job.data, task.min_side, job.source_id)
+        source = decode(job.data, task.min_side, job.source_id, _worker["max_pixels"])
     except SkipImage as skip:
         return JobResult(job.split, job.seq, [], [], skip.reason)
     rows, answers = [], []
@@ -158,7 +161,7 @@ def make_rows(job: Job) -> JobResult:
         others = []
         for partner_id, data in partner_data:
             try:
-                others.append(decode(data, 1, partner_id))
+                others.append(decode(data, 1, partner_id, _worker["max_pixels"]))
             except SkipImage:
                 pass
         try:
@@ -410,7 +413,7 @@ def _prepare_out(out: Path, identity: dict, overwrite: bool) -> dict | None:
 def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_bar: bool = True) -> dict:
     """Build the dataset described by `cfg` into cfg.out; returns the manifest."""
     specs, templates, partners = _check_task(cfg)
-    reader = open_source(cfg.source, cfg.data, cfg.image_columns)
+    reader = open_source(cfg.source, cfg.data, cfg.image_columns, cfg.max_file_bytes)
     out = Path(cfg.out)
     identity = cfg.identity(templates)
     saved = _prepare_out(out, identity, overwrite)
@@ -437,7 +440,7 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
     stats = SourceStats()
     planner = JobPlanner(reader, cfg, specs, partners, {s: state[s].jobs for s in SPLITS})
     source_name = getattr(reader, "preset", None) or ("samples" if cfg.source == "samples" else reader.kind)
-    initargs = (specs, templates, cfg.image_format, cfg.seed, source_name)
+    initargs = (specs, templates, cfg.image_format, cfg.seed, source_name, cfg.max_pixels)
     total = sum(state[s].rows for s in SPLITS)
     bar = tqdm(total=cfg.limit, initial=total, unit="rows", desc=f"build {cfg.task}", disable=not progress_bar, dynamic_ncols=True)
     exhausted = cfg.limit is None or total < cfg.limit

@@ -48,6 +48,8 @@ def _build_parser() -> argparse.ArgumentParser:
         task_parser.add_argument("--quiet", action="store_true", help="no progress bar")
         task_parser.add_argument("--difficulty", help="level(s) easy,medium,hard: one, or several spread over the images")
         task_parser.add_argument("--curriculum", choices=["mixed", "static"], default="mixed", help="with several levels: random per image, or easy first (static)")
+        task_parser.add_argument("--max-megapixels", type=float, default=50, help="skip larger images, from their header (default: %(default)s)")
+        task_parser.add_argument("--max-file-mb", type=float, default=256, help="skip larger files, from their size (default: %(default)s)")
         if task_class is None:
             task_parser.add_argument("--tasks", required=True, help="task:weight list, e.g. rotation:2,position:1,jigsaw:1")
         else:
@@ -147,6 +149,8 @@ def _run_build(args) -> None:
 
     if args.workers < 1 or args.per_image < 1 or args.shard_rows < 1 or (args.limit is not None and args.limit < 1):
         raise UserError("--workers, --per-image, --shard-rows and --limit must be positive")
+    if not args.max_megapixels > 0 or not args.max_file_mb > 0:
+        raise UserError("--max-megapixels and --max-file-mb must be positive")
     options = {k[len("task_"):]: v for k, v in vars(args).items() if k.startswith("task_") and v is not None}
     cfg = BuildConfig(
         task=args.task, source=args.source, out=args.out, options=options, data=args.data,
@@ -154,7 +158,7 @@ def _run_build(args) -> None:
         image_format=args.image_format, per_image=args.per_image, shard_rows=args.shard_rows, prompt_file=args.prompt,
         tasks=_parse_weights(args.tasks) if args.task == "mix" else None,
         difficulty=[level.strip() for level in args.difficulty.split(",") if level.strip()] if args.difficulty else None,
-        curriculum=args.curriculum,
+        curriculum=args.curriculum, max_pixels=int(args.max_megapixels * 1e6), max_file_bytes=int(args.max_file_mb * 2**20),
     )  # fmt: skip
     manifest = build(cfg, workers=args.workers, overwrite=args.overwrite, progress_bar=not args.quiet)
     rows = manifest["rows"]
