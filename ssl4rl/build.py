@@ -16,6 +16,7 @@ import hashlib
 import json
 import multiprocessing
 import platform
+import signal
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -150,6 +151,14 @@ def _init_worker(specs: list[Spec], templates: dict[str, str], image_format: str
     )  # fmt: skip
 
 
+def _init_pool_worker(*initargs) -> None:
+    """Ctrl-C reaches the whole process group: only the main process handles it (and terminates
+    the pool). A worker interrupted while holding the task queue's lock would hang the pool's
+    shutdown and print its own traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(*initargs)
+
+
 def make_rows(job: Job) -> JobResult:
     task, level = _worker["tasks"][job.spec]
     try:
@@ -203,7 +212,7 @@ def ordered_map(jobs: Iterable[Job], workers: int, initargs: tuple) -> Iterator[
         _init_worker(*initargs)
         yield from map(make_rows, jobs)
         return
-    with multiprocessing.get_context().Pool(workers, _init_worker, initargs) as pool:
+    with multiprocessing.get_context().Pool(workers, _init_pool_worker, initargs) as pool:
         pending: deque = deque()
         batch: list[Job] = []
         for job in jobs:
@@ -238,8 +247,10 @@ class SplitState:
             self.answers[answer] += 1
         self.jobs = result.seq + 1
 
-    def snapshot(self, shards: int) -> dict:
-        return {"shards": shards, "rows": self.rows, "jobs": self.jobs, "skipped": dict(self.skipped), "answers": dict(self.answers)}
+    def snapshot(self, shards: int, source: dict | None = None) -> dict:
+        """`source`: images and fingerprint of the source consumed so far, checked on resume."""
+        snapshot = {"shards": shards, "rows": self.rows, "jobs": self.jobs, "skipped": dict(self.skipped), "answers": dict(self.answers)}
+        return {**snapshot, "source": source} if source else snapshot
 
     @classmethod
     def restore(cls, saved: dict) -> "SplitState":
@@ -264,13 +275,41 @@ class SourceStats:
 
     def add(self, log: ReadLog) -> None:
         self.skipped.update(log.skipped)
-        self.images += len(log.keys)
         for source_id, key in log.keys:
-            self._fingerprint.update(source_id.encode() + b"\0" + key)
+            self.add_key(source_id, key)
+
+    def add_key(self, source_id: str, key: bytes) -> None:
+        self.images += 1
+        self._fingerprint.update(source_id.encode() + b"\0" + key)
 
     @property
     def fingerprint(self) -> str:
         return self._fingerprint.hexdigest()
+
+    def prefix(self) -> dict:
+        return {"images": self.images, "fingerprint": self.fingerprint}
+
+
+def check_consumed_prefix(reader, saved_splits: dict, out: Path) -> None:
+    """Resume keeps shards made from the first images of the source: refuse when those images
+    changed (added, removed, edited or reordered) since the shards were written."""
+    expected = {s["source"]["images"]: s["source"]["fingerprint"] for s in saved_splits.values() if s.get("source")}
+    if not expected:
+        return
+    stats, target = SourceStats(), max(expected)
+    changed = False
+    for raw in reader:
+        if raw.skip:
+            continue
+        stats.add_key(raw.source_id, content_key(raw.data))
+        changed = expected.get(stats.images, stats.fingerprint) != stats.fingerprint
+        if changed or stats.images >= target:
+            break
+    if changed or stats.images < target:
+        raise UserError(
+            f"{out}: the source changed since this build was interrupted (its first {max(expected)} images differ); "
+            "pass --overwrite to build again from scratch"
+        )
 
 
 class JobPlanner:
@@ -424,6 +463,7 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
         stale.unlink()
 
     saved_splits = (saved or {}).get("splits", {})
+    check_consumed_prefix(reader, saved_splits, out)
     for split in SPLITS:  # forget shards written after the last saved progress
         for path in out.glob(f"{split}-*.parquet"):
             if int(path.stem.split("-")[1]) >= saved_splits.get(split, {}).get("shards", 0):
@@ -444,8 +484,9 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
     total = sum(state[s].rows for s in SPLITS)
     bar = tqdm(total=cfg.limit, initial=total, unit="rows", desc=f"build {cfg.task}", disable=not progress_bar, dynamic_ncols=True)
     exhausted = cfg.limit is None or total < cfg.limit
+    results = ordered_map(planner if exhausted else (), workers, initargs)
     try:
-        for result in ordered_map(planner if exhausted else (), workers, initargs):
+        for result in results:
             log, source_bytes = planner.pending.popleft()
             stats.add(log)
             for row in result.rows:
@@ -457,7 +498,7 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
             total += len(keep)
             bar.update(len(keep))
             if keep and writers[result.split].add(keep):
-                snapshots[result.split] = split.snapshot(writers[result.split].shard)
+                snapshots[result.split] = split.snapshot(writers[result.split].shard, stats.prefix())
                 save_progress()
             if cfg.limit is not None and total >= cfg.limit:
                 exhausted = False
@@ -471,6 +512,7 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
             writer.abort()
         raise
     finally:
+        results.close()  # terminates the worker pool now, not whenever the generator is collected
         bar.close()
 
     manifest = {

@@ -1,0 +1,123 @@
+"""Bad input at the build layer: a resume over a changed source, an interrupted build, a second
+build into the same folder and unusable output folders end in one line, never in a wrong
+dataset or a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import textured_image, write_folder
+from ssl4rl import build as build_module
+from ssl4rl.build import BuildConfig, build
+from ssl4rl.cli import main
+from ssl4rl.errors import UserError
+
+OPTIONS = dict(task="contrastive", per_image=2, shard_rows=6, test_fraction=0.2)
+
+
+def output_bytes(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def config(source: Path, out: Path) -> BuildConfig:
+    return BuildConfig(source=str(source), out=str(out), **OPTIONS)
+
+
+def interrupted_build(source: Path, out: Path, monkeypatch, after_jobs: int = 15) -> None:
+    """Run the build until `after_jobs` images were made, then stop it as Ctrl-C would."""
+    real, calls = build_module.make_rows, {"n": 0}
+
+    def stop_later(job):
+        calls["n"] += 1
+        if calls["n"] == after_jobs:
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(build_module, "make_rows", stop_later)
+    with pytest.raises(KeyboardInterrupt):
+        build(config(source, out), progress_bar=False)
+    monkeypatch.setattr(build_module, "make_rows", real)
+    assert list(out.glob("train-*.parquet")) and not (out / "manifest.json").exists()
+
+
+# ---------------------------------------------------------------- resume over a changed source
+def _add_first(folder: Path) -> None:
+    textured_image(999, 160, 128).save(folder / "img000a.png")  # sorts right after img000.png
+
+
+def _delete_early(folder: Path) -> None:
+    (folder / "img002.png").unlink()
+
+
+def _edit_early(folder: Path) -> None:
+    textured_image(555, 160, 128).save(folder / "img001.png")
+
+
+def _rename_early(folder: Path) -> None:
+    (folder / "img003.png").rename(folder / "img003b.png")
+
+
+@pytest.mark.parametrize("change", [_add_first, _delete_early, _edit_early, _rename_early])
+def test_resume_refuses_when_the_consumed_prefix_changed(tmp_path, monkeypatch, capsys, change):
+    source, out = write_folder(tmp_path / "photos", 24), tmp_path / "out"
+    interrupted_build(source, out, monkeypatch)
+    before = output_bytes(out)
+    change(source)
+    code = main(["build", "contrastive", "--source", str(source), "--out", str(out), "--quiet", "--workers", "1",
+                 "--per-image", "2", "--shard-rows", "6", "--test-fraction", "0.2"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("ssl4rl: error:") and "--overwrite" in err
+    assert output_bytes(out) == before  # nothing touched
+
+
+def test_resume_over_an_unchanged_source_or_one_changed_after_the_prefix_is_exact(tmp_path, monkeypatch):
+    source, out = write_folder(tmp_path / "photos", 24), tmp_path / "out"
+    interrupted_build(source, out, monkeypatch)
+    progress = json.loads((out / ".progress.json").read_text())
+    consumed = max(s["source"]["images"] for s in progress["splits"].values() if s.get("source"))
+    assert 0 < consumed < 23
+    textured_image(777, 160, 128).save(source / "img023.png")  # the last image: not consumed yet
+    build(config(source, out), progress_bar=False)
+    fresh = tmp_path / "fresh"
+    build(config(source, fresh), progress_bar=False)
+    assert output_bytes(out) == output_bytes(fresh)
+
+
+# ---------------------------------------------------------------- Ctrl-C with worker processes
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ssl4rl", "build", "rotation", *args]
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_ctrl_c_exits_130_with_one_line_within_seconds_and_the_rerun_resumes_exactly(tmp_path, workers):
+    source = write_folder(tmp_path / "photos", 60, size=(200, 160))
+    args = ["--source", str(source), "--quiet", "--workers", str(workers), "--per-image", "6", "--shard-rows", "12"]
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    process = subprocess.Popen(_cli(*args, "--out", str(out)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list(out.glob("train-*.parquet")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "the build finished before it could be interrupted"
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    sent = time.monotonic()
+    try:
+        _, err = process.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("the build did not exit within 15 s of Ctrl-C")
+    assert time.monotonic() - sent < 10
+    assert process.returncode == 130
+    assert err.count("\n") == 1 and err.startswith("ssl4rl: interrupted"), err
+    assert not (out / "manifest.json").exists()
+    subprocess.run(_cli(*args, "--out", str(out)), check=True, capture_output=True)
+    subprocess.run(_cli(*args, "--out", str(fresh)), check=True, capture_output=True)
+    assert output_bytes(out) == output_bytes(fresh)
