@@ -29,6 +29,7 @@ from tqdm import tqdm
 from ssl4rl import __version__
 from ssl4rl.errors import UserError
 from ssl4rl.images import MAX_PIXELS, SkipImage, decode, encode
+from ssl4rl.lock import FolderLock
 from ssl4rl.schema import make_row
 from ssl4rl.shards import ShardWriter, atomic_write_json
 from ssl4rl.sources import open_source
@@ -429,22 +430,38 @@ def _our_files(out: Path) -> list[Path]:
     return [p for pattern in patterns for p in out.glob(pattern)]
 
 
+def _make_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{out}: cannot create the output folder ({error.strerror or error})") from None
+
+
 def _prepare_out(out: Path, identity: dict, overwrite: bool) -> dict | None:
     """Returns the saved progress to resume from, None for a fresh build; raises when `out`
     holds a different build. Returns {'complete': manifest} when the same build is done."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder")
+    foreign = sorted({p.name for p in out.glob("*.parquet")} - {p.name for p in _our_files(out)})
+    if foreign:
+        raise UserError(
+            f"{out} holds parquet files that are not part of a build ({', '.join(foreign[:3])}); "
+            "--overwrite replaces only builds: move them or choose another --out"
+        )
     if overwrite:
-        for path in _our_files(out) if out.exists() else []:
+        for path in _our_files(out):
             path.unlink()
     manifest, progress = out / MANIFEST_FILE, out / PROGRESS_FILE
     for path, label in ((manifest, "a finished"), (progress, "an unfinished")):
         if path.exists():
-            saved = json.loads(path.read_text())
-            if saved.get("config") != identity:
+            try:
+                saved = json.loads(path.read_text())
+            except (OSError, ValueError) as error:
+                raise UserError(f"{path}: unreadable ({error}); pass --overwrite to build again") from None
+            if not isinstance(saved, dict) or saved.get("config") != identity:
                 raise UserError(f"{out} holds {label} build with other settings; pass --overwrite or choose another --out")
             return {"complete": saved} if path == manifest else saved
-    if out.exists() and any(out.glob("*.parquet")):
+    if any(out.glob("*.parquet")):
         raise UserError(f"{out} already holds parquet files; pass --overwrite or choose another --out")
     return None
 
@@ -454,18 +471,28 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
     specs, templates, partners = _check_task(cfg)
     reader = open_source(cfg.source, cfg.data, cfg.image_columns, cfg.max_file_bytes)
     out = Path(cfg.out)
+    _make_out(out)
+    try:
+        with FolderLock(out):
+            return _build(cfg, reader, specs, templates, partners, out, workers, overwrite, progress_bar)
+    except OSError as error:  # a folder we cannot write in (read-only, full): one line, not a traceback
+        if not str(error.filename or "").startswith(str(out)):
+            raise
+        raise UserError(f"{out}: cannot write the build ({error.strerror or error}: {error.filename})") from None
+
+
+def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, workers: int, overwrite: bool, progress_bar: bool) -> dict:
     identity = cfg.identity(templates)
     saved = _prepare_out(out, identity, overwrite)
     if saved and "complete" in saved:
         return saved["complete"]
-    out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".*.tmp"):
         stale.unlink()
 
     saved_splits = (saved or {}).get("splits", {})
     check_consumed_prefix(reader, saved_splits, out)
     for split in SPLITS:  # forget shards written after the last saved progress
-        for path in out.glob(f"{split}-*.parquet"):
+        for path in out.glob(f"{split}-[0-9][0-9][0-9][0-9][0-9].parquet"):
             if int(path.stem.split("-")[1]) >= saved_splits.get(split, {}).get("shards", 0):
                 path.unlink()
     state = {s: SplitState.restore(saved_splits.get(s, {})) for s in SPLITS}

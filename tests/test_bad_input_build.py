@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +18,6 @@ from conftest import textured_image, write_folder
 from ssl4rl import build as build_module
 from ssl4rl.build import BuildConfig, build
 from ssl4rl.cli import main
-from ssl4rl.errors import UserError
 
 OPTIONS = dict(task="contrastive", per_image=2, shard_rows=6, test_fraction=0.2)
 
@@ -121,3 +119,88 @@ def test_ctrl_c_exits_130_with_one_line_within_seconds_and_the_rerun_resumes_exa
     subprocess.run(_cli(*args, "--out", str(out)), check=True, capture_output=True)
     subprocess.run(_cli(*args, "--out", str(fresh)), check=True, capture_output=True)
     assert output_bytes(out) == output_bytes(fresh)
+
+
+# ---------------------------------------------------------------- output folders and the lock
+def _build_into(out: Path, source: Path, capsys, *extra: str) -> tuple[int, str]:
+    code = main(["build", "rotation", "--source", str(source), "--out", str(out), "--quiet", "--workers", "1", *extra])
+    return code, capsys.readouterr().err
+
+
+def _one_line(code: int, err: str) -> bool:
+    return code == 2 and err.count("\n") == 1 and err.startswith("ssl4rl: error:")
+
+
+def test_out_below_a_file_is_one_line(tmp_path, capsys):
+    source = write_folder(tmp_path / "photos", 4)
+    (tmp_path / "file").write_text("x")
+    assert _one_line(*_build_into(tmp_path / "file" / "out", source, capsys))
+    assert _one_line(*_build_into(tmp_path / "file", source, capsys))
+
+
+def test_a_folder_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch):
+    source, out = write_folder(tmp_path / "photos", 4), tmp_path / "out"
+    out.mkdir()
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kwargs):  # root ignores permissions: deny as a read-only folder would
+        if str(path).startswith(str(out)) and flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    code, err = _build_into(out, source, capsys)
+    assert _one_line(code, err) and "Permission denied" in err
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["manifest.json", ".progress.json"])
+def test_a_corrupt_manifest_or_progress_file_is_one_line_and_overwrite_recovers(tmp_path, capsys, name):
+    source, out = write_folder(tmp_path / "photos", 4), tmp_path / "out"
+    out.mkdir()
+    (out / name).write_text('{"config": {"task": "rot')
+    code, err = _build_into(out, source, capsys)
+    assert _one_line(code, err) and "--overwrite" in err
+    code, err = _build_into(out, source, capsys, "--overwrite")
+    assert code == 0, err
+    assert json.loads((out / "manifest.json").read_text())["task"] == "rotation"
+
+
+def test_overwrite_does_not_pretend_to_replace_foreign_parquet_files(tmp_path, capsys):
+    source, out = write_folder(tmp_path / "photos", 4), tmp_path / "out"
+    out.mkdir()
+    (out / "mydata.parquet").write_bytes(b"PAR1")
+    for extra in ((), ("--overwrite",)):
+        code, err = _build_into(out, source, capsys, *extra)
+        assert _one_line(code, err) and "mydata.parquet" in err and "pass --overwrite" not in err
+    assert (out / "mydata.parquet").read_bytes() == b"PAR1"
+
+
+def test_a_second_build_into_a_locked_folder_is_one_line_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+    source, out = write_folder(tmp_path / "photos", 4), tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".lock").write_text(f"{holder.pid}\n")
+        code, err = _build_into(out, source, capsys)
+        assert _one_line(code, err) and str(holder.pid) in err
+        assert not list(out.glob("*.parquet")) and (out / ".lock").read_text() == f"{holder.pid}\n"
+    finally:
+        holder.kill()
+        holder.wait()
+    code, err = _build_into(out, source, capsys)  # the holder is gone: its lock is stale
+    assert code == 0, err
+    assert (out / "manifest.json").exists() and not (out / ".lock").exists()
+
+
+def test_two_builds_started_together_never_crash_and_one_of_them_builds(tmp_path):
+    source, out = write_folder(tmp_path / "photos", 30), tmp_path / "out"
+    args = _cli("--source", str(source), "--out", str(out), "--quiet", "--workers", "1", "--per-image", "3")
+    runs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
+    assert sorted(code for code, _ in results) in ([0, 0], [0, 2]), results
+    for code, err in results:
+        assert code == 0 or (err.count("\n") == 1 and "being built by process" in err), err
+    reference = tmp_path / "reference"
+    subprocess.run(_cli("--source", str(source), "--out", str(reference), "--quiet", "--per-image", "3"), check=True)
+    assert output_bytes(out) == output_bytes(reference)
