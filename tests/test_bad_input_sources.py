@@ -145,3 +145,21 @@ def test_the_size_and_pixel_limits_are_build_flags(tmp_path, capsys):
     code, err, manifest = build_cli(root, tmp_path / "out2", capsys, "--max-file-mb", str(len(png(0)) / 2**20 / 2))
     assert code == 0, err
     assert manifest["skipped"] == {"too-large": 3}
+
+
+def test_a_parquet_file_damaged_inside_is_counted_and_the_next_file_is_read(tmp_path, monkeypatch):
+    import ssl4rl.sources.hf as hf
+
+    pq.write_table(pa.table({"image": [png(i) for i in range(40)]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"image": [png(9)]}), tmp_path / "b.parquet")
+    real = hf._batches
+
+    def damaged(file, columns):  # a page that fails to decode after the first row group
+        for number, batch in enumerate(real(file, columns)):
+            if file.name == "a.parquet" and number == 1:
+                raise pa.ArrowInvalid("Couldn't deserialize thrift: corrupt page header")
+            yield batch
+
+    monkeypatch.setattr(hf, "_batches", damaged)
+    first = [(f"a.parquet:{row}", None) for row in range(hf.BATCH_ROWS)]
+    assert read_all(HFSource(tmp_path)) == [*first, ("a.parquet:", "unreadable-file"), ("b.parquet:0", None)]

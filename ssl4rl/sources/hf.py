@@ -113,19 +113,25 @@ class HFSource:
 
     def __iter__(self) -> Iterator[RawImage]:
         for file in self.files:
-            row = 0
-            prefix = self._relative(file)
-            for batch in _batches(file, self.image_columns):
-                columns = [batch.column(name).to_pylist() for name in self.image_columns]
-                for values in zip(*columns):
-                    if all(value is None or value == [] for value in values):  # a row without any image is
-                        # counted; with several columns, a null in one of them is normal (BLINK's image_3)
-                        yield RawImage(f"{prefix}:{row}", None, "missing-image")
-                    for name, value in zip(self.image_columns, values):
-                        tag = f"{prefix}:{row}" if len(self.image_columns) == 1 else f"{prefix}:{row}:{name}"
-                        if value is not None:
-                            yield from self._images(tag, value, file.parent)
-                    row += 1
+            try:
+                yield from self._file_images(file)
+            except (pa.ArrowException, OSError):  # a damaged file: counted, and the next file is read
+                yield RawImage(f"{self._relative(file)}:", None, "unreadable-file")
+
+    def _file_images(self, file: Path) -> Iterator[RawImage]:
+        row = 0
+        prefix = self._relative(file)
+        for batch in _batches(file, self.image_columns):
+            columns = [batch.column(name).to_pylist() for name in self.image_columns]
+            for values in zip(*columns):
+                if all(value is None or value == [] for value in values):  # a row without any image is
+                    # counted; with several columns, a null in one of them is normal (BLINK's image_3)
+                    yield RawImage(f"{prefix}:{row}", None, "missing-image")
+                for name, value in zip(self.image_columns, values):
+                    tag = f"{prefix}:{row}" if len(self.image_columns) == 1 else f"{prefix}:{row}:{name}"
+                    if value is not None:
+                        yield from self._images(tag, value, file.parent)
+                row += 1
 
     def _images(self, tag: str, value, folder: Path) -> Iterator[RawImage]:
         if value is None:  # inside a list of images
