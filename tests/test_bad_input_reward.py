@@ -64,9 +64,9 @@ def best_time(score, response: str, truth: str, repeats: int = 3) -> float:
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_every_parser_runs_in_linear_time_on_adversarial_text(task):
     """10x more text may cost at most 25x the time (linear: 10x; quadratic: 100x), plus 2 ms of
-    timer slack for inputs that are rejected early."""
-    score = TASKS[task].score
-    for name, make in ADVERSARIAL.items():
+    timer slack for inputs that are rejected early; for the task's verifier and compute_score."""
+    whole_reward = lambda response, truth, params: compute_score(f"ssl4rl/{task}", response, truth)  # noqa: E731
+    for (name, make), score in ((case, score) for case in ADVERSARIAL.items() for score in (TASKS[task].score, whole_reward)):
         for wrap in (lambda body: f"<think>x</think> <answer>{body}</answer>", lambda body: body):
             times = []
             for size in (1_000, 10_000, 100_000):
