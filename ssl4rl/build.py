@@ -17,6 +17,8 @@ import json
 import multiprocessing
 import platform
 import signal
+import threading
+import time
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -213,8 +215,9 @@ def ordered_map(jobs: Iterable[Job], workers: int, initargs: tuple) -> Iterator[
         _init_worker(*initargs)
         yield from map(make_rows, jobs)
         return
-    with multiprocessing.get_context().Pool(workers, _init_pool_worker, initargs) as pool:
-        pending: deque = deque()
+    pool = multiprocessing.get_context().Pool(workers, _init_pool_worker, initargs)
+    pending: deque = deque()
+    try:
         batch: list[Job] = []
         for job in jobs:
             batch.append(job)
@@ -227,6 +230,28 @@ def ordered_map(jobs: Iterable[Job], workers: int, initargs: tuple) -> Iterator[
             pending.append(pool.apply_async(_make_batch, (batch,)))
         while pending:
             yield from pending.popleft().get()
+    finally:
+        stop_pool(pool, pending)
+
+
+def stop_pool(pool, pending: deque, patience: float = 3.0) -> None:
+    """Stop the workers without hanging, also when the build stops early (--limit, Ctrl-C).
+
+    Pool.terminate() deadlocks when a worker is still writing a large result: CPython's result
+    handler stops reading first, and terminate then waits for the pipe's write lock. So results
+    in flight are let in first (for up to `patience` seconds); if terminate still does not finish,
+    the workers are killed and the stuck terminate is left to its daemon thread.
+    """
+    deadline = time.monotonic() + patience
+    for result in pending:
+        result.wait(max(0.0, deadline - time.monotonic()))
+    stopper = threading.Thread(target=pool.terminate, daemon=True)
+    stopper.start()
+    stopper.join(patience)
+    if stopper.is_alive():
+        for process in pool._pool:  # noqa: SLF001 - the only handle on the worker processes
+            process.kill()
+            process.join(1)
 
 
 # ---------------------------------------------------------------- main process

@@ -204,3 +204,27 @@ def test_two_builds_started_together_never_crash_and_one_of_them_builds(tmp_path
     reference = tmp_path / "reference"
     subprocess.run(_cli("--source", str(source), "--out", str(reference), "--quiet", "--per-image", "3"), check=True)
     assert output_bytes(out) == output_bytes(reference)
+
+
+def big_batch(jobs: list) -> list[bytes]:
+    """A worker result larger than a pipe's buffer: its write blocks until the main process reads."""
+    return [bytes(1_000_000) for _ in jobs]
+
+
+def test_stopping_the_worker_pool_early_never_hangs(monkeypatch):
+    """CPython's Pool.terminate() deadlocks when a worker is still writing a large result (about
+    1 stop in 15 here); a build that stops early (--limit reached, Ctrl-C) must not."""
+    import threading
+
+    monkeypatch.setattr(build_module, "_make_batch", big_batch)
+    for attempt in range(20):
+        results = build_module.ordered_map(iter(range(400)), 2, ([], {}, "png", 0, "test", 1))
+        for _ in range(1 + attempt % 5):
+            assert len(next(results)) == 1_000_000
+        time.sleep(attempt % 3 / 100)  # stop at different moments of the workers' writes
+        closer = threading.Thread(target=results.close, daemon=True)
+        started = time.monotonic()
+        closer.start()
+        closer.join(20)
+        assert not closer.is_alive(), f"stopping the pool hung (attempt {attempt})"
+        assert time.monotonic() - started < 15
