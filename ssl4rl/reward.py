@@ -15,11 +15,13 @@ every other key reaches verl's logs as reward extra info (`acc`, `format`, `task
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import os
 import re
 import warnings
+from typing import Iterable
 
 from ssl4rl.curriculum import append_outcome
 from ssl4rl.schema import DATA_SOURCE_PREFIX
@@ -98,8 +100,25 @@ def _truth_is_valid(task: str, ground_truth: str, count: int) -> bool:
 SCORING = ("permutation", "parity")
 
 
-def check_options(format_weight: object, jigsaw_scoring: object, curriculum_log: object) -> None:
-    """Reward kwargs fail on the first call: a misspelt value must not silently change the reward."""
+OPTIONS = ("format_weight", "jigsaw_scoring", "curriculum_log")
+
+
+@functools.lru_cache(maxsize=256)
+def _misspelt_option(name: str) -> str | None:
+    close = difflib.get_close_matches(name, OPTIONS, n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def check_options(format_weight: object, jigsaw_scoring: object, curriculum_log: object, others: Iterable[str] = ()) -> None:
+    """Reward kwargs fail on the first call: a misspelt value must not silently change the reward.
+
+    Other names pass (verl adds its own, e.g. reward_router_address), unless they look like a
+    misspelling of ours.
+    """
+    for name in others:
+        close = _misspelt_option(name)
+        if close:
+            raise ValueError(f"ssl4rl reward: unknown option {name!r}; did you mean {close!r}?")
     if jigsaw_scoring not in SCORING:
         raise ValueError(f"ssl4rl reward: jigsaw_scoring must be one of {', '.join(SCORING)} (got {jigsaw_scoring!r})")
     if isinstance(format_weight, bool) or not isinstance(format_weight, (int, float)) or not 0.0 <= format_weight <= 1.0:
@@ -126,7 +145,7 @@ def compute_score(
     format_weight: float = 0.0,
     jigsaw_scoring: str = "permutation",
     curriculum_log: str | None = None,
-    **_: object,
+    **others: object,
 ) -> dict:
     """score = (1 - format_weight) * acc + format_weight * format. Never raises on a response;
     raises ValueError naming the field on malformed row data or reward options.
@@ -137,7 +156,7 @@ def compute_score(
     row's outcome (task, extra_info.difficulty, acc) is appended to it; validation rows
     (extra_info.split 'test') are not.
     """
-    check_options(format_weight, jigsaw_scoring, curriculum_log)
+    check_options(format_weight, jigsaw_scoring, curriculum_log, others)
     task = task_of(data_source, extra_info)
     params = _params(data_source, extra_info)
     if not isinstance(ground_truth, (str, int)) or not _truth_is_valid(task, str(ground_truth), count_from(params, default=0)):
@@ -172,7 +191,7 @@ _LOG_ERRORS: set[str] = set()
 
 def trl_reward(prompts=None, completions=None, reward_model=None, extra_info=None, data_source=None, **kwargs) -> list[float]:
     """TRL GRPOTrainer reward function over the same rows: dataset columns arrive as lists."""
-    options = {k: kwargs.pop(k) for k in ("format_weight", "jigsaw_scoring", "curriculum_log") if k in kwargs}
+    options = {k: kwargs.pop(k) for k in OPTIONS if k in kwargs}
     scores = []
     for i, completion in enumerate(completions or []):
         text = completion if isinstance(completion, str) else "".join(

@@ -124,6 +124,14 @@ def test_a_malformed_row_raises_one_value_error_naming_the_field(data_source, gr
     assert f" {field} " in message and repr(data_source) in message, message
 
 
+@pytest.mark.parametrize("misspelt", ["jigsaw_scorng", "jigsaw_score", "format_weights", "curriculum_logs"])
+def test_a_misspelt_reward_option_name_raises_and_verls_own_kwargs_pass(misspelt):
+    with pytest.raises(ValueError, match="did you mean"):
+        compute_score("ssl4rl/jigsaw", "<answer>1,2,3,4</answer>", "1,2,3,4", None, **{misspelt: "parity"})
+    verl_kwargs = {"reward_router_address": None, "reward_model_tokenizer": None}
+    assert compute_score("ssl4rl/jigsaw", "<answer>1,2,3,4</answer>", "1,2,3,4", None, **verl_kwargs)["acc"] == 1.0
+
+
 @pytest.mark.parametrize(
     "options, name",
     [
