@@ -17,6 +17,9 @@ import json
 import math
 import multiprocessing
 import platform
+import signal
+import threading
+import time
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -29,10 +32,12 @@ from tqdm import tqdm
 from ssl4rl import __version__
 from ssl4rl.budget import TokenBudget, length_stats
 from ssl4rl.errors import UserError
-from ssl4rl.images import SkipImage, SourceImage, decode, encode
+from ssl4rl.images import MAX_PIXELS, SkipImage, SourceImage, decode, encode
+from ssl4rl.lock import FolderLock
 from ssl4rl.schema import is_puzzle_build, make_row
 from ssl4rl.shards import ShardWriter, atomic_write_json
 from ssl4rl.sources import open_source
+from ssl4rl.sources.common import MAX_FILE_BYTES
 from ssl4rl.tasks import TASKS
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, load_template, rng_for
 
@@ -66,6 +71,8 @@ class BuildConfig:
     max_prompt_tokens: int = 1024  # every row fits (0: no cap); ssl4rl.budget
     patch_size: int = 28  # pixels per visual token side: 28 Qwen2/2.5-VL, 32 Qwen3-VL
     processor: str | None = None  # a processor folder: its patching and exact text tokens
+    max_pixels: int = MAX_PIXELS  # larger images are skipped from their header, never decoded
+    max_file_bytes: int = MAX_FILE_BYTES  # larger files are skipped from their size, never read
 
     def budget(self) -> TokenBudget:
         if self.max_prompt_tokens < 0 or self.patch_size < 1:
@@ -83,7 +90,7 @@ class BuildConfig:
         """What must match for an existing output folder to be resumed or reused."""
         keys = (
             "task", "source", "options", "image_columns", "seed", "limit", "test_fraction", "image_format", "per_image",
-            "shard_rows", "tasks", "difficulty", "curriculum", "max_prompt_tokens", "patch_size",
+            "shard_rows", "tasks", "difficulty", "curriculum", "max_prompt_tokens", "patch_size", "max_pixels", "max_file_bytes",
         )  # fmt: skip
         identity = {k: getattr(self, k) for k in keys}
         if self.task_options:  # absent when unused, so earlier builds still resume
@@ -166,18 +173,26 @@ def split_of(key: bytes, test_fraction: float) -> str:
 _worker: dict = {}
 
 
-def _init_worker(specs: list[Spec], templates: dict[str, str], image_format: str, seed: int, source_name: str, budget: TokenBudget) -> None:
+def _init_worker(specs: list[Spec], templates: dict[str, str], image_format: str, seed: int, source_name: str, max_pixels: int, budget: TokenBudget) -> None:
     _worker.update(
         tasks={spec.key: (TASKS[spec.task](**dict(spec.options)), spec.level) for spec in specs},
-        templates=templates, image_format=image_format, seed=seed, source=source_name, budget=budget,
+        templates=templates, image_format=image_format, seed=seed, source=source_name, max_pixels=max_pixels, budget=budget,
         mixed=len({spec.task for spec in specs}) > 1,  # answer histograms then key on task:answer
     )  # fmt: skip
+
+
+def _init_pool_worker(*initargs) -> None:
+    """Ctrl-C reaches the whole process group: only the main process handles it (and terminates
+    the pool). A worker interrupted while holding the task queue's lock would hang the pool's
+    shutdown and print its own traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(*initargs)
 
 
 def make_rows(job: Job) -> JobResult:
     task, level = _worker["tasks"][job.spec]
     try:
-        source = decode(job.data, task.min_side, job.source_id)
+        source = decode(job.data, task.min_side, job.source_id, _worker["max_pixels"])
     except SkipImage as skip:
         return JobResult(job.split, job.seq, [], [], skip.reason)
     rows, answers, lengths, downscaled = [], [], [], 0
@@ -186,7 +201,7 @@ def make_rows(job: Job) -> JobResult:
         others = []
         for partner_id, data in partner_data:
             try:
-                others.append(decode(data, 1, partner_id))
+                others.append(decode(data, 1, partner_id, _worker["max_pixels"]))
             except SkipImage:
                 pass
         try:
@@ -263,8 +278,9 @@ def ordered_map(jobs: Iterable[Job], workers: int, initargs: tuple) -> Iterator[
         _init_worker(*initargs)
         yield from map(make_rows, jobs)
         return
-    with multiprocessing.get_context().Pool(workers, _init_worker, initargs) as pool:
-        pending: deque = deque()
+    pool = multiprocessing.get_context().Pool(workers, _init_pool_worker, initargs)
+    pending: deque = deque()
+    try:
         batch: list[Job] = []
         for job in jobs:
             batch.append(job)
@@ -277,6 +293,28 @@ def ordered_map(jobs: Iterable[Job], workers: int, initargs: tuple) -> Iterator[
             pending.append(pool.apply_async(_make_batch, (batch,)))
         while pending:
             yield from pending.popleft().get()
+    finally:
+        stop_pool(pool, pending)
+
+
+def stop_pool(pool, pending: deque, patience: float = 3.0) -> None:
+    """Stop the workers without hanging, also when the build stops early (--limit, Ctrl-C).
+
+    Pool.terminate() deadlocks when a worker is still writing a large result: CPython's result
+    handler stops reading first, and terminate then waits for the pipe's write lock. So results
+    in flight are let in first (for up to `patience` seconds); if terminate still does not finish,
+    the workers are killed and the stuck terminate is left to its daemon thread.
+    """
+    deadline = time.monotonic() + patience
+    for result in pending:
+        result.wait(max(0.0, deadline - time.monotonic()))
+    stopper = threading.Thread(target=pool.terminate, daemon=True)
+    stopper.start()
+    stopper.join(patience)
+    if stopper.is_alive():
+        for process in pool._pool:  # noqa: SLF001 - the only handle on the worker processes
+            process.kill()
+            process.join(1)
 
 
 # ---------------------------------------------------------------- main process
@@ -302,11 +340,13 @@ class SplitState:
         self.downscaled += result.downscaled if kept_rows else 0
         self.jobs = result.seq + 1
 
-    def snapshot(self, shards: int) -> dict:
-        return {
+    def snapshot(self, shards: int, source: dict | None = None) -> dict:
+        """`source`: images and fingerprint of the source consumed so far, checked on resume."""
+        snapshot = {
             "shards": shards, "rows": self.rows, "jobs": self.jobs, "skipped": dict(self.skipped), "answers": dict(self.answers),
             "tokens": {str(k): v for k, v in sorted(self.tokens.items())}, "downscaled": self.downscaled,
         }  # fmt: skip
+        return {**snapshot, "source": source} if source else snapshot
 
     @classmethod
     def restore(cls, saved: dict) -> "SplitState":
@@ -335,13 +375,41 @@ class SourceStats:
 
     def add(self, log: ReadLog) -> None:
         self.skipped.update(log.skipped)
-        self.images += len(log.keys)
         for source_id, key in log.keys:
-            self._fingerprint.update(source_id.encode() + b"\0" + key)
+            self.add_key(source_id, key)
+
+    def add_key(self, source_id: str, key: bytes) -> None:
+        self.images += 1
+        self._fingerprint.update(source_id.encode() + b"\0" + key)
 
     @property
     def fingerprint(self) -> str:
         return self._fingerprint.hexdigest()
+
+    def prefix(self) -> dict:
+        return {"images": self.images, "fingerprint": self.fingerprint}
+
+
+def check_consumed_prefix(reader, saved_splits: dict, out: Path) -> None:
+    """Resume keeps shards made from the first images of the source: refuse when those images
+    changed (added, removed, edited or reordered) since the shards were written."""
+    expected = {s["source"]["images"]: s["source"]["fingerprint"] for s in saved_splits.values() if s.get("source")}
+    if not expected:
+        return
+    stats, target = SourceStats(), max(expected)
+    changed = False
+    for raw in reader:
+        if raw.skip:
+            continue
+        stats.add_key(raw.source_id, content_key(raw.data))
+        changed = expected.get(stats.images, stats.fingerprint) != stats.fingerprint
+        if changed or stats.images >= target:
+            break
+    if changed or stats.images < target:
+        raise UserError(
+            f"{out}: the source changed since this build was interrupted (its first {max(expected)} images differ); "
+            "pass --overwrite to build again from scratch"
+        )
 
 
 class JobPlanner:
@@ -461,22 +529,38 @@ def _our_files(out: Path) -> list[Path]:
     return [p for pattern in patterns for p in out.glob(pattern)]
 
 
+def _make_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{out}: cannot create the output folder ({error.strerror or error})") from None
+
+
 def _prepare_out(out: Path, identity: dict, overwrite: bool) -> dict | None:
     """Returns the saved progress to resume from, None for a fresh build; raises when `out`
     holds a different build. Returns {'complete': manifest} when the same build is done."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder")
+    foreign = sorted({p.name for p in out.glob("*.parquet")} - {p.name for p in _our_files(out)})
+    if foreign:
+        raise UserError(
+            f"{out} holds parquet files that are not part of a build ({', '.join(foreign[:3])}); "
+            "--overwrite replaces only builds: move them or choose another --out"
+        )
     if overwrite:
-        for path in _our_files(out) if out.exists() else []:
+        for path in _our_files(out):
             path.unlink()
     manifest, progress = out / MANIFEST_FILE, out / PROGRESS_FILE
     for path, label in ((manifest, "a finished"), (progress, "an unfinished")):
         if path.exists():
-            saved = json.loads(path.read_text())
-            if saved.get("config") != identity:
+            try:
+                saved = json.loads(path.read_text())
+            except (OSError, ValueError) as error:
+                raise UserError(f"{path}: unreadable ({error}); pass --overwrite to build again") from None
+            if not isinstance(saved, dict) or saved.get("config") != identity:
                 raise UserError(f"{out} holds {label} build with other settings; pass --overwrite or choose another --out")
             return {"complete": saved} if path == manifest else saved
-    if out.exists() and any(out.glob("*.parquet")):
+    if any(out.glob("*.parquet")):
         raise UserError(f"{out} already holds parquet files; pass --overwrite or choose another --out")
     return None
 
@@ -484,23 +568,34 @@ def _prepare_out(out: Path, identity: dict, overwrite: bool) -> dict | None:
 def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_bar: bool = True) -> dict:
     """Build the dataset described by `cfg` into cfg.out; returns the manifest."""
     specs, templates, partners = _check_task(cfg)
-    budget = cfg.budget()
+    cfg.budget()  # bad budget options fail here, before the output folder is touched
     for given in (cfg.source, cfg.data):
         if given and is_puzzle_build(given):
             raise UserError(f"{given} is an ssl4rl puzzle build; give the images it was built from as --source")
-    reader = open_source(cfg.source, cfg.data, cfg.image_columns)
+    reader = open_source(cfg.source, cfg.data, cfg.image_columns, cfg.max_file_bytes)
     out = Path(cfg.out)
+    _make_out(out)
+    try:
+        with FolderLock(out):
+            return _build(cfg, reader, specs, templates, partners, out, workers, overwrite, progress_bar)
+    except OSError as error:  # a folder we cannot write in (read-only, full): one line, not a traceback
+        if not str(error.filename or "").startswith(str(out)):
+            raise
+        raise UserError(f"{out}: cannot write the build ({error.strerror or error}: {error.filename})") from None
+
+
+def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, workers: int, overwrite: bool, progress_bar: bool) -> dict:
     identity = cfg.identity(templates)
     saved = _prepare_out(out, identity, overwrite)
     if saved and "complete" in saved:
         return saved["complete"]
-    out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".*.tmp"):
         stale.unlink()
 
     saved_splits = (saved or {}).get("splits", {})
+    check_consumed_prefix(reader, saved_splits, out)
     for split in SPLITS:  # forget shards written after the last saved progress
-        for path in out.glob(f"{split}-*.parquet"):
+        for path in out.glob(f"{split}-[0-9][0-9][0-9][0-9][0-9].parquet"):
             if int(path.stem.split("-")[1]) >= saved_splits.get(split, {}).get("shards", 0):
                 path.unlink()
     state = {s: SplitState.restore(saved_splits.get(s, {})) for s in SPLITS}
@@ -515,13 +610,15 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
     stats = SourceStats()
     planner = JobPlanner(reader, cfg, specs, partners, {s: state[s].jobs for s in SPLITS})
     source_name = getattr(reader, "preset", None) or ("samples" if cfg.source == "samples" else reader.kind)
-    initargs = (specs, templates, cfg.image_format, cfg.seed, source_name, budget)
+    budget = cfg.budget()
+    initargs = (specs, templates, cfg.image_format, cfg.seed, source_name, cfg.max_pixels, budget)
     total = sum(state[s].rows for s in SPLITS)
     expected = cfg.limit or _expected_rows(reader, cfg.per_image) if progress_bar else None
     bar = tqdm(total=expected, initial=total, unit="rows", desc=f"build {cfg.task}", disable=not progress_bar, dynamic_ncols=True)
     exhausted = cfg.limit is None or total < cfg.limit
+    results = ordered_map(planner if exhausted else (), workers, initargs)
     try:
-        for result in ordered_map(planner if exhausted else (), workers, initargs):
+        for result in results:
             log, source_bytes = planner.pending.popleft()
             stats.add(log)
             for row in result.rows:
@@ -533,7 +630,7 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
             total += len(keep)
             bar.update(len(keep))
             if keep and writers[result.split].add(keep):
-                snapshots[result.split] = split.snapshot(writers[result.split].shard)
+                snapshots[result.split] = split.snapshot(writers[result.split].shard, stats.prefix())
                 save_progress()
             if cfg.limit is not None and total >= cfg.limit:
                 exhausted = False
@@ -547,6 +644,7 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
             writer.abort()
         raise
     finally:
+        results.close()  # terminates the worker pool now, not whenever the generator is collected
         if exhausted and bar.total:  # skips and duplicates made the estimate high: end at 100 %
             bar.total = bar.n
             bar.refresh()

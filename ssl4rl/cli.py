@@ -170,6 +170,8 @@ def _build_parser() -> argparse.ArgumentParser:
         task_parser.add_argument("--max-prompt-tokens", type=int, default=1024, metavar="N", help="every row's prompt (text + image tokens) fits N tokens: sources are downscaled just enough (0: no cap); match the trainer's data.max_prompt_length")
         task_parser.add_argument("--patch-size", type=int, default=28, metavar="P", help="pixels per visual token side: 28 for Qwen2-VL/Qwen2.5-VL, 32 for Qwen3-VL")
         task_parser.add_argument("--processor", metavar="PATH", help="a model/processor folder (offline): its patching and its tokenizer for exact text tokens (default: an upper bound)")
+        task_parser.add_argument("--max-megapixels", type=float, default=50, metavar="MP", help="skip larger images, from their header, before decoding")
+        task_parser.add_argument("--max-file-mb", type=float, default=256, metavar="MB", help="skip larger files, from their size, before reading them")
         if task_class is None:
             task_parser.add_argument(
                 "--tasks", required=True, metavar="TASK:WEIGHT[:OPTION=VALUE...],...",
@@ -289,6 +291,8 @@ def _run_build(args) -> None:
 
     if args.workers < 1 or args.per_image < 1 or args.shard_rows < 1 or (args.limit is not None and args.limit < 1):
         raise UserError("--workers, --per-image, --shard-rows and --limit must be positive")
+    if not args.max_megapixels > 0 or not args.max_file_mb > 0:
+        raise UserError("--max-megapixels and --max-file-mb must be positive")
     options = {k[len("task_"):]: v for k, v in vars(args).items() if k.startswith("task_") and v is not None}
     mix = parse_tasks(args.tasks) if args.task == "mix" else None
     cfg = BuildConfig(
@@ -298,6 +302,7 @@ def _run_build(args) -> None:
         tasks=mix[0] if mix else None, task_options=mix[1] if mix else None,
         difficulty=[level.strip() for level in args.difficulty.split(",") if level.strip()] if args.difficulty else None,
         curriculum=args.curriculum, max_prompt_tokens=args.max_prompt_tokens, patch_size=args.patch_size, processor=args.processor,
+        max_pixels=int(args.max_megapixels * 1e6), max_file_bytes=int(args.max_file_mb * 2**20),
     )  # fmt: skip
     manifest = build(cfg, workers=args.workers, overwrite=args.overwrite, progress_bar=not args.quiet)
     rows = manifest["rows"]

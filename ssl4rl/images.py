@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass
 
@@ -55,8 +56,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
-        low, high = float(array.min()), float(array.max())
+        finite = np.isfinite(array)  # a float TIFF may hold NaN or inf: they become black, not all pixels
+        values = array[finite]
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
         scaled = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
+        scaled[~finite] = 0.0
         return Image.fromarray(scaled.round().astype(np.uint8), "L").convert("RGB")
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         image.mode == "P" and "transparency" in image.info
@@ -68,20 +72,34 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode(data: bytes, min_side: int = 1, source_id: str = "") -> SourceImage:
+MAX_PIXELS = 50_000_000  # well under Pillow's bomb limit (89 MP warns, 179 MP fails): ~150 MB as RGB
+
+
+def decode(data: bytes, min_side: int = 1, source_id: str = "", max_pixels: int = MAX_PIXELS) -> SourceImage:
     """Decode `data` to RGB or raise SkipImage('unreadable' | 'truncated' | 'too-large' | 'too-small').
 
-    Pillow's decompression-bomb limit stays on: an oversized image is skipped, not decoded.
+    No other exception escapes: one hostile file must not stop a build. An image declaring
+    more than `max_pixels` is skipped from its header, before its pixels are decoded.
     """
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # the warning, when made an error
+        with warnings.catch_warnings():  # Pillow's warnings on odd files (and its bomb warning: our
+            warnings.simplefilter("ignore")  # limit decides) would only be noise from the workers
+            return _decode(data, min_side, source_id, max_pixels)
+    except SkipImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError):
         raise SkipImage("too-large") from None
     except UnidentifiedImageError:
         raise SkipImage("unreadable") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except Exception as error:  # noqa: BLE001 - Pillow plugins raise anything on corrupt bytes
         raise SkipImage("truncated" if "truncated" in str(error).lower() else "unreadable") from None
+
+
+def _decode(data: bytes, min_side: int, source_id: str, max_pixels: int) -> SourceImage:
+    image = Image.open(io.BytesIO(data))
+    if image.width * image.height > max_pixels:
+        raise SkipImage("too-large")
+    image.load()
     source_format, source_mode = image.format, image.mode
     upright = _exif_orientation(image) == 1
     rgb = to_rgb(image if upright else ImageOps.exif_transpose(image))

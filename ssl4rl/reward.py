@@ -15,14 +15,18 @@ every other key reaches verl's logs as reward extra info (`acc`, `format`, `task
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
+import os
 import re
 import warnings
+from typing import Iterable
 
 from ssl4rl.curriculum import append_outcome
 from ssl4rl.schema import DATA_SOURCE_PREFIX
 from ssl4rl.tasks import TASKS
+from ssl4rl.tasks.common import MAX_CANDIDATES, count_from
 
 _THINK_THEN_ANSWER = re.compile(r"</think>\s*<answer>", re.IGNORECASE)
 
@@ -42,25 +46,85 @@ def format_ok(response: str) -> float:
 
 def task_of(data_source: str, extra_info: dict | None) -> str:
     """The task recorded in the row: extra_info['task'], else the data_source suffix."""
-    task = (extra_info or {}).get("task") or str(data_source).removeprefix(DATA_SOURCE_PREFIX)
+    task = _info(data_source, extra_info).get("task") or str(data_source).removeprefix(DATA_SOURCE_PREFIX)
+    if not isinstance(task, str):
+        raise _row_error(data_source, f"extra_info.task must be a task name, not {task!r}")
     if task not in TASKS:
         raise ValueError(f"ssl4rl reward: unknown task {task!r} (data_source {data_source!r}); tasks: {', '.join(TASKS)}")
     return task
 
 
-def _params(extra_info: dict | None) -> dict:
-    raw = (extra_info or {}).get("params")
-    return raw if isinstance(raw, dict) else _parse_params(raw if isinstance(raw, str) else "")
+def _row_error(data_source: object, problem: str) -> ValueError:
+    return ValueError(f"ssl4rl reward: malformed row (data_source {data_source!r}): {problem}")
+
+
+def _info(data_source: object, extra_info: object) -> dict:
+    if extra_info is None:
+        return {}
+    if not isinstance(extra_info, dict):
+        raise _row_error(data_source, f"extra_info must be a dict, not {type(extra_info).__name__}")
+    return extra_info
+
+
+def _params(data_source: object, extra_info: dict | None) -> dict:
+    raw = _info(data_source, extra_info).get("params")
+    if raw is None or raw == "":
+        return {}
+    params = raw if isinstance(raw, dict) else _parse_params(raw) if isinstance(raw, str) else None
+    if params is None:
+        raise _row_error(data_source, f"extra_info.params must be a JSON object, not {str(raw)[:80]!r}")
+    if "candidates" in params and count_from(params, default=0) != params["candidates"]:
+        raise _row_error(data_source, f"extra_info.params.candidates must be an integer from 2 to {MAX_CANDIDATES}, not {params['candidates']!r}")
+    return params
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_params(raw: str) -> dict:
+def _parse_params(raw: str) -> dict | None:
     """Rows of one task mostly share their params text: parse each text once (read-only)."""
     try:
-        params = json.loads(raw) if raw else {}
+        params = json.loads(raw)
     except ValueError:
-        return {}
-    return params if isinstance(params, dict) else {}
+        return None
+    return params if isinstance(params, dict) else None
+
+
+@functools.lru_cache(maxsize=65536)
+def _truth_is_valid(task: str, ground_truth: str, count: int) -> bool:
+    """A ground truth is well formed when the task's verifier gives it full marks as an answer."""
+    try:
+        return TASKS[task].score(f"<answer>{ground_truth}</answer>", ground_truth, {"candidates": count} if count else {}) == 1.0
+    except Exception:  # noqa: BLE001 - any failure means the truth is not one the verifier reads
+        return False
+
+
+SCORING = ("permutation", "parity")
+
+
+OPTIONS = ("format_weight", "jigsaw_scoring", "curriculum_log")
+
+
+@functools.lru_cache(maxsize=256)
+def _misspelt_option(name: str) -> str | None:
+    close = difflib.get_close_matches(name, OPTIONS, n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def check_options(format_weight: object, jigsaw_scoring: object, curriculum_log: object, others: Iterable[str] = ()) -> None:
+    """Reward kwargs fail on the first call: a misspelt value must not silently change the reward.
+
+    Other names pass (verl adds its own, e.g. reward_router_address), unless they look like a
+    misspelling of ours.
+    """
+    for name in others:
+        close = _misspelt_option(name)
+        if close:
+            raise ValueError(f"ssl4rl reward: unknown option {name!r}; did you mean {close!r}?")
+    if jigsaw_scoring not in SCORING:
+        raise ValueError(f"ssl4rl reward: jigsaw_scoring must be one of {', '.join(SCORING)} (got {jigsaw_scoring!r})")
+    if isinstance(format_weight, bool) or not isinstance(format_weight, (int, float)) or not 0.0 <= format_weight <= 1.0:
+        raise ValueError(f"ssl4rl reward: format_weight must be a number from 0 to 1 (got {format_weight!r})")
+    if curriculum_log is not None and not isinstance(curriculum_log, (str, os.PathLike)):
+        raise ValueError(f"ssl4rl reward: curriculum_log must be a path (got {curriculum_log!r})")
 
 
 _FIRST_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -101,9 +165,10 @@ def compute_score(
     format_weight: float = 0.0,
     jigsaw_scoring: str = "permutation",
     curriculum_log: str | None = None,
-    **_: object,
+    **others: object,
 ) -> dict:
-    """score = (1 - format_weight) * acc + format_weight * format. Never raises on a response.
+    """score = (1 - format_weight) * acc + format_weight * format. Never raises on a response;
+    raises ValueError naming the field on malformed row data or reward options.
 
     jigsaw_scoring: 'permutation' (partial credit only for a valid permutation of 1..K*K) or
     'parity' (the reference's per-position scoring).
@@ -111,12 +176,16 @@ def compute_score(
     row's outcome (task, extra_info.difficulty, acc) is appended to it; validation rows
     (extra_info.split 'test') are not.
     """
+    check_options(format_weight, jigsaw_scoring, curriculum_log, others)
     task = task_of(data_source, extra_info)
+    params = _params(data_source, extra_info)
+    if not isinstance(ground_truth, (str, int)) or not _truth_is_valid(task, str(ground_truth), count_from(params, default=0)):
+        raise _row_error(data_source, f"ground_truth {str(ground_truth)[:80]!r} is not a valid {task} answer")
     response = solution_str if isinstance(solution_str, str) else ""
     if task == "jigsaw" and jigsaw_scoring == "parity":
         acc = jigsaw_parity_score(response, str(ground_truth))
     else:
-        acc = TASKS[task].score(response, str(ground_truth), _params(extra_info))
+        acc = TASKS[task].score(response, str(ground_truth), params)
     fmt = format_ok(response)
     weight = float(format_weight)
     if curriculum_log:
@@ -142,7 +211,7 @@ _LOG_ERRORS: set[str] = set()
 
 def trl_reward(prompts=None, completions=None, reward_model=None, extra_info=None, data_source=None, **kwargs) -> list[float]:
     """TRL GRPOTrainer reward function over the same rows: dataset columns arrive as lists."""
-    options = {k: kwargs.pop(k) for k in ("format_weight", "jigsaw_scoring", "curriculum_log") if k in kwargs}
+    options = {k: kwargs.pop(k) for k in OPTIONS if k in kwargs}
     scores = []
     for i, completion in enumerate(completions or []):
         text = completion if isinstance(completion, str) else "".join(

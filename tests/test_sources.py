@@ -293,7 +293,8 @@ def test_hf_list_of_images_column(tmp_path, pngs, column):
     reader = open_source(str(tmp_path / "multi"))
     assert reader.image_columns == [column]
     expected = [(f"train.parquet:{row}/{k}", d, None) for row, items in enumerate(lists) for k, d in enumerate(items or [])]
-    assert read_all(reader) == expected
+    missing = [(f"train.parquet:{row}", None, "missing-image") for row in (1, 3)]  # no image at all: counted
+    assert read_all(reader) == expected[:2] + missing[:1] + expected[2:] + missing[1:]
 
 
 def test_hf_image_path_relative_to_the_file(tmp_path, pngs):

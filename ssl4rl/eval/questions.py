@@ -42,6 +42,7 @@ class Question:
     category: str = ""
     l2_category: str = ""
     extra: dict = field(default_factory=dict)
+    problem: str | None = None  # why the question cannot be asked as written (then it is an error row)
 
     @property
     def group(self) -> str:
@@ -90,12 +91,12 @@ def _image_values(value) -> list[bytes]:
     if text.startswith("["):
         try:
             return [data for item in ast.literal_eval(text) for data in _image_values(item)]
-        except (ValueError, SyntaxError):
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             return [b""]
     return [_b64(text)]
 
 
-def _question(row: dict, images: list[bytes], where: str) -> Question:
+def _question(row: dict, images: list[bytes], where: str, problem: str | None = None) -> Question:
     options = _options(row)
     answer = _text(row.get("answer")).upper()
     if answer not in options:
@@ -109,6 +110,7 @@ def _question(row: dict, images: list[bytes], where: str) -> Question:
         hint=_text(row.get("hint")),
         category=_text(row.get("category") or row.get("question_type_id") or row.get("data_type")),
         l2_category=_text(row.get("l2-category") or row.get("l2_category")),
+        problem=problem or (None if images else "no image"),
     )
 
 
@@ -126,7 +128,7 @@ def _check_columns(columns: list[str], where: Path) -> None:
 
 def read_tsv(path: Path) -> list[Question]:
     csv.field_size_limit(sys.maxsize)
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     if not rows:
         raise UserError(f"{path}: no rows")
@@ -137,13 +139,16 @@ def read_tsv(path: Path) -> list[Question]:
     by_index = {row["index"]: row.get("image", "") for row in rows}
     questions = []
     for row in rows:
-        image = row.get("image", "")
+        image, problem = row.get("image", ""), None
         if not _blank(image) and len(str(image)) <= REFERENCE_MAX_CHARS:
-            image = by_index.get(str(image).strip(), "")  # an index: the image of that row
+            reference = str(image).strip()
+            image = by_index.get(reference, "")  # an index: the image of that row
+            problem = None if not _blank(image) else f"image refers to index {reference}, which has no image"
         if _blank(image) and row.get("image_path"):
-            path_value = Path(row["image_path"])
-            image = base64.b64encode((path.parent / path_value).read_bytes()).decode() if (path.parent / path_value).is_file() else ""
-        questions.append(_question(row, _image_values(image), str(path)))
+            path_value = path.parent / row["image_path"]
+            image = base64.b64encode(path_value.read_bytes()).decode() if path_value.is_file() else ""
+            problem = None if image else f"image file {row['image_path']} not found"
+        questions.append(_question(row, _image_values(image), str(path), problem))
     return questions
 
 
@@ -155,7 +160,10 @@ def read_parquet(path: Path) -> list[Question]:
         raise UserError(f"{path}: no .parquet files")
     questions = []
     for file in files:
-        table = pq.read_table(file)
+        try:
+            table = pq.read_table(file)
+        except (OSError, ValueError) as error:  # ArrowInvalid is a ValueError
+            raise UserError(f"{file}: not a readable parquet file ({error})") from None
         _check_columns(table.column_names, file)
         image_column = next(c for c in ("image", "images") if c in table.column_names)
         for i, row in enumerate(table.to_pylist()):
@@ -168,6 +176,8 @@ def read_questions(data: str | Path, limit: int | None = None) -> list[Question]
     path = Path(data)
     if not path.exists():
         raise UserError(f"{data}: no such file or folder")
+    if path.is_file() and path.suffix.lower() not in (".tsv", ".parquet"):
+        raise UserError(f"{data}: not a .tsv or .parquet file (or a folder of parquet files)")
     questions = read_tsv(path) if path.suffix.lower() == ".tsv" else read_parquet(path)
     return questions[:limit] if limit else questions
 

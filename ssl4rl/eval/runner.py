@@ -42,6 +42,7 @@ class Item:
     images: list[bytes]
     score: Callable[[str], dict]  # response -> record fields (choice/correct or acc/format)
     meta: dict
+    problem: str | None = None  # set when the row cannot be asked as written: an error row, never asked
 
 
 def _decode_all(images: list[bytes]) -> list[Image.Image]:
@@ -65,7 +66,7 @@ def benchmark_items(data: str, limit: int | None, template_path: str | None, mat
         meta = {"index": q.index, "group": q.group, "category": q.category, "l2_category": q.l2_category, "answer": q.answer, "chance": round(1 / len(q.options), 4)}
         if train_hashes is not None:
             meta["heldout"] = is_heldout(q.images, train_hashes)
-        items.append(Item(q.index, mcq_prompt(q, template), q.images, score, meta))
+        items.append(Item(q.index, mcq_prompt(q, template), q.images, score, meta, q.problem))
     return items
 
 
@@ -170,6 +171,9 @@ def run(items: list[Item], backend, out: str, batch_size: int = 8, puzzles: bool
         for batch in _batches(todo, batch_size):
             ready, records = [], []
             for item in batch:
+                if item.problem:
+                    records.append(_error_record(item, item.problem))
+                    continue
                 try:
                     ready.append((item, _decode_all(item.images)))
                 except Exception as error:  # a corrupt image: recorded, not fatal

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import IMAGE_EXTENSIONS, RawImage
-from ssl4rl.sources.folder import FolderSource, image_files
+from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawImage
+from ssl4rl.sources.folder import FolderSource
 from ssl4rl.sources.hf import HFSource, data_files
 from ssl4rl.sources.presets import PRESETS
 from ssl4rl.sources.samples import SamplesSource
@@ -20,32 +20,32 @@ from ssl4rl.sources.tsv import TsvSource
 __all__ = ["open_source", "open_path", "PRESETS", "RawImage", "TsvSource", "HFSource", "FolderSource", "SamplesSource"]
 
 
-def open_path(path: Path, image_columns: list[str] | None = None):
-    """The reader for a path, detected from what it holds."""
+def open_path(path: Path, image_columns: list[str] | None = None, max_bytes: int = MAX_FILE_BYTES):
+    """The reader for a path, detected from what it holds; files over `max_bytes` are skipped."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix == ".tsv":
-            return TsvSource(path, image_columns[0] if image_columns else None)
+            return TsvSource(path, image_columns[0] if image_columns else None, max_bytes)
         if suffix in (".parquet", ".arrow"):
-            return HFSource(path, image_columns)
+            return HFSource(path, image_columns, max_bytes)
         if suffix in IMAGE_EXTENSIONS:
-            return FolderSource(path.parent, [path])
+            return FolderSource(path.parent, [path], max_bytes)
         raise UserError(f"{path}: not a .tsv, .parquet or .arrow file or an image folder")
     tsv_files = sorted(path.glob("*.tsv"))
     if len(tsv_files) == 1 and not data_files(path):
-        return TsvSource(tsv_files[0], image_columns[0] if image_columns else None)
+        return TsvSource(tsv_files[0], image_columns[0] if image_columns else None, max_bytes)
     if data_files(path):
-        return HFSource(path, image_columns)
-    files = image_files(path)
-    if files:
-        return FolderSource(path, files)
+        return HFSource(path, image_columns, max_bytes)
+    folder = FolderSource(path, max_bytes=max_bytes)
+    if folder.files:
+        return folder
     raise UserError(f"{path}: holds no .tsv, .parquet, .arrow or image files")
 
 
-def open_source(source: str, data: str | Path | None = None, image_columns: list[str] | None = None):
+def open_source(source: str, data: str | Path | None = None, image_columns: list[str] | None = None, max_bytes: int = MAX_FILE_BYTES):
     """Open `source` (samples | preset name | path) for reading; raises UserError on bad input."""
     if source == "samples":
         return SamplesSource()
@@ -53,11 +53,11 @@ def open_source(source: str, data: str | Path | None = None, image_columns: list
         preset = PRESETS[source]
         if data is None:
             raise UserError(f"source '{source}' needs --data PATH: {preset.download}")
-        reader = open_path(Path(data), image_columns or (list(preset.image_columns) if preset.image_columns else None))
+        reader = open_path(Path(data), image_columns or (list(preset.image_columns) if preset.image_columns else None), max_bytes)
         reader.preset = source
         return reader
     if data is not None:
         raise UserError(f"unknown source '{source}' (presets: samples, {', '.join(PRESETS)})")
     if not Path(source).exists():
         raise UserError(f"source '{source}' is neither a preset (samples, {', '.join(PRESETS)}) nor an existing path")
-    return open_path(Path(source), image_columns)
+    return open_path(Path(source), image_columns, max_bytes)

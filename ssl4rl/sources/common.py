@@ -1,12 +1,14 @@
-"""What every source reader yields: a stable id and the image's encoded bytes."""
+"""What every source reader yields: a stable id and the image's encoded bytes, or why there is none."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from dataclasses import dataclass
+from pathlib import Path
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"}
+MAX_FILE_BYTES = 256 * 2**20  # larger files are skipped unread: a 50-megapixel PNG is at most ~150 MB
 
 
 @dataclass
@@ -16,8 +18,27 @@ class RawImage:
     skip: str | None = None
 
 
-def from_base64(source_id: str, text: str) -> RawImage:
+def from_base64(source_id: str, text: object, max_bytes: int = MAX_FILE_BYTES) -> RawImage:
+    """Decoded base64 text; anything that is not text (a number in a list of images) is unreadable."""
+    if not isinstance(text, (str, bytes)):
+        return RawImage(source_id, None, "unreadable")
+    if len(text) // 4 * 3 > max_bytes:
+        return RawImage(source_id, None, "too-large")
     try:
         return RawImage(source_id, base64.b64decode(text, validate=False))
     except (binascii.Error, ValueError):
+        return RawImage(source_id, None, "unreadable")
+
+
+def from_bytes(source_id: str, data: bytes, max_bytes: int = MAX_FILE_BYTES) -> RawImage:
+    return RawImage(source_id, None, "too-large") if len(data) > max_bytes else RawImage(source_id, bytes(data))
+
+
+def read_file(source_id: str, path: Path, max_bytes: int = MAX_FILE_BYTES) -> RawImage:
+    """The file's bytes; a file over `max_bytes` is skipped from its size, before it is read."""
+    try:
+        if path.stat().st_size > max_bytes:
+            return RawImage(source_id, None, "too-large")
+        return RawImage(source_id, path.read_bytes())
+    except OSError:
         return RawImage(source_id, None, "unreadable")

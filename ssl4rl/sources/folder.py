@@ -1,38 +1,52 @@
 """Image folders, read recursively in sorted order (ImageNet's class folders, COCO's flat folder).
 
 The source id is the file's path relative to the folder, so it survives moving the folder.
+Sub-folders that cannot be listed, and symbolic links to folders (not followed: they can loop),
+are counted as skipped rather than silently missing.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
-from ssl4rl.sources.common import IMAGE_EXTENSIONS, RawImage
+from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawImage, read_file
 
 
-def image_files(root: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+def scan(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files under `root` (hidden names left out), and (relative folder, reason) of the
+    sub-folders that were not read."""
+    files, skipped = [], []
+
+    def unreadable(error: OSError) -> None:
+        skipped.append((Path(error.filename).relative_to(root).as_posix() + "/", "unreadable-folder"))
+
+    for folder, dirs, names in os.walk(root, onerror=unreadable):
+        here = Path(folder)
+        for name in list(dirs):
+            if name.startswith(".") or (here / name).is_symlink():
+                dirs.remove(name)
+                if not name.startswith("."):
+                    skipped.append(((here / name).relative_to(root).as_posix() + "/", "symlinked-folder"))
+        files.extend(
+            here / name
+            for name in names
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS and (here / name).is_file()
+        )
+    return sorted(files), sorted(skipped)
 
 
 class FolderSource:
     kind = "folder"
 
-    def __init__(self, path: Path, files: list[Path] | None = None):
+    def __init__(self, path: Path, files: list[Path] | None = None, max_bytes: int = MAX_FILE_BYTES):
         self.path = Path(path)
-        self.files = files if files is not None else image_files(self.path)
+        self.files, self.skipped = (files, []) if files is not None else scan(self.path)
+        self.max_bytes = max_bytes
 
     def __iter__(self) -> Iterator[RawImage]:
+        for folder, reason in self.skipped:
+            yield RawImage(folder, None, reason)
         for file in self.files:
-            try:
-                data = file.read_bytes()
-            except OSError:
-                yield RawImage(file.relative_to(self.path).as_posix(), None, "unreadable")
-                continue
-            yield RawImage(file.relative_to(self.path).as_posix(), data)
+            yield read_file(file.relative_to(self.path).as_posix(), file, self.max_bytes)

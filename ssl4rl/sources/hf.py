@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import RawImage, from_base64
+from ssl4rl.sources.common import MAX_FILE_BYTES, RawImage, from_base64, from_bytes, read_file
 
 LIKELY_IMAGE_COLUMNS = ("image", "images", "img", "image_base64", "decoded_image")
 BATCH_ROWS = 32
@@ -35,6 +35,18 @@ def _is_image_type(arrow_type: pa.DataType) -> bool:
     if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
         arrow_type = arrow_type.value_type
     return pa.types.is_struct(arrow_type) and arrow_type.get_field_index("bytes") >= 0
+
+
+def _holds_images(arrow_type: pa.DataType) -> bool:
+    """A column that can hold encoded images: Image structs, bytes, base64 text, or lists of them."""
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        arrow_type = arrow_type.value_type
+    return (
+        _is_image_type(arrow_type)
+        or pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type)
+        or pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+        or pa.types.is_null(arrow_type)
+    )  # fmt: skip
 
 
 def _schema(file: Path) -> pa.Schema:
@@ -68,8 +80,8 @@ def _batches(file: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
 class HFSource:
     kind = "hf"
 
-    def __init__(self, path: Path, image_columns: list[str] | None = None):
-        self.path = Path(path)
+    def __init__(self, path: Path, image_columns: list[str] | None = None, max_bytes: int = MAX_FILE_BYTES):
+        self.path, self.max_bytes = Path(path), max_bytes
         self.files = data_files(self.path)
         if not self.files:
             raise UserError(f"{self.path}: no .parquet or .arrow files")
@@ -83,6 +95,9 @@ class HFSource:
             missing = [c for c in self.image_columns if c not in schema.names]
             if missing:
                 raise UserError(f"{file}: no image column {', '.join(map(repr, missing))} (columns: {', '.join(schema.names)})")
+            for name in self.image_columns:
+                if not _holds_images(schema.field(name).type):
+                    raise UserError(f"{file}: column {name!r} holds {schema.field(name).type}, not images; name the image column with --image-column")
 
     def _guess_columns(self, schema: pa.Schema) -> list[str]:
         for name in LIKELY_IMAGE_COLUMNS:
@@ -98,34 +113,42 @@ class HFSource:
 
     def __iter__(self) -> Iterator[RawImage]:
         for file in self.files:
-            row = 0
-            prefix = self._relative(file)
-            for batch in _batches(file, self.image_columns):
-                columns = [batch.column(name).to_pylist() for name in self.image_columns]
-                for values in zip(*columns):
-                    for name, value in zip(self.image_columns, values):
-                        tag = f"{prefix}:{row}" if len(self.image_columns) == 1 else f"{prefix}:{row}:{name}"
+            try:
+                yield from self._file_images(file)
+            except (pa.ArrowException, OSError):  # a damaged file: counted, and the next file is read
+                yield RawImage(f"{self._relative(file)}:", None, "unreadable-file")
+
+    def _file_images(self, file: Path) -> Iterator[RawImage]:
+        row = 0
+        prefix = self._relative(file)
+        for batch in _batches(file, self.image_columns):
+            columns = [batch.column(name).to_pylist() for name in self.image_columns]
+            for values in zip(*columns):
+                if all(value is None or value == [] for value in values):  # a row without any image is
+                    # counted; with several columns, a null in one of them is normal (BLINK's image_3)
+                    yield RawImage(f"{prefix}:{row}", None, "missing-image")
+                for name, value in zip(self.image_columns, values):
+                    tag = f"{prefix}:{row}" if len(self.image_columns) == 1 else f"{prefix}:{row}:{name}"
+                    if value is not None:
                         yield from self._images(tag, value, file.parent)
-                    row += 1
+                row += 1
 
     def _images(self, tag: str, value, folder: Path) -> Iterator[RawImage]:
-        if value is None:
-            return
-        if isinstance(value, list):
+        if value is None:  # inside a list of images
+            yield RawImage(tag, None, "missing-image")
+        elif isinstance(value, list):
             for k, item in enumerate(value):
                 yield from self._images(f"{tag}/{k}", item, folder)
         elif isinstance(value, dict):
             if value.get("bytes"):
-                yield RawImage(tag, value["bytes"])
-            elif value.get("path"):
+                yield from_bytes(tag, value["bytes"], self.max_bytes)
+            elif isinstance(value.get("path"), str) and value["path"]:
                 path = Path(value["path"])
                 path = path if path.is_absolute() else folder / path
-                yield RawImage(tag, path.read_bytes()) if path.is_file() else RawImage(tag, None, "missing-image")
+                yield read_file(tag, path, self.max_bytes) if path.is_file() else RawImage(tag, None, "missing-image")
             else:
                 yield RawImage(tag, None, "missing-image")
         elif isinstance(value, (bytes, bytearray)):
-            yield RawImage(tag, bytes(value))
-        elif isinstance(value, str):
-            yield from_base64(tag, value)
+            yield from_bytes(tag, value, self.max_bytes)
         else:
-            yield RawImage(tag, None, "unreadable")
+            yield from_base64(tag, value, self.max_bytes)

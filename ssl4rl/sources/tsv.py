@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import RawImage, from_base64
+from ssl4rl.sources.common import MAX_FILE_BYTES, RawImage, from_base64
 
 REFERENCE_MAX_CHARS = 64
 
@@ -23,8 +23,8 @@ REFERENCE_MAX_CHARS = 64
 class TsvSource:
     kind = "tsv"
 
-    def __init__(self, path: Path, image_column: str | None = None):
-        self.path = Path(path)
+    def __init__(self, path: Path, image_column: str | None = None, max_bytes: int = MAX_FILE_BYTES):
+        self.path, self.max_bytes = Path(path), max_bytes
         self.image_column = image_column or "image"
         with self._open() as handle:
             header = next(csv.reader(handle, delimiter="\t"), None)
@@ -37,14 +37,17 @@ class TsvSource:
 
     def _open(self):
         csv.field_size_limit(sys.maxsize)
-        return open(self.path, newline="", encoding="utf-8")
+        # utf-8-sig: a byte-order mark is not part of the first column's name. A stray non-UTF-8
+        # byte (in a question, say) must not stop the reader: it becomes U+FFFD.
+        return open(self.path, newline="", encoding="utf-8-sig", errors="replace")
 
     def __iter__(self) -> Iterator[RawImage]:
         with self._open() as handle:
             rows = csv.reader(handle, delimiter="\t")
             next(rows)
-            for row in rows:
+            for line, row in enumerate(rows, start=2):
                 if len(row) <= max(self._index_pos, self._image_pos):
+                    yield RawImage(row[self._index_pos] if len(row) > self._index_pos else f"line {line}", None, "short-row")
                     continue
                 index, value = row[self._index_pos], row[self._image_pos].strip()
                 if not value:
@@ -52,12 +55,20 @@ class TsvSource:
                 elif len(value) <= REFERENCE_MAX_CHARS:
                     yield RawImage(index, None, "image-reference")
                 elif value.startswith("["):
-                    try:
-                        values = ast.literal_eval(value)
-                    except (ValueError, SyntaxError):
+                    values = _literal_list(value)
+                    if values is None:
                         yield RawImage(index, None, "unreadable")
                         continue
                     for k, item in enumerate(values):
-                        yield from_base64(f"{index}/{k}", item)
+                        yield from_base64(f"{index}/{k}", item, self.max_bytes)
                 else:
-                    yield from_base64(index, value)
+                    yield from_base64(index, value, self.max_bytes)
+
+
+def _literal_list(text: str) -> list | None:
+    """A Python list literal of images, or None for anything else (deep nesting included)."""
+    try:
+        values = ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return values if isinstance(values, list) else None

@@ -48,6 +48,37 @@ def assemble(tiles: list[Image.Image], k: int) -> Image.Image:
     return canvas
 
 
+_TOKEN = re.compile(r"\d+|\S")  # no nested quantifiers: one pass, linear in the text
+
+
+def numbers_in(text: str) -> list[int] | None:
+    """Numbers of 1-3 digits separated by whitespace, one ',' or one ';', optionally in [] or ()
+    and followed by '.'; None for anything else.
+
+    A tokenizer instead of one regular expression: `\\s*[,;\\s]\\s*` can split a whitespace run
+    in many ways, and a failing match then backtracks exponentially.
+
+    >>> numbers_in("[3, 1;4 2]."), numbers_in("3,,1"), numbers_in("1234")
+    ([3, 1, 4, 2], None, None)
+    """
+    text = text.strip()
+    text = text[:-1] if text.endswith(".") else text
+    text = text[1:] if text.startswith(("[", "(")) else text
+    text = text[:-1] if text.endswith(("]", ")")) else text
+    numbers: list[int] = []
+    after_separator = False
+    for match in _TOKEN.finditer(text):  # stops at the first token that does not fit
+        token = match.group()
+        if token.isdecimal() and len(token) <= 3:
+            numbers.append(int(token))
+            after_separator = False
+        elif token in (",", ";") and numbers and not after_separator:
+            after_separator = True
+        else:
+            return None
+    return numbers if numbers and not after_separator else None
+
+
 @dataclass
 class Jigsaw:
     """Put shuffled tiles back in their grid positions."""
@@ -92,9 +123,7 @@ class Jigsaw:
         [[3, 1, 4, 2], [3, 1, 4, 2], [3, 1, 4, 2], [3, 1, 4, 2]]
         """
         text = extract_answer(response)
-        if text is None or not re.fullmatch(r"[\[\(]?\s*\d{1,3}(?:\s*[,;\s]\s*\d{1,3})*\s*[\]\)]?\.?", text):
-            return None
-        return [int(n) for n in re.findall(r"\d+", text)]
+        return None if text is None else numbers_in(text)
 
     @classmethod
     def score(cls, response: str, ground_truth: str, params: dict | None = None) -> float:
