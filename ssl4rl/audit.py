@@ -73,7 +73,7 @@ def sharpness(pixels: np.ndarray) -> float:
 def texture(pixels: np.ndarray) -> tuple[float, float]:
     """(sharpness, noise): the Laplacian's variance and its median absolute value, the fine
     grain (sensor and compression noise) of flat areas."""
-    lap = laplacian(pixels)
+    lap = laplacian(pixels).astype(np.float64)
     return float(lap.var()), float(np.median(np.abs(lap)))
 
 
@@ -90,8 +90,10 @@ def block_phase(pixels: np.ndarray) -> tuple[int, int]:
     """The (x, y) offset of a JPEG 8x8 block grid in an image, or (-1, -1) where none stands out
     (lossless sources, resampled or flat images). At the right offset the decoded luma's block
     DCT has many near-zero coefficients (JPEG quantised them to zero); at any other it has few.
-    Measured on up to PHASE_WINDOW px from the top-left corner, which keeps the phase."""
-    g = grey(pixels[:PHASE_WINDOW, :PHASE_WINDOW]) - 128.0
+    Measured on a central window of up to PHASE_WINDOW px whose corner is a multiple of 8 px
+    from the image's (which keeps the phase); central, so a quarter turn measures the same place."""
+    top, left = (max(0, pixels.shape[0] - PHASE_WINDOW) // 2) // BLOCK * BLOCK, (max(0, pixels.shape[1] - PHASE_WINDOW) // 2) // BLOCK * BLOCK
+    g = grey(pixels[top : top + PHASE_WINDOW, left : left + PHASE_WINDOW]) - 128.0
     height, width = g.shape
     if min(height, width) < 2 * BLOCK:
         return -1, -1
@@ -363,12 +365,14 @@ def _pair_probes(tally: Tally, row: Row, label: str, classes: int, group=None, s
     tally.observe("image sizes", "the answer most common for these two images' widths and heights", (first.shape[:2], second.shape[:2]), label, row.fold, chance)
     tally.observe("aspect ratio", "the answer most common for image 2's aspect ratio", round(second.shape[1] / second.shape[0], 2), label, row.fold, chance)
     (sharp_1, noise_1), (sharp_2, noise_2) = texture(first), texture(second)
-    sharp = math.log((sharp_2 + 1e-6) / (sharp_1 + 1e-6))
-    noisy = math.log((noise_2 + 1e-3) / (noise_1 + 1e-3))
+    # Rounded: float summation order differs between an image and its transpose, and a binned
+    # lookup would otherwise learn the rounding pattern of each angle.
+    sharp = round(math.log((sharp_2 + 1e-6) / (sharp_1 + 1e-6)), 3)
+    noisy = round(math.log((noise_2 + 1e-3) / (noise_1 + 1e-3)), 3)
     suffix, flaggable = (SAME_IMAGE, False) if same_image_task else ("", True)
     tally.observe("sharpness ratio", "the answer most common for image 2's sharpness relative to image 1's (binned)" + suffix, sharp, label, row.fold, chance, flaggable, continuous=True)
     tally.observe("noise ratio", "the answer most common for image 2's noise relative to image 1's (binned)" + suffix, noisy, label, row.fold, chance, flaggable, continuous=True)
-    colour = float(np.abs(histogram(first) - histogram(second)).sum())
+    colour = round(float(np.abs(histogram(first) - histogram(second)).sum()), 4)
     tally.observe("colour distance", "the answer most common for the colour-histogram distance between the images (binned)" + suffix, colour, label, row.fold, chance, flaggable, continuous=True)
     phases = (block_phase(first), block_phase(second))
     if phase_is_geometry:  # a rotated copy's JPEG grid is axis-aligned exactly when the angle is a multiple of 90
