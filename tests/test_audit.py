@@ -99,7 +99,7 @@ def test_a_blurred_answer_is_flagged_and_the_command_exits_1(tmp_path, monkeypat
 def test_inpainting_distractors_from_other_images_are_flagged_by_their_colours(tmp_path, photo_jpegs):
     """The old default (cross-image distractors): the one patch sharing the shown image's palette."""
     out = tmp_path / "cross"
-    build(BuildConfig(task="inpainting", source=str(photo_jpegs), out=str(out), options={"cross_image": 1.0}, test_fraction=0.0),
+    build(BuildConfig(task="inpainting", source=str(photo_jpegs), out=str(out), options={"cross_image": 1.0}, per_image=2, test_fraction=0.0),
           workers=2, progress_bar=False)  # fmt: skip
     report = audit(out)
     flagged = {p["probe"] for g in report["groups"] for p in g["probes"] if p["flagged"]}
