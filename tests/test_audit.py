@@ -137,3 +137,7 @@ def test_every_tasks_default_and_hard_builds_have_no_shortcut(tmp_path, source, 
         assert group["rows"] >= 40, text
         for probe in group["probes"]:
             assert not probe["flaggable"] or probe["items"] >= MIN_ITEMS, (group["task"], group["level"], probe["probe"])
+            assert probe["description"] and "\n" not in probe["description"]
+    # The task itself is reported, never flagged: continuing the hole's edges finds the patch.
+    seams = [p for r in reports for g in r["groups"] for p in g["probes"] if p["probe"] == "seam"]
+    assert len(seams) == 2 and all(p["accuracy"] > p["chance"] + 0.3 and not p["flagged"] for p in seams)
