@@ -6,8 +6,9 @@ the tile's JPEG block phase, ...) scored on every row of a build, per task and l
 chance. A probe more than FLAG_MARGIN above chance, with confidence (the lower end of a
 two-standard-error Wilson interval), is flagged. Probes that ARE the task (continuing a hole's
 edges) and probes on encoded file sizes (a model sees decoded pixels only) are reported but
-never flagged. Rules that learn a lookup table (feature value -> answer) learn it on one half of
-the rows and are scored on the other half, both ways, so they cannot memorise.
+never flagged. Rules that learn a lookup table (feature value -> answer) learn it on the puzzles
+of one half of the source images and are scored on the other half, both ways, so they cannot
+memorise an image.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ CONFIDENCE_Z = 2.0  # the flag needs the Wilson lower bound (z standard errors) 
 MIN_ITEMS = 40  # fewer scored items than this: reported, never flagged
 BINS = 8  # quantile bins of a continuous feature for lookup probes
 BLOCK = 8  # JPEG's DCT block
-PHASE_WINDOW = 96  # px of an image (from its top-left corner) its block phase is measured on
+PHASE_WINDOW = 96  # side of the central window an image's block phase is measured on
 PHASE_MARGIN = 0.01  # the best offset's share of near-zero DCT coefficients must lead the next by this
 
 
@@ -218,9 +219,6 @@ def read_rows(folder: Path):
 
 
 # ---------------------------------------------------------------- probes per task family
-Probe = tuple[str, str, bool]  # (name, description, flaggable)
-
-
 class Tally:
     """Accumulates per-probe credit for one (task, level)."""
 
