@@ -274,7 +274,7 @@ def _letter_probes(tally: Tally, row: Row, candidates: list[np.ndarray], sizes: 
     matching the context's statistics is the skill asked for: reported, never flagged."""
     k = len(candidates)
     truth = LETTERS.index(row.answer)
-    tally.observe("answer prior", "the most frequent letter (learned on half the rows)", 0, row.answer, row.fold, 1 / k)
+    tally.observe("answer prior", "the most frequent letter (learned on half the images)", 0, row.answer, row.fold, 1 / k)
     tally.add("odd size", "the candidate whose width x height differs from the most common one", odd_one_out_credit([c.shape[:2] for c in candidates], truth), 1 / k)
     tally.add("odd aspect", "the candidate whose aspect ratio differs from the most common one", odd_one_out_credit([round(c.shape[1] / c.shape[0], 3) for c in candidates], truth), 1 / k)
     sharp, noisy = zip(*(texture(c) for c in candidates))
@@ -335,7 +335,7 @@ def probe_correspondence(tally: Tally, row: Row) -> None:
     k, truth = len(points), LETTERS.index(row.answer)
     marked = np.asarray(p["point"], np.float64)
     centre = (p.get("size", row.images[1].shape[1]) - 1) / 2
-    tally.observe("answer prior", "the most frequent letter (learned on half the rows)", 0, row.answer, row.fold, 1 / k)
+    tally.observe("answer prior", "the most frequent letter (learned on half the images)", 0, row.answer, row.fold, 1 / k)
     nearest = np.linalg.norm(points - marked, axis=1)
     tally.add("nearest the marked coordinates", "the candidate closest to where the point is marked in view 1", pick_credit(nearest, truth, False), 1 / k)
     tally.add("farthest from the marked coordinates", "the candidate farthest from where the point is marked in view 1", pick_credit(nearest, truth, True), 1 / k)
@@ -359,7 +359,7 @@ def _pair_probes(tally: Tally, row: Row, label: str, classes: int, group=None, s
     same_image_task: comparing the two images' statistics is the skill asked for (contrastive)."""
     first, second = row.images[0], row.images[1]
     chance = 1 / classes
-    tally.observe("answer prior", "the most frequent answer (learned on half the rows)", 0, label, row.fold, chance)
+    tally.observe("answer prior", "the most frequent answer (learned on half the images)", 0, label, row.fold, chance)
     tally.observe("image sizes", "the answer most common for these two images' widths and heights", (first.shape[:2], second.shape[:2]), label, row.fold, chance)
     tally.observe("aspect ratio", "the answer most common for image 2's aspect ratio", round(second.shape[1] / second.shape[0], 2), label, row.fold, chance)
     (sharp_1, noise_1), (sharp_2, noise_2) = texture(first), texture(second)
@@ -408,7 +408,7 @@ def _tile_probes(tally: Tally, row: Row, tiles: list[np.ndarray], positions: lis
     n = len(tiles)
     chance = 1 / n
     for tile, position, index in zip(tiles, positions, range(n)):
-        tally.observe("answer prior", "the most frequent grid position for each shown place (learned on half the rows)", index, position, row.fold, chance)
+        tally.observe("answer prior", "the most frequent grid position for each shown place (learned on half the images)", index, position, row.fold, chance)
         tally.observe("tile size", "the grid position most common for a tile's width and height", tile.shape[:2], position, row.fold, chance)
         tally.observe("block phase", "the grid position most common for a tile's JPEG block-grid phase", block_phase(tile), position, row.fold, chance)
         sharp, noisy = texture(tile)
