@@ -186,6 +186,10 @@ def _build_parser() -> argparse.ArgumentParser:
     show.add_argument("--split", choices=["train", "test"], default="test", help="which split to show (test falls back to train when there is none)")
     show.add_argument("--out", default="sheet.png", metavar="PNG", help="output image")
 
+    audit = _command(commands, "audit", help="probe a build for shortcuts: rules that find the answer without the visual skill")
+    audit.add_argument("folder", help="a build folder")
+    audit.add_argument("--json", action="store_true", help="print the report as JSON")
+
     paper = _command(commands, "paper", help="build the SSL4RL paper's four puzzle sets from one benchmark's files")
     paper.add_argument("preset", help="a preset name, e.g. mmbench or seedbench (see `ssl4rl sources`)")
     paper.add_argument("--data", required=True, metavar="PATH", help="the downloaded benchmark files (TSV file or folder)")
@@ -317,6 +321,17 @@ def _run_show(args) -> None:
     from ssl4rl.show import contact_sheet
 
     print(contact_sheet(args.folder, args.out, args.n, args.split))
+
+
+def _run_audit(args) -> int:
+    """Exit status 1 when a probe is flagged, so CI can fail on a shortcut."""
+    import json
+
+    from ssl4rl.audit import audit, format_report
+
+    report = audit(args.folder)
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 1 if report["flagged"] else 0
 
 
 def _run_paper(args) -> None:
@@ -499,16 +514,16 @@ def main(argv: list[str] | None = None) -> int:
         commands = {
             "build": _run_build, "show": _run_show, "paper": _run_paper, "sources": _run_sources,
             "train": _run_train, "check": _run_check, "tiny-model": _run_tiny_model, "merge": _run_merge, "demo": _run_demo,
-            "eval": _run_eval, "report": _run_report,
+            "eval": _run_eval, "report": _run_report, "audit": _run_audit,
         }  # fmt: skip
-        commands[args.command](args)
+        code = commands[args.command](args)
     except UserError as error:
         print(f"ssl4rl: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ssl4rl: interrupted (complete shards are kept; rerun the same command to resume)", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

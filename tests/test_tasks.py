@@ -10,12 +10,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from conftest import textured_image
+from ssl4rl.audit import sharpness
 from ssl4rl.images import SourceImage, decode, encode, load
 from ssl4rl.tasks import Contrastive, Jigsaw, Position, Rotation
-from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, derive_seed, load_template, rng_for
-from ssl4rl.tasks.jigsaw import assemble, cut_tiles
+from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, block_floor, derive_seed, load_template, rng_for
+from ssl4rl.tasks.jigsaw import assemble, cut_tiles, tile_boxes
 from ssl4rl.tasks.position import cell_box, cell_names
-from ssl4rl.tasks.rotation import centre_crop, rotate_ccw
+from ssl4rl.tasks.rotation import block_square, centre_crop, rotate_ccw
 
 
 def source(seed=0, width=200, height=150) -> SourceImage:
@@ -33,7 +34,7 @@ def test_undoing_the_answered_rotation_recovers_the_original_exactly(seed):
     src = source(seed)
     puzzle = Rotation().make(rng_for(seed), src, [])
     original, rotated = (load(encode(im)) for im in puzzle.images)
-    assert original.width == original.height == 150  # square mode: centre crop of 200x150
+    assert original.width == original.height == 144  # square mode: block-aligned centre crop of 200x150
     assert np.array_equal(np.asarray(rotate_ccw(rotated, -int(puzzle.answer))), np.asarray(original))
     wrong = (int(puzzle.answer) + 90) % 360
     assert not np.array_equal(np.asarray(rotate_ccw(rotated, -wrong)), np.asarray(original))
@@ -44,7 +45,7 @@ def test_square_mode_hides_the_angle_in_the_image_size():
     for seed in range(40):
         puzzle = Rotation().make(rng_for(seed), source(seed, 240, 120), [])
         sizes[(puzzle.answer, puzzle.images[1].size)] += 1
-    assert {size for _, size in sizes} == {(120, 120)}
+    assert {size for _, size in sizes} == {(112, 112)}  # the largest block-aligned square
     sizes = {Rotation(square=False).make(rng_for(s), source(s, 240, 120), []).images[1].size for s in range(40)}
     assert sizes == {(240, 120), (120, 240)}  # the leak square mode removes
 
@@ -79,6 +80,40 @@ def test_fine_granularity_rotation_is_undone_by_the_answered_angle():
         assert min(errors, key=errors.get) == int(puzzle.answer)
 
 
+def test_in_a_45_degree_set_every_angle_is_resampled_so_sharpness_cannot_split_them():
+    """Leak 4: exact transposes (0, 90, ...) were sharper than resampled odd multiples of 45."""
+    task = Rotation(granularity=45)
+    ratios = {True: [], False: []}
+    for seed in range(48):
+        src = source(seed, 160, 160)
+        puzzle = task.make(rng_for(seed, "sharp"), src, [])
+        shown, rotated = puzzle.images
+        side = rotated.width
+        if int(puzzle.answer) == 0:  # not a plain crop of the original: resampled like the rest
+            assert not np.array_equal(np.asarray(rotated), np.asarray(centre_crop(src.pixels, side, side)))
+        ratio = sharpness(np.asarray(rotated)) / sharpness(np.asarray(centre_crop(src.pixels, side, side)))
+        ratios[int(puzzle.answer) % 90 == 0].append(ratio)
+    exact, odd = np.mean(ratios[True]), np.mean(ratios[False])
+    assert len(ratios[True]) >= 12 and len(ratios[False]) >= 12
+    assert abs(exact - odd) < 0.1 * odd, (exact, odd)  # was about 2x apart: transposes kept every edge
+    # and the groups overlap: no threshold on the ratio sorts 80 % right (the old code: 100 %)
+    values = sorted(ratios[True] + ratios[False])
+    best = max(
+        max(np.mean([r > t for r in ratios[True]] + [r <= t for r in ratios[False]]),
+            np.mean([r <= t for r in ratios[True]] + [r > t for r in ratios[False]]))
+        for t in values
+    )  # fmt: skip
+    assert best < 0.8
+
+
+@pytest.mark.parametrize("size", [(200, 150), (150, 200), (333, 333), (64, 64)])
+def test_the_square_crop_sits_on_the_16_px_block_grid(size):
+    """A JPEG source's block grid then has the same phase in both images, whatever the angle."""
+    left, top, right, bottom = block_square(*size)
+    assert left % 16 == top % 16 == (right - left) % 16 == 0 and right - left == bottom - top
+    assert min(size) - 16 < right - left <= min(size) and right <= size[0] and bottom <= size[1]
+
+
 def _smooth(seed):
     """Low-frequency texture: interpolation error stays far below a wrong angle's error."""
     from PIL import ImageFilter
@@ -101,16 +136,28 @@ def test_reassembling_tiles_in_the_answered_order_recovers_the_trimmed_original(
     answer = [int(n) for n in puzzle.answer.split(",")]
     assert sorted(answer) == list(range(1, k * k + 1))
     restored = assemble([shown[i - 1] for i in answer], k)
-    width, height = (src.size[0] // k) * k, (src.size[1] // k) * k
+    width, height = block_floor(src.size[0] // k) * k, block_floor(src.size[1] // k) * k
     assert np.array_equal(np.asarray(restored), np.asarray(src.pixels.crop((0, 0, width, height))))
     assert Jigsaw.score(f"<answer>{puzzle.answer}</answer>", puzzle.answer) == 1.0
+
+
+@pytest.mark.parametrize("k, gap", [(2, 0.0), (3, 0.0), (4, 0.1), (6, 0.2)])
+def test_tile_cuts_sit_on_the_16_px_block_grid(k, gap):
+    """Leak 3: cuts at c * (W // K) kept a JPEG source's block phase, which told each tile's column and row."""
+    for width, height in ((203, 171), (517, 389), (1000, 750)):
+        boxes = tile_boxes(width, height, k, gap)
+        x0, y0 = boxes[0][:2]
+        assert all((x - x0) % 16 == 0 and (y - y0) % 16 == 0 for x, y, _, _ in boxes)  # one phase for all tiles
+        if gap == 0:
+            assert all(v % 16 == 0 for box in boxes for v in box)
+        assert boxes[-1][2] <= width and boxes[-1][3] <= height
 
 
 def test_jigsaw_gap_removes_the_border_of_each_cell():
     src = source(3, 200, 200)
     tiles = cut_tiles(src.pixels, 2, gap=0.2)
-    assert tiles[0].size == (80, 80)  # 100-px cells minus 10 px on each side
-    assert np.array_equal(np.asarray(tiles[3]), np.asarray(src.pixels.crop((110, 110, 190, 190))))
+    assert tiles[0].size == (76, 76)  # 96-px cells (block-aligned) minus 10 px on each side
+    assert np.array_equal(np.asarray(tiles[3]), np.asarray(src.pixels.crop((106, 106, 182, 182))))
 
 
 def test_jigsaw_skips_images_whose_tiles_would_be_under_28_px():

@@ -15,7 +15,7 @@ from conftest import textured_image
 from ssl4rl.images import decode, encode, load
 from ssl4rl.tasks import Correspondence
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, LETTERS, load_template, rng_for
-from ssl4rl.tasks.correspondence import apply, sample_points, sample_transform, square_view, warp
+from ssl4rl.tasks.correspondence import MAX_LOG_SCALE, MAX_ROTATION, MAX_SHEAR, MAX_SHIFT, apply, sample_transform, square_view, warp
 
 
 def source(seed=0, width=200, height=150):
@@ -30,7 +30,7 @@ def pixels(image) -> np.ndarray:
 OPTIONS = [
     {},
     {"mode": "perspective", "strength": 1.0, "candidates": 6},
-    {"mode": "random", "strength": 0.8, "candidates": 8, "min_distance": 0.12, "size": 200},
+    {"mode": "random", "strength": 0.8, "candidates": 8, "min_distance": 0.06, "size": 200},
 ]
 
 
@@ -57,8 +57,10 @@ def test_a_dot_lands_where_the_forward_matrix_sends_it(mode):
     for seed in range(12):
         rng = rng_for("dot", mode, seed)
         matrix = sample_transform(rng, size, size, mode, 1.0)
-        pre, _ = sample_points(rng, matrix, size, 1, 0.0, 12)
-        x, y = (float(round(v)) for v in pre[0])  # an integer pixel: a centred dot
+        while True:  # an integer pixel (a centred dot) that lands well inside the view
+            x, y = (float(v) for v in rng.integers(12, size - 12, 2))
+            if all(12 <= v <= size - 13 for v in apply(matrix, x, y)):
+                break
         found = centroid(warp(blob(size, x, y), matrix, (size, size)))
         expected = apply(matrix, x, y)
         assert math.dist(found, expected) <= 1.0, (seed, found, expected)
@@ -155,6 +157,59 @@ def test_positions_of_the_truth_carry_no_hint():
     for counts in (letters, by_centre, by_x):
         assert len(counts) == 4
         assert all(abs(c - runs / 4) < 0.2 * runs / 4 for c in counts.values()), counts
+
+
+def affine_parameters(matrix, size: int) -> tuple[float, float, float, float]:
+    """(rotation in degrees, log scale, shear, largest shift as a fraction of the side) of an
+    affine matrix built as sample_transform builds it: shift . R . shear . scale about the centre."""
+    m = np.asarray(matrix, float)
+    linear = m[:2, :2]
+    scale = float(np.hypot(linear[0, 0], linear[1, 0]))
+    angle = math.atan2(linear[1, 0], linear[0, 0])
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    shear = float((rotation.T @ linear)[0, 1] / scale)
+    centre = np.full(2, (size - 1) / 2)
+    shift = m[:2, 2] + linear @ centre - centre
+    return math.degrees(angle), math.log(scale), shear, float(np.abs(shift).max() / size)
+
+
+@pytest.mark.parametrize("level", ["easy", "medium"])
+def test_every_distractor_is_the_marked_point_under_another_transform_of_the_family(level):
+    """Leak 1: distractors were spread uniformly while the true point sat near the marked coordinates."""
+    task = Correspondence(**Correspondence.DIFFICULTY[level])
+    s = task.strength
+    for seed in range(12):
+        p = task.make(rng_for(seed, "family"), source(seed), []).params
+        matrices = p["candidate_matrices"]
+        assert len(matrices) == task.candidates and matrices[p["true_index"]] == p["matrix"]
+        for matrix, point in zip(matrices, p["candidate_points"]):
+            assert math.dist(apply(matrix, *p["point"]), point) < 1e-6
+            angle, log_scale, shear, shift = affine_parameters(matrix, p["size"])
+            assert np.allclose(np.asarray(matrix)[2], [0, 0, 1])
+            assert abs(angle) <= MAX_ROTATION * s + 1e-6 and abs(log_scale) <= MAX_LOG_SCALE * s + 1e-6
+            assert abs(shear) <= MAX_SHEAR * s + 1e-6 and shift <= MAX_SHIFT * s + 1e-6
+
+
+def test_hard_distractors_are_perspective_transforms_of_the_marked_point_too():
+    task = Correspondence(**Correspondence.DIFFICULTY["hard"])
+    for seed in range(6):
+        p = task.make(rng_for(seed, "family"), source(seed), []).params
+        for matrix, point in zip(p["candidate_matrices"], p["candidate_points"]):
+            assert math.dist(apply(matrix, *p["point"]), point) < 1e-6
+            assert not np.allclose(np.asarray(matrix)[2], [0, 0, 1])
+
+
+@pytest.mark.parametrize("level", ["easy", "medium", "hard"])
+def test_the_candidate_nearest_the_marked_coordinates_is_right_only_by_chance(level):
+    """The old generator: 100 / 94 / 57 % right at easy / medium / hard (chance 33 / 25 / 17 %)."""
+    task = Correspondence(**{**Correspondence.DIFFICULTY[level], "size": 192})
+    runs, right = 240, 0
+    for seed in range(runs):
+        p = task.make(rng_for(seed, "nearest", level), source(seed % 5, 120, 120), []).params
+        distances = [math.dist(p["point"], c) for c in p["candidate_points"]]
+        right += int(np.argmin(distances)) == p["true_index"]
+    chance = 1 / task.candidates
+    assert abs(right / runs - chance) < 0.09, (right / runs, chance)  # about 3 standard errors
 
 
 # ---------------------------------------------------------------- options, determinism, verifier

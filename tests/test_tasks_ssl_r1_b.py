@@ -11,7 +11,8 @@ from PIL import Image
 from conftest import textured_image
 from ssl4rl.images import SkipImage, SourceImage, decode, encode, load
 from ssl4rl.tasks import Flip, Ordering
-from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, LETTERS, load_template, rng_for
+from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, LETTERS, block_floor, load_template, rng_for
+from ssl4rl.tasks.flip import asymmetry
 from ssl4rl.tasks.jigsaw import assemble
 from ssl4rl.tasks.ordering import label_layout, slot_origin
 
@@ -37,7 +38,7 @@ def test_placing_numbered_tiles_at_the_answered_positions_restores_the_image_out
     puzzle = Ordering(grid=k, separator=separator).make(rng_for(k, separator), src, [])
     assert len(puzzle.images) == 1
     shown = pixels(puzzle.images[0])
-    tile_w, tile_h = (src.size[0] // k), (src.size[1] // k)
+    tile_w, tile_h = block_floor(src.size[0] // k), block_floor(src.size[1] // k)  # 16-px block-aligned cells
     assert shown.shape == (k * tile_h + (k - 1) * separator, k * tile_w + (k - 1) * separator, 3)
     assert puzzle.params["tile"] == [tile_w, tile_h]
     answer = [int(n) for n in puzzle.answer.split(",")]
@@ -69,13 +70,13 @@ def test_placing_numbered_tiles_at_the_answered_positions_restores_the_image_out
 
 
 def test_ordering_labels_differ_between_tiles_and_are_drawn_dark_on_a_light_box():
-    src = decode(encode(Image.new("RGB", (180, 180), (40, 90, 160))))
+    src = decode(encode(Image.new("RGB", (150, 150), (40, 90, 160))))  # 48-px cells
     puzzle = Ordering(grid=3).make(rng_for(0), src, [])
     shown = pixels(puzzle.images[0])
     x0, y0, x1, y1 = puzzle.params["label_box"]
     labels = []
     for slot in range(9):
-        x, y = slot_origin(60, 60, 2, slot, 3)
+        x, y = slot_origin(48, 48, 2, slot, 3)
         box = shown[y + y0 : y + y1, x + x0 : x + x1].astype(int)
         assert (box.min(axis=2) < 60).sum() > 5 and (box.min(axis=2) > 200).sum() > box.shape[0] * box.shape[1] / 3
         labels.append(box.tobytes())
@@ -92,9 +93,9 @@ def test_ordering_is_deterministic_and_varies_with_the_seed():
 
 def test_ordering_needs_tiles_of_at_least_28_px_and_validates_options():
     with pytest.raises(SkipImage, match="too-small"):
-        Ordering(grid=4).make(rng_for(0), source(0, 111, 200), [])
-    Ordering(grid=4).make(rng_for(0), source(0, 112, 112), [])
-    assert Ordering(grid=4).min_side == 112
+        Ordering(grid=4).make(rng_for(0), source(0, 127, 200), [])
+    Ordering(grid=4).make(rng_for(0), source(0, 128, 128), [])
+    assert Ordering(grid=4).min_side == 128  # 32-px cells: the smallest 16-px multiple >= 28
     for bad in (dict(grid=1), dict(grid=6), dict(separator=-1)):
         with pytest.raises(ValueError):
             Ordering(**bad)
@@ -151,7 +152,7 @@ def test_flip_answers_are_balanced_across_letters(k):
 
 
 def test_flip_patch_side_follows_the_option():
-    for task, side in ((Flip(), 96), (Flip(candidates=2, patch=0.5), 120), (Flip(candidates=6, patch=0.25), 60)):
+    for task, side in ((Flip(), 96), (Flip(candidates=2, patch=0.5), 112), (Flip(candidates=6, patch=0.25), 48)):
         puzzle = task.make(rng_for(1), source(1, 300, 240), [])
         assert {im.size for im in puzzle.images} == {(side, side)}
 
@@ -167,6 +168,41 @@ def test_flip_skips_patches_that_look_the_same_mirrored():
         Flip().make(rng_for(0), decode(encode(Image.new("RGB", (200, 200), (90, 90, 90)))), [])
 
 
+def half_flat_image(seed: int, size: int = 384) -> SourceImage:
+    """Texture below, a flat grey band on top: flat patches are ones a mirror leaves unchanged."""
+    pixels = np.asarray(textured_image(seed, size, size)).copy()
+    pixels[: size // 4] = 120
+    return decode(encode(Image.fromarray(pixels)), source_id=f"half{seed}")
+
+
+@pytest.mark.parametrize("level", ["easy", "medium", "hard"])
+def test_every_flip_patch_is_asymmetric_so_flatness_does_not_point_away_from_the_answer(level):
+    """Leak 5: when only the mirrored patch had to pass min_asymmetry, flat patches were never the answer."""
+    task = Flip(**Flip.DIFFICULTY[level])
+    made = 0
+    for seed in range(40):
+        try:
+            puzzle = task.make(rng_for(seed, "flat"), half_flat_image(seed % 4), [])
+        except SkipImage:
+            continue
+        made += 1
+        for i, image in enumerate(puzzle.images):
+            shown = image if i != puzzle.params["flipped"] else image.transpose(
+                Image.Transpose.FLIP_LEFT_RIGHT if puzzle.params["axis"] == "horizontal" else Image.Transpose.FLIP_TOP_BOTTOM
+            )
+            assert asymmetry(shown, puzzle.params["axis"]) >= task.min_asymmetry
+    assert made >= 5
+
+
+@pytest.mark.parametrize("level", ["easy", "medium", "hard"])
+def test_flip_patches_start_and_end_on_the_16_px_block_grid(level):
+    """A mirrored patch of a JPEG source shows its block grid where an unmirrored one would."""
+    task = Flip(**Flip.DIFFICULTY[level], axis="random")
+    for seed in range(10):
+        puzzle = task.make(rng_for(seed, "grid"), source(seed, 301 + seed, 263), [])
+        assert all(v % 16 == 0 for box in puzzle.params["boxes"] for v in box)
+
+
 def test_flip_is_deterministic_and_varies_with_the_seed():
     src = source(2, 300, 260)
     a, b = (Flip(axis="random").make(rng_for(0, "flip", "x"), src, []) for _ in range(2))
@@ -176,10 +212,10 @@ def test_flip_is_deterministic_and_varies_with_the_seed():
 
 
 def test_flip_size_checks_and_option_validation():
-    assert Flip().min_side == 70 and Flip(patch=0.25).min_side == 112
+    assert Flip().min_side == 80 and Flip(patch=0.25).min_side == 128  # 32-px patches at least
     with pytest.raises(SkipImage, match="too-small"):
-        Flip().make(rng_for(0), source(0, 300, 69), [])
-    Flip().make(rng_for(0), source(0, 70, 70), [])
+        Flip().make(rng_for(0), source(0, 300, 79), [])
+    Flip().make(rng_for(0), source(0, 80, 80), [])
     bad_options = (
         dict(candidates=1), dict(candidates=5, patch=0.4), dict(patch=0.6), dict(axis="up"), dict(min_asymmetry=-1)
     )

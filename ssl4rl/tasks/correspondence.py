@@ -9,11 +9,14 @@ Shortcut controls:
 - the warp is rendered from the clean image; markers are drawn on top afterwards, and every
   marker (view 1's and all candidates) has one style and one colour, drawn at integer centres,
   so the markers are pixel-identical and only the surrounding geometry tells them apart;
-- the K points are drawn one after another from one distribution (preimage uniform in view 1,
-  image inside view 2, pairwise at least `min_distance` apart) and the true one is then picked
-  uniformly among them, so neither its position in view 2 nor its letter reveals it;
-- every candidate lies on warped image content (its preimage is inside view 1), never on the
-  empty border the warp leaves, which would mark it as a distractor.
+- every candidate is the marked point sent through its own transform of the level's family
+  (K transforms drawn alike, their images of the marked point pairwise at least `min_distance`
+  apart), and the one that renders view 2 is then picked uniformly among the K. A mild warp
+  moves the true point little from the marked coordinates, but it moves every distractor just
+  as little, so no rule on coordinates (nearest to the marked point, nearest to the centre,
+  leftmost, ...) beats chance, and neither does the letter;
+- every candidate lies on warped image content under every candidate's transform (so, whichever
+  is the truth, none sits on the empty border the warp leaves, which would mark it as a distractor).
 """
 
 from __future__ import annotations
@@ -34,10 +37,10 @@ MARKER_RADIUS = 0.022  # of the view side
 MAX_ROTATION = 60.0  # degrees, at strength 1
 MAX_LOG_SCALE = 0.3  # scale in [e^-0.3, e^0.3] at strength 1
 MAX_SHEAR = 0.35
-MAX_SHIFT = 0.1  # of the view side
+MAX_SHIFT = 0.2  # of the view side
 MAX_CORNER = 0.2  # perspective: each corner moves up to this fraction of the side (keeps the quad convex)
-TRANSFORM_TRIES = 8
-POINT_BATCH = 96  # candidate preimages drawn per point, per transform try
+POINT_TRIES = 12  # marked points tried before the image is skipped
+TRANSFORM_BATCH = 160  # transforms of the family drawn per marked point
 PALETTE = [(230, 25, 75), (255, 225, 25), (70, 240, 240), (240, 50, 230), (60, 200, 60), (0, 90, 255)]
 
 
@@ -112,20 +115,32 @@ def warp(image: Image.Image, matrix, size: tuple[int, int], resample=Image.Resam
     return image.transform(size, Image.Transform.PERSPECTIVE, pil_coefficients(matrix), resample, fillcolor=(0, 0, 0))
 
 
-def sample_points(rng, matrix, size: int, count: int, min_distance: float, margin: float):
-    """`count` points, one after another, each the first of a stream of random preimages
-    (uniform in view 1, `margin` from its edges) whose image is `margin` inside view 2 and at
-    least `min_distance` px from the points already taken. (preimages, images) or None."""
+def sample_candidates(rng, size: int, count: int, min_distance: float, margin: float, mode: str, strength: float):
+    """A marked point of view 1 and `count` transforms of one family whose images of it are
+    `margin` inside view 2, pairwise at least `min_distance` px apart, and on image content
+    under each of the transforms. The transforms are taken first-come from one stream of iid
+    draws (at most TRANSFORM_BATCH), so any of them may serve as the truth.
+    (point, matrices, images, modes) or None."""
     low, high = margin, size - 1 - margin
-    pre = rng.uniform(low, high, (POINT_BATCH * count, 2))
-    xs, ys = apply(matrix, pre[:, 0], pre[:, 1])
-    inside = (xs >= low) & (xs <= high) & (ys >= low) & (ys <= high)
-    taken: list[int] = []
-    for i in np.flatnonzero(inside):
-        if all((xs[i] - xs[j]) ** 2 + (ys[i] - ys[j]) ** 2 >= min_distance**2 for j in taken):
-            taken.append(int(i))
-            if len(taken) == count:
-                return pre[taken], np.stack([xs[taken], ys[taken]], axis=1)
+    point = rng.uniform(low, high, 2)
+
+    def inside(x: float, y: float) -> bool:
+        return low <= x <= high and low <= y <= high
+
+    taken: list[tuple[np.ndarray, np.ndarray, tuple[float, float], str]] = []  # (matrix, inverse, image, mode)
+    for _ in range(TRANSFORM_BATCH):
+        drawn_mode = mode if mode != "random" else ("affine", "perspective")[int(rng.integers(2))]
+        matrix = sample_transform(rng, size, size, drawn_mode, strength)
+        image = apply(matrix, *point)
+        if not inside(*image) or any(math.dist(image, other[2]) < min_distance for other in taken):
+            continue
+        inverse = np.linalg.inv(matrix)
+        # Whichever transform renders view 2, every candidate must lie on image content.
+        if not all(inside(*apply(inverse, *other[2])) and inside(*apply(other[1], *image)) for other in taken):
+            continue
+        taken.append((matrix, inverse, image, drawn_mode))
+        if len(taken) == count:
+            return point, [t[0] for t in taken], np.array([t[2] for t in taken]), [t[3] for t in taken]
     return None
 
 
@@ -178,14 +193,14 @@ class Correspondence:
     candidates: int = 4  # K lettered candidates in view 2 (2..8)
     strength: float = 0.5  # 0..1: scales rotation, scale, shear, shift and perspective
     mode: str = "affine"  # 'affine', 'perspective' or 'random' (each puzzle one of the two)
-    min_distance: float = 0.1  # between candidates, as a fraction of the view diagonal
+    min_distance: float = 0.08  # between candidates, as a fraction of the view diagonal
     size: int = 384  # side of both square views in px
 
     name: ClassVar[str] = "correspondence"
     partners: ClassVar[int] = 0
     min_side: ClassVar[int] = 64
     DIFFICULTY: ClassVar[dict[str, dict]] = {
-        "easy": {"candidates": 3, "strength": 0.25, "mode": "affine"},
+        "easy": {"candidates": 3, "strength": 0.25, "mode": "affine", "min_distance": 0.05},
         "medium": {},
         "hard": {"candidates": 6, "strength": 1.0, "mode": "perspective"},
     }
@@ -214,17 +229,15 @@ class Correspondence:
         size, radius, k = self.size, self.radius, self.candidates
         distance = self.min_distance * size * math.sqrt(2)
         margin = radius + 2
-        for _ in range(TRANSFORM_TRIES):
-            mode = self.mode if self.mode != "random" else ("affine", "perspective")[int(rng.integers(2))]
-            matrix = sample_transform(rng, size, size, mode, self.strength)
-            points = sample_points(rng, matrix, size, k, distance, margin)
-            if points is not None:
+        for _ in range(POINT_TRIES):
+            drawn = sample_candidates(rng, size, k, distance, margin, self.mode, self.strength)
+            if drawn is not None:
                 break
         else:
             raise SkipImage("too-small")
-        preimages, images = points
+        marked, matrices, images, modes = drawn
         truth = int(rng.integers(k))
-        marked = preimages[truth]
+        matrix, mode = matrices[truth], modes[truth]
 
         base = square_view(source.pixels, size)
         second = warp(base, matrix, (size, size))
@@ -248,6 +261,7 @@ class Correspondence:
                 "strength": self.strength,
                 "size": size,
                 "matrix": [[float(v) for v in row] for row in matrix],
+                "candidate_matrices": [[[float(v) for v in row] for row in m] for m in matrices],
                 "point": [float(v) for v in marked],
                 "candidate_points": [[float(v) for v in p] for p in images],
                 "true_index": truth,

@@ -4,8 +4,11 @@ the mirrored patch's letter.
 Shortcut controls: the patches are square, all the same size and non-overlapping (one per cell
 of a grid, jittered inside its cell), so size and overlap say nothing; the mirrored one's
 letter is drawn uniformly. A mirrored patch that looks the same as its mirror (mean absolute
-difference under `min_asymmetry`) would make the answer unrecoverable: the layout is drawn
-again a few times, then the image is skipped as 'symmetric'.
+difference under `min_asymmetry`) would make the answer unrecoverable, and if only the mirrored
+patch had to pass that test, flat patches would never be the answer: so EVERY patch must pass
+it; the layout is drawn again a few times, then the image is skipped as 'symmetric'. Patch
+corners and sides are multiples of 16 px, so a JPEG source's 8x8 block grid lines up the same
+way in a mirrored patch as in the others.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ssl4rl.images import SkipImage, SourceImage
-from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, LETTERS, Puzzle, parse_letter
+from ssl4rl.tasks.common import BLOCK, IMAGE_PLACEHOLDER, LETTERS, Puzzle, block_ceil, block_floor, parse_letter
 
 MIN_PATCH = 28
 TRIES = 8
@@ -47,9 +50,11 @@ def asymmetry(image: Image.Image, axis: str) -> float:
 
 
 def _cells(width: int, height: int, side: int) -> tuple[int, int, int, int]:
-    """Columns, rows and cell size of the grid that holds one patch of `side` px per cell."""
-    cols, rows = width // side, height // side
-    return cols, rows, width // cols, height // rows
+    """Columns, rows and cell size (in BLOCK units) of the grid that holds one patch of `side`
+    px (a multiple of BLOCK) per cell."""
+    units_w, units_h, units_side = width // BLOCK, height // BLOCK, side // BLOCK
+    cols, rows = units_w // units_side, units_h // units_side
+    return cols, rows, units_w // cols, units_h // rows
 
 
 @dataclass
@@ -59,7 +64,7 @@ class Flip:
     candidates: int = 4  # K: patches shown
     patch: float = 0.4  # patch side as a fraction of the image's shorter side
     axis: str = "horizontal"  # 'horizontal', 'vertical' or 'random' (each puzzle picks one)
-    min_asymmetry: float = 8.0  # the mirrored patch must differ from its mirror by this mean |diff|
+    min_asymmetry: float = 8.0  # every patch must differ from its mirror by this mean |diff|
 
     name: ClassVar[str] = "flip"
     partners: ClassVar[int] = 0
@@ -87,17 +92,18 @@ class Flip:
 
     @property
     def min_side(self) -> int:
-        return int(np.ceil(MIN_PATCH / self.patch - 1e-9))
+        return int(np.ceil(block_ceil(MIN_PATCH) / self.patch - 1e-9))
 
     def _draw(self, rng: np.random.Generator, width: int, height: int, side: int):
         """One random layout: K boxes in distinct cells, the mirrored index and the axis."""
         cols, rows, cell_w, cell_h = _cells(width, height, side)
         cells = rng.choice(cols * rows, size=self.candidates, replace=False)
+        units = side // BLOCK
         boxes = []
         for cell in cells:
             row, col = divmod(int(cell), cols)
-            x = col * cell_w + int(rng.integers(0, cell_w - side + 1))
-            y = row * cell_h + int(rng.integers(0, cell_h - side + 1))
+            x = BLOCK * (col * cell_w + int(rng.integers(0, cell_w - units + 1)))
+            y = BLOCK * (row * cell_h + int(rng.integers(0, cell_h - units + 1)))
             boxes.append((x, y, x + side, y + side))
         flipped = int(rng.integers(self.candidates))
         axis = self.axis if self.axis != "random" else ("horizontal", "vertical")[int(rng.integers(2))]
@@ -105,12 +111,13 @@ class Flip:
 
     def make(self, rng: np.random.Generator, source: SourceImage, others=()) -> Puzzle:
         width, height = source.size
-        side = int(self.patch * min(width, height) + 1e-9)
-        if side < MIN_PATCH:  # validation guarantees room for K cells once the side is >= 1
+        side = block_floor(int(self.patch * min(width, height) + 1e-9))
+        cols, rows, _, _ = _cells(width, height, max(side, BLOCK))
+        if side < MIN_PATCH or cols * rows < self.candidates:
             raise SkipImage("too-small")
         for _ in range(TRIES):
             boxes, flipped, axis = self._draw(rng, width, height, side)
-            if asymmetry(source.pixels.crop(boxes[flipped]), axis) >= self.min_asymmetry:
+            if all(asymmetry(source.pixels.crop(box), axis) >= self.min_asymmetry for box in boxes):
                 break
         else:
             raise SkipImage("symmetric")

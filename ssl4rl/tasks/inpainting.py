@@ -2,18 +2,24 @@
 the letter of the patch that was cut out.
 
 The true patch is the exact pixels under the hole. Distractors are same-size patches from
-other places of the same image (overlapping the hole, and each other, by at most MAX_OVERLAP
-of their area) and, with `cross_image`, from other images of the split.
+other places of the same image, and every candidate's place is hidden in the shown image: the
+hole in grey, the distractors' places in dark grey. With `cross_image` > 0 some distractors come
+from other images of the split instead (not the default: see below).
 
 Shortcut controls:
 - every candidate has the hole's size and is cut pixel-exact, so size and format tell nothing;
   the true patch's position among the candidates is drawn uniformly;
-- every candidate differs visibly from every other (mean absolute difference >= MIN_DIFFERENCE):
-  two identical candidates would both be wrong, and a distractor identical to the true patch
-  (a flat sky, a white margin) would make two right answers; images where no such distractors
-  can be found are skipped as 'ambiguous'.
-Known remaining cue (hence cross-image distractors by default): a same-image distractor also appears somewhere in the first image, the
-true patch does not (its place is grey). Cross-image distractors do not have this cue.
+- same-image distractors share the hole's palette, sharpness and compression history (patches
+  from other images were the only ones not matching the shown image's colours: a histogram
+  match picked the truth 86-91 % of the time), and since their places are hidden too, no
+  candidate's pixels appear in the shown image (a visible distractor marked itself as wrong);
+- boxes do not overlap, and their corners are multiples of 16 px, so a JPEG source's block
+  phase is the same in every candidate and cannot point at the hole's position;
+- every candidate differs visibly from every other (mean absolute difference of their 8x8
+  box-averaged thumbnails >= MIN_DIFFERENCE grey levels): two look-alike candidates would make
+  two right answers; images where no such distractors can be found are skipped as 'ambiguous'.
+Known remaining cue: with `cross_image` > 0, patches from other images differ in palette and
+sharpness from the shown image.
 """
 
 from __future__ import annotations
@@ -25,14 +31,16 @@ import numpy as np
 from PIL import Image
 
 from ssl4rl.images import SkipImage, SourceImage
-from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle, candidate_prompt_vars
+from ssl4rl.tasks.common import BLOCK, LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle, block_ceil, block_floor, candidate_prompt_vars
 
 MIN_PATCH = 28  # Qwen2.5-VL's patch merger needs at least 28 px on a side
 HOLE_GREY = (128, 128, 128)
-MAX_OVERLAP = 0.25  # largest shared area (fraction of a patch) between two same-image boxes
-MIN_DIFFERENCE = 2.0  # smallest mean absolute pixel difference between two candidates
-TRIES = 100  # placement attempts per distractor (per stage)
-NEARBY = 1.5  # nearby distractors: top-left corner within this many hole sides of the hole's
+HIDDEN_GREY = (48, 48, 48)  # the distractors' places in the shown image
+MAX_OVERLAP = 0.0  # largest shared area (fraction of a patch) between two same-image boxes
+MIN_DIFFERENCE = 10.0  # smallest mean absolute difference (grey levels) between two candidates' thumbnails
+THUMBNAIL = 8  # side of the box-averaged thumbnail the difference is measured on
+TRIES = 100  # free places tested for distinctness per distractor (per region)
+NEARBY = 2.5  # nearby distractors: top-left corner within this many hole sides of the hole's
 
 Box = tuple[int, int, int, int]
 
@@ -48,8 +56,27 @@ def overlap(a: Box, b: Box) -> float:
     return width * height / ((a[2] - a[0]) * (a[3] - a[1]))
 
 
-def _difference(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+def _thumbnail(patch: np.ndarray) -> np.ndarray:
+    image = Image.fromarray(patch).resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BOX)
+    return np.asarray(image, dtype=np.int16)
+
+
+def visible_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two patches' 8x8 box-averaged thumbnails: what a person sees
+    at a glance, not pixel noise (two patches of one flat sky differ by noise only).
+
+    >>> flat, noisy = np.full((32, 32, 3), 100, np.uint8), np.full((32, 32, 3), 100, np.uint8)
+    >>> noisy[::2, ::2] += 9
+    >>> visible_difference(flat, noisy) < 4.0, visible_difference(flat, flat + 20) == 20.0
+    (True, True)
+    """
+    return float(np.abs(_thumbnail(a) - _thumbnail(b)).mean())
+
+
+def block_position(rng: np.random.Generator, low: int, high: int) -> int | None:
+    """A uniform multiple of BLOCK in [low, high], or None when there is none."""
+    first, last = block_ceil(low), block_floor(high)
+    return None if last < first else BLOCK * int(rng.integers(first // BLOCK, last // BLOCK + 1))
 
 
 @dataclass
@@ -58,15 +85,15 @@ class Inpainting(LetterAnswer):
 
     candidates: int = 4  # K: patches shown, one of them right (2..8)
     hole: float = 0.25  # hole side as a fraction of the image's shorter side (at least 28 px)
-    cross_image: float = 1.0  # share of the K-1 distractors taken from other images, when available (no cue)
+    cross_image: float = 0.0  # share of the K-1 distractors taken from other images (a palette cue)
     nearby: bool = False  # same-image distractors from around the hole (harder), else from anywhere
 
     name: ClassVar[str] = "inpainting"
     min_side: ClassVar[int] = 2 * MIN_PATCH
     DIFFICULTY: ClassVar[dict[str, dict]] = {
-        "easy": {"candidates": 3, "hole": 0.25, "cross_image": 1.0, "nearby": False},
-        "medium": {"candidates": 4, "hole": 0.25, "cross_image": 1.0, "nearby": False},
-        "hard": {"candidates": 6, "hole": 0.15, "cross_image": 0.0, "nearby": True},
+        "easy": {"candidates": 3, "hole": 0.25, "nearby": False},
+        "medium": {"candidates": 4, "hole": 0.25, "nearby": False},
+        "hard": {"candidates": 6, "hole": 0.15, "nearby": True},
     }
 
     def __post_init__(self):
@@ -81,13 +108,36 @@ class Inpainting(LetterAnswer):
     def partners(self) -> int:
         return self.candidates - 1 if self.cross_image > 0 else 0
 
+    @staticmethod
+    def _place(rng, region: Box, side: int, boxes: list[Box], pixels: np.ndarray, distinct) -> Box | None:
+        """A random block-aligned box with its corner in `region` that overlaps none of `boxes`
+        and whose patch is `distinct`; every free corner is a candidate (in random order), at
+        most TRIES of them are tested for distinctness."""
+        x0, y0, x1, y1 = region
+        xs = range(block_ceil(x0), block_floor(x1) + 1, BLOCK)
+        ys = range(block_ceil(y0), block_floor(y1) + 1, BLOCK)
+        tested = 0
+        for flat in rng.permutation(len(xs) * len(ys)) if len(xs) and len(ys) else []:
+            y, x = ys[int(flat) // len(xs)], xs[int(flat) % len(xs)]
+            box = (x, y, x + side, y + side)
+            if any(overlap(box, b) > MAX_OVERLAP for b in boxes):
+                continue
+            if distinct(pixels[y : y + side, x : x + side]):
+                return box
+            tested += 1
+            if tested == TRIES:
+                break
+        return None
+
     def make(self, rng: np.random.Generator, source: SourceImage, others=()) -> Puzzle:
         width, height = source.size
         side = max(MIN_PATCH, int(self.hole * min(width, height)))
         if 2 * side > min(width, height):
             raise SkipImage("too-small")
         pixels = np.asarray(source.pixels)
-        hx, hy = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
+        hx, hy = block_position(rng, 0, width - side), block_position(rng, 0, height - side)
+        if hx is None or hy is None:
+            raise SkipImage("too-small")
         hole: Box = (hx, hy, hx + side, hy + side)
         true_patch = pixels[hy : hy + side, hx : hx + side]
         chosen = [true_patch]  # pixels of every accepted candidate, for the distinctness check
@@ -95,7 +145,7 @@ class Inpainting(LetterAnswer):
 
         def distinct(patch: np.ndarray) -> bool:
             nonlocal ambiguous
-            if all(_difference(patch, other) >= MIN_DIFFERENCE for other in chosen):
+            if all(visible_difference(patch, other) >= MIN_DIFFERENCE for other in chosen):
                 return True
             ambiguous = True
             return False
@@ -126,21 +176,12 @@ class Inpainting(LetterAnswer):
             near_y = (max(0, hy - reach), min(height - side, hy + reach))
             regions.insert(0, (near_x[0], near_y[0], near_x[1], near_y[1]))
         while len(distractors) < wanted:
-            for x0, y0, x1, y1 in regions:
-                placed = False
-                for _ in range(TRIES):
-                    x, y = int(rng.integers(x0, x1 + 1)), int(rng.integers(y0, y1 + 1))
-                    box = (x, y, x + side, y + side)
-                    if any(overlap(box, b) > MAX_OVERLAP for b in boxes):
-                        continue
-                    patch = pixels[y : y + side, x : x + side]
-                    if distinct(patch):
-                        distractors.append((-1, box))
-                        boxes.append(box)
-                        chosen.append(patch)
-                        placed = True
-                        break
-                if placed:
+            for region in regions:
+                box = self._place(rng, region, side, boxes, pixels, distinct)
+                if box is not None:
+                    distractors.append((-1, box))
+                    boxes.append(box)
+                    chosen.append(pixels[box[1] : box[3], box[0] : box[2]])
                     break
             else:
                 raise SkipImage("ambiguous" if ambiguous else "too-small")
@@ -150,6 +191,9 @@ class Inpainting(LetterAnswer):
         order.insert(answer, (-1, hole))
 
         holed = source.pixels.copy()
+        for index, box in distractors:
+            if index < 0:
+                holed.paste(HIDDEN_GREY, box)
         holed.paste(HOLE_GREY, hole)
         images: list[Image.Image | bytes] = [holed]
         for index, box in order:

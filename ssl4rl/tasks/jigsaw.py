@@ -19,24 +19,43 @@ import numpy as np
 from PIL import Image
 
 from ssl4rl.images import SkipImage, SourceImage
-from ssl4rl.tasks.common import Puzzle, extract_answer, image_list
+from ssl4rl.tasks.common import Puzzle, block_ceil, block_floor, extract_answer, image_list
 
 MIN_TILE = 28  # Qwen2.5-VL's patch merger needs at least 28 px on a side
 
 
-def cut_tiles(image: Image.Image, k: int, gap: float = 0.0) -> list[Image.Image]:
-    """Row-major tiles of the image trimmed to a multiple of k (right/bottom remainder dropped).
+def tile_boxes(width: int, height: int, k: int, gap: float = 0.0) -> list[tuple[int, int, int, int]]:
+    """Row-major tile boxes of a K x K grid whose cells are multiples of BLOCK px (the
+    right/bottom remainder is dropped), so every tile of a JPEG source starts at the same
+    8x8 / 16x16 block phase and the phase cannot tell a tile's column or row.
 
     A gap (fraction of the cell) is removed around each tile, so neighbouring edges no longer
-    line up pixel for pixel.
+    line up pixel for pixel; the inset is the same for every tile, so the phase stays shared.
+
+    >>> tile_boxes(200, 150, 2)
+    [(0, 0, 96, 64), (96, 0, 192, 64), (0, 64, 96, 128), (96, 64, 192, 128)]
     """
-    cell_w, cell_h = image.width // k, image.height // k
+    cell_w, cell_h = block_floor(width // k), block_floor(height // k)
     inset_x, inset_y = int(round(cell_w * gap / 2)), int(round(cell_h * gap / 2))
     return [
-        image.crop((c * cell_w + inset_x, r * cell_h + inset_y, (c + 1) * cell_w - inset_x, (r + 1) * cell_h - inset_y))
+        (c * cell_w + inset_x, r * cell_h + inset_y, (c + 1) * cell_w - inset_x, (r + 1) * cell_h - inset_y)
         for r in range(k)
         for c in range(k)
     ]
+
+
+def cut_tiles(image: Image.Image, k: int, gap: float = 0.0) -> list[Image.Image]:
+    """The tiles of `tile_boxes`, row-major."""
+    return [image.crop(box) for box in tile_boxes(image.width, image.height, k, gap)]
+
+
+def min_grid_side(k: int, gap: float = 0.0) -> int:
+    """The smallest image side whose block-aligned cells hold tiles of at least MIN_TILE px.
+
+    >>> min_grid_side(2), min_grid_side(4, 0.1), min_grid_side(2, 0.2)
+    (64, 128, 96)
+    """
+    return block_ceil(MIN_TILE / (1.0 - gap)) * k
 
 
 def assemble(tiles: list[Image.Image], k: int) -> Image.Image:
@@ -98,12 +117,12 @@ class Jigsaw:
 
     @property
     def min_side(self) -> int:
-        return int(np.ceil(MIN_TILE / (1.0 - self.gap))) * self.grid
+        return min_grid_side(self.grid, self.gap)
 
     def make(self, rng: np.random.Generator, source: SourceImage, others=()) -> Puzzle:
         k = self.grid
         tiles = cut_tiles(source.pixels, k, self.gap)
-        if min(tiles[0].size) < MIN_TILE:
+        if min(tiles[0].size) < MIN_TILE:  # only under min_side, which the builder skips earlier
             raise SkipImage("too-small")
         shown_order = rng.permutation(k * k)  # shown_order[i] = grid position of the i-th shown tile
         answer = np.empty(k * k, dtype=int)

@@ -7,7 +7,8 @@ number drawn on the tile that belongs there.
 
 Shortcut controls: the label is the same box (size and corner) on every tile, sized from the
 widest number, so its shape says nothing about the tile; the tiles keep their exact pixels
-outside the label box, so the answer is recoverable from the image. Optional thin separator
+outside the label box, so the answer is recoverable from the image. Tiles are cut on a 16-px
+block grid (jigsaw's `tile_boxes`), so a JPEG source's block phase is the same in every tile. Optional thin separator
 lines show the grid without changing any tile pixel.
 """
 
@@ -21,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ssl4rl.images import SkipImage, SourceImage
 from ssl4rl.tasks.common import Puzzle
-from ssl4rl.tasks.jigsaw import MIN_TILE, Jigsaw, cut_tiles
+from ssl4rl.tasks.jigsaw import MIN_TILE, Jigsaw, cut_tiles, min_grid_side
 
 LABEL_FILL, LABEL_INK, SEPARATOR_COLOR = (255, 255, 255), (0, 0, 0), (255, 255, 255)
 
@@ -97,7 +98,7 @@ class Ordering:
 
     @property
     def min_side(self) -> int:
-        return MIN_TILE * self.grid
+        return min_grid_side(self.grid)
 
     def make(self, rng: np.random.Generator, source: SourceImage, others=()) -> Puzzle:
         k = self.grid

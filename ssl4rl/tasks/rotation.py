@@ -5,7 +5,13 @@ Shortcut control:
   the rotated copy cannot reveal whether theta is 90/270 or 0/180;
 - when the granularity admits angles that are not multiples of 90, every rotated copy is cropped
   to the largest axis-aligned square that fits inside the worst angle of the set, so there are
-  no black corners and the crop size is the same for every theta.
+  no black corners and the crop size is the same for every theta;
+- in such a set every angle, 0 and 90 included, takes the same resampling path (two bicubic
+  rotations through a random intermediate angle), so sharpness cannot split exact transposes
+  from resampled angles; sets of multiples of 90 stay exact transposes;
+- the square crop starts at a multiple of 16 px and has a side that is a multiple of 16, so a
+  JPEG source's 8x8 (16x16 chroma) block grid sits at the same phase in both images, whatever
+  the angle.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ssl4rl.images import SourceImage
-from ssl4rl.tasks.common import Puzzle, extract_answer
+from ssl4rl.tasks.common import BLOCK, Puzzle, extract_answer
 
 _TRANSPOSE = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
 
@@ -51,6 +57,32 @@ def _same_parity(target: float, reference: int) -> int:
     commutes exactly with 90-degree rotations."""
     value = int(math.floor(target))
     return value if (reference - value) % 2 == 0 else value - 1
+
+
+INTERMEDIATE = (20.0, 70.0)  # degrees: range of the intermediate angle of resampled rotations
+
+
+def rotate_resampled(image: Image.Image, degrees: float, intermediate: float) -> Image.Image:
+    """Rotate counter-clockwise by `degrees` in two bicubic steps (degrees + intermediate, then
+    -intermediate), so every angle, multiples of 90 included, is interpolated the same way."""
+    first = image.rotate(degrees + intermediate, resample=Image.Resampling.BICUBIC, expand=True)
+    return first.rotate(-intermediate, resample=Image.Resampling.BICUBIC, expand=True)
+
+
+def block_square(width: int, height: int) -> tuple[int, int, int, int]:
+    """The centred square box whose corner and side are multiples of BLOCK (when the image
+    allows; images under BLOCK px keep their short side).
+
+    >>> block_square(200, 150), block_square(150, 150), block_square(40, 10)
+    ((16, 0, 160, 144), (0, 0, 144, 144), (15, 0, 25, 10))
+    """
+    side = min(width, height)
+    if side >= BLOCK:
+        side -= side % BLOCK
+    left, top = (width - side) // 2, (height - side) // 2
+    if side % BLOCK == 0:
+        left, top = left - left % BLOCK, top - top % BLOCK
+    return left, top, left + side, top + side
 
 
 def rotate_ccw(image: Image.Image, degrees: int) -> Image.Image:
@@ -103,11 +135,15 @@ class Rotation:
     def make(self, rng: np.random.Generator, source: SourceImage, others=()) -> Puzzle:
         theta = int(rng.choice(self.angles))
         base = source.pixels
-        if self.square and base.width != base.height:
-            side = min(base.size)
-            base = centre_crop(base, side, side)
+        if self.square:
+            box = block_square(*base.size)
+            if box != (0, 0, *base.size):
+                base = base.crop(box)
         shown = source.original() if base is source.pixels else base
-        rotated = rotate_ccw(base, theta)
+        if all(a % 90 == 0 for a in self.angles):
+            rotated = rotate_ccw(base, theta)
+        else:
+            rotated = rotate_resampled(base, theta, float(rng.uniform(*INTERMEDIATE)))
         crop_w, crop_h = self._crop_size(base.width, base.height, theta)
         if rotated.size != (crop_w, crop_h):
             rotated = centre_crop(rotated, crop_w, crop_h)
