@@ -16,6 +16,7 @@ import pytest
 
 from conftest import textured_image, write_folder
 from ssl4rl import build as build_module
+from ssl4rl.budget import TokenBudget
 from ssl4rl.build import BuildConfig, build
 from ssl4rl.cli import main
 
@@ -218,7 +219,7 @@ def test_stopping_the_worker_pool_early_never_hangs(monkeypatch):
 
     monkeypatch.setattr(build_module, "_make_batch", big_batch)
     for attempt in range(20):
-        results = build_module.ordered_map(iter(range(400)), 2, ([], {}, "png", 0, "test", 1))
+        results = build_module.ordered_map(iter(range(400)), 2, ([], {}, "png", 0, "test", 1, TokenBudget()))
         for _ in range(1 + attempt % 5):
             assert len(next(results)) == 1_000_000
         time.sleep(attempt % 3 / 100)  # stop at different moments of the workers' writes

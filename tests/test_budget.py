@@ -15,9 +15,9 @@ from PIL import Image
 from ssl4rl.budget import TokenBudget
 from ssl4rl.build import BuildConfig, _init_worker, build, make_specs, make_within_budget
 from ssl4rl.cli import main
-from ssl4rl.images import decode, encode, load
+from ssl4rl.images import MAX_PIXELS, decode, encode, load
 from ssl4rl.tasks import TASKS
-from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, load_template
+from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, block_floor, load_template
 from ssl4rl.tasks.jigsaw import assemble
 from ssl4rl.tasks.rotation import rotate_ccw
 
@@ -99,7 +99,7 @@ def test_a_puzzle_that_cannot_fit_is_skipped_and_counted(large_photos, tmp_path)
 def _made(task_name: str, options: dict, budget: int, width=900, height=760, partners=0):
     cfg = BuildConfig(task=task_name, source="unused", out="unused", options=options)
     specs = make_specs(cfg)
-    _init_worker(specs, {task_name: load_template(task_name)}, "png", 0, "test", TokenBudget(budget))
+    _init_worker(specs, {task_name: load_template(task_name)}, "png", 0, "test", MAX_PIXELS, TokenBudget(budget))
     task = TASKS[task_name](**options)
     source = decode(encode(textured_image(7, width, height)), source_id="big")
     others = [decode(encode(textured_image(50 + i, 400, 360)), source_id=f"o{i}") for i in range(partners)]
@@ -118,7 +118,7 @@ def test_jigsaw_from_a_downscaled_source_reassembles_exactly():
     _, puzzle, shown = _made("jigsaw", {"grid": 3}, 900)
     tiles = [load(encode(tile)) for tile in puzzle.images]
     restored = assemble([tiles[int(i) - 1] for i in puzzle.answer.split(",")], 3)
-    width, height = (shown.size[0] // 3) * 3, (shown.size[1] // 3) * 3
+    width, height = block_floor(shown.size[0] // 3) * 3, block_floor(shown.size[1] // 3) * 3  # cells on the 16-px grid
     assert np.array_equal(np.asarray(restored), np.asarray(shown.pixels.crop((0, 0, width, height))))
 
 

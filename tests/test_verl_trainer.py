@@ -174,7 +174,7 @@ def test_another_verl_version_stops_before_ray(rotation_set, tiny_model, tmp_pat
 
 
 def test_missing_model_for_the_hf_rollout_stops_before_ray(rotation_set, tmp_path, capsys):
-    assert _train_main(rotation_set, tmp_path / "no-model", tmp_path, "--rollout", "hf") == 2
+    assert _train_main(rotation_set, tmp_path / "no-model", tmp_path, "--device", "cpu", "--rollout", "hf") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no such model folder" in err
     assert not (tmp_path / "out").exists()
