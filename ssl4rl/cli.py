@@ -16,9 +16,10 @@ METAVARS = {
     "granularity": "DEGREES", "grid": "K", "gap": "FRACTION", "min_crop": "FRACTION", "max_crop": "FRACTION",
     "preset": "PRESET", "size": "PX", "candidates": "K", "hole": "FRACTION", "cross_image": "SHARE",
     "strength": "0..1", "mode": "MODE", "min_distance": "FRACTION", "separator": "PX", "patch": "FRACTION",
-    "axis": "AXIS", "min_asymmetry": "LEVEL",
+    "axis": "AXIS", "min_asymmetry": "LEVEL", "hops": "H", "max_nodes": "N", "text_chars": "CHARS", "distance": "DISTANCE",
+    "negatives": "KIND", "pool": "POOL",
 }  # fmt: skip
-WORDS = ("default", "strong", "affine", "perspective", "random", "horizontal", "vertical")
+WORDS = ("default", "strong", "affine", "perspective", "random", "horizontal", "vertical", "any", "two", "mixed", "relation")
 
 
 def option_help(task_class) -> dict[str, str]:
@@ -151,7 +152,7 @@ def _build_parser() -> argparse.ArgumentParser:
     for name, task_class in [("mix", None), *TASKS.items()]:
         summary = "several tasks in one interleaved dataset" if task_class is None else (task_class.__doc__ or "").strip().splitlines()[0]
         task_parser = _command(tasks, name, help=summary, description=summary)
-        task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), or a path (TSV file, parquet/HF folder, image folder)")
+        task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), or a path (TSV file, parquet/HF folder, image folder); graph tasks: a bundled graph, a graph preset or a graph folder")
         task_parser.add_argument("--data", metavar="PATH", help="with a preset: the downloaded files (TSV file or folder)")
         task_parser.add_argument("--out", required=True, metavar="DIR", help="output folder for train-*.parquet, test-*.parquet, manifest.json")
         task_parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="worker processes (default: %(default)s; output is identical for any number)")
@@ -490,7 +491,11 @@ def _run_demo(args) -> None:
 def _run_sources(args) -> None:
     from ssl4rl.sources import PRESETS
 
+    from ssl4rl.sources.graph import BUNDLED
+
     print("samples: photos bundled with scikit-image (no download)")
+    for name, description in BUNDLED.items():
+        print(f"{name}: graph, bundled (no download): {description}")
     for name, preset in PRESETS.items():
         print(f"{name}: {preset.description}. --data: {preset.download}\n    download: {preset.url}")
 
