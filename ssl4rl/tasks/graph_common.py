@@ -21,16 +21,13 @@ MASK = "[MASKED]"
 TRIES = 64  # draws before a puzzle gives up on finding a distractor
 
 
-def neighbours(graph: Graph, node: int, hidden: tuple[int, int] | None = None) -> list[int]:
-    """The node's training neighbours in a fixed order, without the hidden edge."""
-    out = sorted(graph.adj[node])
-    if hidden and node in hidden:
-        other = hidden[1] if node == hidden[0] else hidden[0]
-        out = [n for n in out if n != other]
-    return out
+def neighbours(graph: Graph, node: int, hidden: list[tuple[int, int]] = ()) -> list[int]:
+    """The node's training neighbours in a fixed order, without the hidden edges."""
+    gone = {b if a == node else a for a, b in hidden if node in (a, b)}
+    return [n for n in sorted(graph.adj[node]) if n not in gone]
 
 
-def distances(graph: Graph, source: int, max_hops: int, hidden: tuple[int, int] | None = None) -> dict[int, int]:
+def distances(graph: Graph, source: int, max_hops: int, hidden: list[tuple[int, int]] = ()) -> dict[int, int]:
     """Hop distance from `source` to every node within `max_hops` (training graph minus hidden)."""
     seen = {source: 0}
     queue = deque([source])
@@ -45,7 +42,7 @@ def distances(graph: Graph, source: int, max_hops: int, hidden: tuple[int, int] 
     return seen
 
 
-def ball(rng: np.random.Generator, graph: Graph, roots: list[int], hops: int, limit: int, hidden: tuple[int, int] | None = None) -> list[int]:
+def ball(rng: np.random.Generator, graph: Graph, roots: list[int], hops: int, limit: int, hidden: list[tuple[int, int]] = ()) -> list[int]:
     """The roots, then nodes layer by layer up to `hops` away (random order within a layer),
     at most `limit` nodes in all (the roots always)."""
     chosen = list(dict.fromkeys(roots))
@@ -64,12 +61,11 @@ def ball(rng: np.random.Generator, graph: Graph, roots: list[int], hops: int, li
     return chosen
 
 
-def induced_edges(graph: Graph, nodes: list[int], hidden: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+def induced_edges(graph: Graph, nodes: list[int], hidden: list[tuple[int, int]] = ()) -> list[tuple[int, int]]:
     """Edges of the training graph between shown nodes, each once as (u, v) with u < v, without
-    the hidden edge."""
+    the hidden edges."""
     shown = set(nodes)
-    hidden_pair = tuple(sorted(hidden)) if hidden else None
-    return sorted({(min(u, v), max(u, v)) for u in nodes for v in graph.adj[u] if v in shown} - {hidden_pair})
+    return sorted({(min(u, v), max(u, v)) for u in nodes for v in graph.adj[u] if v in shown} - {(min(e), max(e)) for e in hidden})
 
 
 def truncate(text: str, chars: int) -> str:
@@ -88,15 +84,16 @@ def truncate(text: str, chars: int) -> str:
 class Layout:
     """A shown subgraph: its nodes, their random numbers, and the text lines of the prompt.
 
-    `hidden` is a plain graph's hidden edge (u, v); `hidden_fact` a knowledge graph's hidden
-    (head, relation, tail): only that fact goes, other relations between the two stay.
+    `hidden` are a plain graph's hidden edges (the answer's); `hidden_fact` a knowledge
+    graph's hidden (head, relation, tail): only that fact goes, other relations between the two stay.
     """
 
-    def __init__(self, rng: np.random.Generator, graph: Graph, nodes: list[int], hidden: tuple[int, int] | None = None,
+    def __init__(self, rng: np.random.Generator, graph: Graph, nodes: list[int], hidden: list[tuple[int, int]] = (),
                  hidden_fact: tuple[int, str, int] | None = None):
         self.graph, self.nodes = graph, nodes
         order = rng.permutation(len(nodes))
         self.number = {node: int(order[i]) for i, node in enumerate(nodes)}
+        self.hidden = sorted([min(self.number[u], self.number[v]), max(self.number[u], self.number[v])] for u, v in hidden)
         pairs = induced_edges(graph, nodes, hidden)
         self.facts = sorted(
             (self.number[h], r, self.number[t])
@@ -130,6 +127,7 @@ class Layout:
         return {
             "nodes": len(self.nodes),
             "edges": self.pairs,
+            "hidden": self.hidden,  # the hidden edge (the answer's), by number
             "lengths": [len(MASK if n == masked else truncate(self.graph.texts[n], text_chars)) for n in by_number],
             "original": [self.graph.ids[n] for n in by_number],
             "text_chars": text_chars,

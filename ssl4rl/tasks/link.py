@@ -2,10 +2,12 @@
 
 Yes and no are drawn 50/50 for every pair, and a node that could not have both answers (no
 neighbour, or at `hard` no node two hops away) is skipped, so no node is only ever asked one
-way. A yes pair's edge is removed from the shown subgraph; a no pair's v is drawn with
-probability proportional to degree + 1 (the distribution of a yes pair's v) among nodes not
-linked to u, anywhere (`easy`) or exactly two hops away (`hard`: they share a neighbour);
-`medium` mixes both. The order of u and v in the question is random.
+way. A yes pair's edge is removed from the shown subgraph, so its two ends each show one edge fewer
+than they have; a no pair's v is the node whose degree is closest to that of a random neighbour
+of u (what a yes pair's v would have been) minus 2, among nodes not linked to u, so the shown
+degrees of the pair, and with one hop the number of nodes shown, match between yes and no but
+for the neighbours the two share (the evidence the task asks for). Negatives lie anywhere
+(`easy`) or exactly two hops away (`hard`: they share a neighbour); `medium` mixes both. The order of u and v in the question is random.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Link:
     modality: ClassVar[str] = "graph"
     partners: ClassVar[int] = 0
     min_side: ClassVar[int] = 1
-    DIFFICULTY: ClassVar[dict] = {"easy": {"negatives": "any"}, "medium": {"negatives": "mixed"}, "hard": {"negatives": "two", "hops": 2, "max_nodes": 20}}
+    DIFFICULTY: ClassVar[dict] = {"easy": {"negatives": "any"}, "medium": {"negatives": "mixed"}, "hard": {"negatives": "two", "max_nodes": 20}}
 
     def __post_init__(self):
         if self.negatives not in NEGATIVES:
@@ -52,9 +54,11 @@ class Link:
         if negatives == "two" and not any(d == 2 and not graph.linked(node, n) for n, d in distances(graph, node, 2).items()):
             raise SkipImage("too-few-distance-2-nodes")
         linked = bool(rng.random() < 0.5)
-        other = friends[int(rng.integers(len(friends)))] if linked else draw_far(rng, graph, node, 1, negatives, set())[0]
-        hidden = (node, other) if linked else None
+        other = friends[int(rng.integers(len(friends)))]  # a yes pair's v
+        if not linked:  # a yes pair's ends each show one edge fewer than they have: a no pair's v makes up for both
+            other = draw_far(rng, graph, node, 1, negatives, set(), [], len(graph.adj[other]) - 2)[0]
         pair = [node, other] if rng.random() < 0.5 else [other, node]
+        hidden = [(node, other)] if linked else []
         nodes = ball(rng, graph, pair, self.hops, self.max_nodes, hidden)
         layout = Layout(rng, graph, nodes, hidden)
         u, v = (layout.number[n] for n in pair)

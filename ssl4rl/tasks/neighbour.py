@@ -1,12 +1,14 @@
 """Neighbour prediction on a graph: which of K candidate nodes is adjacent to the centre node in
 the full graph? The edge is not shown.
 
-The true neighbour is a uniformly drawn neighbour of the centre, so its degree follows the
-degree-biased distribution; distractors are drawn with probability proportional to degree + 1
-(the same distribution) among nodes that are not linked to the centre (hop distance >= 2; at
-`hard`, exactly 2: they share a neighbour with the centre, as the truth usually does once its
-edge is hidden). The shown subgraph is the neighbourhood of the centre and every candidate, the
-truth's edge to the centre removed; the right letter is drawn uniformly.
+The true neighbour is a uniformly drawn neighbour of the centre (hubs are drawn often: the
+friendship paradox); distractors are the nodes whose degree is closest to the truth's shown
+degree (its degree minus the hidden edge) among nodes that are not linked to the centre (a
+puzzle is skipped when one of them is off by more than half that degree, and 2) (hop distance >= 2; at
+`hard`, exactly 2 without the hidden edge: they share a neighbour with the centre, as the truth
+usually does once its edge is hidden). The shown subgraph is the neighbourhood of the centre and
+every candidate, the truth's edge to the centre removed; the right
+letter is drawn uniformly.
 """
 
 from __future__ import annotations
@@ -24,26 +26,35 @@ from ssl4rl.tasks.graph_common import TRIES, Layout, ball, choice_vars, distance
 DISTANCES = ("any", "two")
 
 
-def draw_far(rng: np.random.Generator, graph: Graph, centre: int, count: int, distance: str, exclude: set[int]) -> list[int]:
-    """`count` distinct nodes not linked to `centre` in the full graph: degree-biased anywhere
-    (`any`), or among the nodes exactly two hops away (`two`), weighted by degree + 1."""
+POOL = 32  # degree-biased draws that the distractors closest in degree are taken from
+
+
+def draw_far(rng: np.random.Generator, graph: Graph, centre: int, count: int, distance: str, exclude: set[int],
+             hidden: list[tuple[int, int]], degree: int) -> list[int]:
+    """`count` distinct nodes not linked to `centre` in the full graph, the closest in degree to
+    `degree` (the truth's; ties in random order): among POOL degree-biased draws from anywhere
+    (`any`), or among the nodes exactly two hops away in the graph as shown (`two`: without the
+    `hidden` edge, since a node reached only through the hidden neighbour would hang off it)."""
     blocked = set(exclude) | {centre}
     if distance == "two":
-        ring = sorted(n for n, d in distances(graph, centre, 2).items() if d == 2 and n not in blocked and not graph.linked(centre, n))
-        if len(ring) < count:
-            raise SkipImage("too-few-distance-2-nodes")
-        weights = np.array([len(graph.adj[n]) + 1 for n in ring], np.float64)
-        picks = rng.choice(len(ring), size=count, replace=False, p=weights / weights.sum())
-        return [ring[int(i)] for i in picks]
-    picked: list[int] = []
-    for _ in range(TRIES * count):
-        other = graph.degree_biased(rng)
-        if other not in blocked and not graph.linked(centre, other):
-            picked.append(other)
-            blocked.add(other)
-            if len(picked) == count:
-                return picked
-    raise SkipImage("too-few-distant-nodes")
+        pool = sorted(n for n, d in distances(graph, centre, 2, hidden).items() if d == 2 and n not in blocked and not graph.linked(centre, n))
+    else:
+        found: set[int] = set()
+        for _ in range(TRIES * POOL):
+            other = graph.degree_biased(rng)
+            if other not in blocked and not graph.linked(centre, other):
+                found.add(other)
+                if len(found) == POOL:
+                    break
+        pool = sorted(found)
+    if len(pool) < count:
+        raise SkipImage("too-few-distance-2-nodes" if distance == "two" else "too-few-distant-nodes")
+    ties = rng.random(len(pool))
+    ranked = sorted(range(len(pool)), key=lambda i: (abs(len(graph.adj[pool[i]]) - degree), ties[i]))
+    picked = [pool[i] for i in ranked[:count]]
+    if abs(len(graph.adj[picked[-1]]) - degree) > max(2, degree // 2):  # a hub among leaves: its degree would tell
+        raise SkipImage("no-degree-matched-distractor")
+    return picked
 
 
 @dataclass
@@ -79,9 +90,10 @@ class Neighbour(LetterAnswer):
         if not friends:
             raise SkipImage("isolated-node")
         truth = friends[int(rng.integers(len(friends)))]
-        distractors = draw_far(rng, graph, node, self.candidates - 1, self.distance, {truth})
+        hidden = [(node, truth)]
+        # the truth shows one edge fewer than it has (the hidden one): distractors match that
+        distractors = draw_far(rng, graph, node, self.candidates - 1, self.distance, {truth}, hidden, len(graph.adj[truth]) - 1)
         order, slot = place(rng, truth, distractors)
-        hidden = (node, truth)
         nodes = ball(rng, graph, [node, *order], self.hops, self.max_nodes, hidden)
         layout = Layout(rng, graph, nodes, hidden)
         numbers = [layout.number[n] for n in order]
