@@ -29,13 +29,13 @@ class KGLink(LetterAnswer):
     hops: int = 1  # neighbourhood radius shown around the head and each candidate
     max_nodes: int = 16  # most entities shown
     text_chars: int = 60  # each entity text is cut to this many characters
-    pool: str = "any"  # distractors: 'any' entity, or tails of the same 'relation'
+    pool: str = "relation"  # distractors: 'any' entity, or tails of the same 'relation'
 
     name: ClassVar[str] = "kg-link"
     modality: ClassVar[str] = "graph"
     partners: ClassVar[int] = 0
     min_side: ClassVar[int] = 1
-    DIFFICULTY: ClassVar[dict] = {"easy": {"candidates": 3}, "medium": {"candidates": 4, "pool": "relation"}, "hard": {"candidates": 6, "pool": "relation", "max_nodes": 20}}
+    DIFFICULTY: ClassVar[dict] = {"easy": {"candidates": 3, "pool": "any"}, "medium": {"candidates": 4, "pool": "relation"}, "hard": {"candidates": 6, "pool": "relation", "max_nodes": 20}}
 
     def __post_init__(self):
         if not 2 <= self.candidates <= MAX_CANDIDATES:
