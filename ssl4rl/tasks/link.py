@@ -1,13 +1,14 @@
 """Link prediction on a graph: do nodes u and v share an edge in the full graph?
 
-Yes and no are drawn 50/50 for every pair, and a node that could not have both answers (no
-neighbour, or at `hard` no node two hops away) is skipped, so no node is only ever asked one
-way. A yes pair's edge is removed from the shown subgraph, so its two ends each show one edge fewer
-than they have; a no pair's v is the node whose degree is closest to that of a random neighbour
-of u (what a yes pair's v would have been) minus 2, among nodes not linked to u, so the shown
-degrees of the pair, and with one hop the number of nodes shown, match between yes and no but
-for the neighbours the two share (the evidence the task asks for). Negatives lie anywhere
-(`easy`) or exactly two hops away (`hard`: they share a neighbour); `medium` mixes both. The order of u and v in the question is random.
+Every puzzle draws both a linked pair (the item node u and a random neighbour v) and an unlinked
+pair, then yes or no 50/50, so no node is asked only one way (a node is skipped when either
+pair cannot be made: no neighbour, a leaf end that would show no edge once its edge is hidden,
+no candidate two hops away). A yes pair's edge is removed from the shown subgraph, so its ends
+each show one edge fewer than they have; the unlinked pair's ends are the nodes whose degrees
+are closest to those shown degrees (u's minus one, v's minus one), so shown degrees do not tell
+the answer, and the second end is not linked to the first: anywhere (`easy`, drawn with
+probability proportional to degree + 1) or exactly two hops away (`hard`: they share a
+neighbour); `medium` mixes both. The order of the two in the question is random.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import numpy as np
 
 from ssl4rl.images import SkipImage
 from ssl4rl.tasks.common import Puzzle
-from ssl4rl.tasks.graph_common import Layout, ball, distances, parse_yes_no
-from ssl4rl.tasks.neighbour import draw_far
+from ssl4rl.tasks.graph_common import Layout, ball, parse_yes_no
+from ssl4rl.tasks.neighbour import closest_in_degree, degree_biased_pool, draw_far
 
 NEGATIVES = ("any", "two", "mixed")
 
@@ -50,15 +51,18 @@ class Link:
         friends = sorted(graph.adj[node])
         if not friends:
             raise SkipImage("isolated-node")
+        v = friends[int(rng.integers(len(friends)))]
+        if len(friends) == 1 or len(graph.adj[v]) == 1:  # a linked end would show no edge at all
+            raise SkipImage("leaf-pair")
         negatives = self.negatives if self.negatives != "mixed" else ("two" if rng.random() < 0.5 else "any")
-        if negatives == "two" and not any(d == 2 and not graph.linked(node, n) for n, d in distances(graph, node, 2).items()):
-            raise SkipImage("too-few-distance-2-nodes")
+        # The no pair is drawn whatever the answer (a failure skips the node, never one answer):
+        # its ends have the degrees the linked ends show once their edge is hidden.
+        u = closest_in_degree(rng, graph, degree_biased_pool(rng, graph, lambda n: n not in (node, v), 1), 1, len(friends) - 1)[0]
+        w = draw_far(rng, graph, u, 1, negatives, {node, v}, [], len(graph.adj[v]) - 1)[0]
         linked = bool(rng.random() < 0.5)
-        other = friends[int(rng.integers(len(friends)))]  # a yes pair's v
-        if not linked:  # a yes pair's ends each show one edge fewer than they have: a no pair's v makes up for both
-            other = draw_far(rng, graph, node, 1, negatives, set(), [], len(graph.adj[other]) - 2)[0]
-        pair = [node, other] if rng.random() < 0.5 else [other, node]
-        hidden = [(node, other)] if linked else []
+        ends = [node, v] if linked else [u, w]
+        pair = ends if rng.random() < 0.5 else ends[::-1]
+        hidden = [(node, v)] if linked else []
         nodes = ball(rng, graph, pair, self.hops, self.max_nodes, hidden)
         layout = Layout(rng, graph, nodes, hidden)
         u, v = (layout.number[n] for n in pair)
