@@ -236,3 +236,43 @@ def test_the_audit_flags_a_planted_degree_shortcut(tmp_path, monkeypatch):
     build(BuildConfig(task="neighbour", source="synthetic", out=str(out), per_image=2, test_fraction=0.0), progress_bar=False)
     flagged = {p["probe"] for g in audit(out)["groups"] for p in g["probes"] if p["flagged"]}
     assert "highest degree" in flagged
+
+
+def test_an_interrupted_graph_build_resumes_to_the_same_bytes(tmp_path, monkeypatch):
+    import ssl4rl.build as build_module
+
+    def digest(out: Path) -> dict:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("*.parquet"))}
+
+    opts = dict(task="mix", tasks={"masking": 1.0, "link": 1.0}, source="lesmis", shard_rows=10, test_fraction=0.2, per_image=2)
+    build(BuildConfig(out=str(tmp_path / "ref"), **opts), progress_bar=False)
+    real, calls = build_module.make_rows, {"n": 0}
+
+    def failing(job):
+        calls["n"] += 1
+        if calls["n"] == 30:
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(build_module, "make_rows", failing)
+    with pytest.raises(KeyboardInterrupt):
+        build(BuildConfig(out=str(tmp_path / "resumed"), **opts), progress_bar=False)
+    kept = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "resumed").glob("*.parquet")}
+    assert kept and not (tmp_path / "resumed" / "manifest.json").exists()
+    monkeypatch.setattr(build_module, "make_rows", real)
+    build(BuildConfig(out=str(tmp_path / "resumed"), **opts), progress_bar=False)
+    assert digest(tmp_path / "resumed") == digest(tmp_path / "ref")
+    assert all((tmp_path / "resumed" / name).stat().st_mtime_ns == mtime for name, mtime in kept.items())
+
+
+def test_a_contact_sheet_of_graph_puzzles_shows_their_prompts(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from ssl4rl.show import contact_sheet
+
+    out = tmp_path / "g"
+    build(BuildConfig(task="neighbour", source="synthetic", out=str(out)), progress_bar=False)
+    sheet = np.asarray(Image.open(contact_sheet(out, tmp_path / "sheet.png", n=4)).convert("RGB"))
+    assert sheet.shape[0] > 200 and (sheet.min(axis=2) < 100).mean() > 0.01  # text, not blank tiles
+    assert ((sheet[..., 1] > 120) & (sheet[..., 0] < 60)).any()  # the right option in green
