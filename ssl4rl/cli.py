@@ -118,7 +118,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="outputs", help="checkpoints and logs")
     parser.add_argument("--gpus", type=int, help="verl: GPUs per node, or FSDP ranks with --device cpu (default: 8; 1 with --profile 1gpu or cpu)")
     parser.add_argument("--nodes", type=int, default=1, help="verl: nodes")
-    parser.add_argument("--profile", choices=["paper", "1gpu", "cpu"], help="verl: settings preset (default: paper; cpu with --device cpu)")
+    parser.add_argument("--profile", choices=["paper", "graph", "1gpu", "cpu"], help="verl: settings preset (default: paper; cpu with --device cpu; graph: a text model, 2048-token prompts)")
     parser.add_argument("--rollout", choices=["vllm", "sglang", "hf"], help="verl: rollout engine (default: the config's vllm; hf = Hugging Face generate, no vLLM needed)")
     parser.add_argument("--device", choices=["gpu", "cpu"], default="gpu", help="verl: cpu runs the real trainer on the CPU with the hf rollout, for debugging")
     parser.add_argument("--filter-groups", action="store_true", help="verl: drop prompts whose rollouts all got the same accuracy")

@@ -124,3 +124,9 @@ def test_puzzle_eval_of_a_graph_build_with_a_text_model(text_model, graph_set, t
     assert main(["eval", "--model", str(text_model), "--puzzles", str(graph_set), "--out", str(out), "--max-new-tokens", "4", "--backend", "hf"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["per_category"]) == {"masking", "neighbour", "link"}
+
+
+def test_the_graph_profile_asks_for_longer_prompts(graph_set, capsys):
+    assert main(["train", "--backend", "verl", "--profile", "graph", "--data", str(graph_set), "--model", "Qwen/Qwen2.5-3B-Instruct", "--dry-run"]) == 0
+    line = capsys.readouterr().out
+    assert "data.max_prompt_length=2048" in line and "trainer.n_gpus_per_node=8" in line and "actor_rollout_ref.model.path=Qwen/Qwen2.5-3B-Instruct" in line

@@ -22,6 +22,7 @@ from ssl4rl.build import content_key, split_of
 from ssl4rl.errors import UserError
 from ssl4rl.eval.extract import extract_choice
 from ssl4rl.eval.runner import Item
+from ssl4rl.images import SkipImage
 from ssl4rl.sources.graph import Graph, GraphRef, load_graph, node_payload
 from ssl4rl.tasks.common import LETTERS, load_template, rng_for
 from ssl4rl.tasks.graph_common import Layout, ball, letter_lines, parse_yes_no
@@ -97,9 +98,9 @@ def link_prediction(graph: Graph, seed: int) -> list[Item]:
     items = []
     for u, v in sorted(graph.heldout):
         rng = rng_for(seed, "link-prediction", graph.ids[u], graph.ids[v])
-        try:
-            w = draw_far(rng, graph, u, 1, "any", {v}, [], len(graph.adj[v]))[0]  # v's degree: held out, so fully missing
-        except Exception:  # noqa: BLE001 - no usable non-edge: ask the edge only
+        try:  # a non-edge whose far end has v's degree (the held-out edge is not among v's training edges)
+            w = draw_far(rng, graph, u, 1, "any", {v}, [], len(graph.adj[v]))[0]
+        except SkipImage:  # no usable non-edge: ask the edge only
             w = None
         for other, answer in ((v, "yes"), (w, "no")):
             if other is None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 from bisect import bisect_right
-from collections import Counter
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
@@ -209,9 +208,6 @@ class GraphSource:
             yield RawImage(what, None, reason)
         for node_id in self.graph.ids:
             yield RawImage(node_id, node_payload(node_id))
-
-    def counts(self) -> Counter:
-        return Counter(reason for _, reason in self.graph.skips)
 
 
 def open_graph_source(source: str, data: str | None = None) -> GraphSource:
