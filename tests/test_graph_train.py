@@ -130,3 +130,16 @@ def test_the_graph_profile_asks_for_longer_prompts(graph_set, capsys):
     assert main(["train", "--backend", "verl", "--profile", "graph", "--data", str(graph_set), "--model", "Qwen/Qwen2.5-3B-Instruct", "--dry-run"]) == 0
     line = capsys.readouterr().out
     assert "data.max_prompt_length=2048" in line and "trainer.n_gpus_per_node=8" in line and "actor_rollout_ref.model.path=Qwen/Qwen2.5-3B-Instruct" in line
+
+
+def test_bad_graph_evaluations_are_one_line_before_any_model_loads(tmp_path, capsys):
+    cases = [
+        (["--graph-task", "node-classification"], "needs --source"),
+        (["--graph-task", "node-classification", "--source", "lesmis"], "needs node labels"),
+        (["--graph-task", "link-prediction", "--source", "nowhere"], "neither bundled"),
+        (["--data", "x.tsv", "--source", "karate"], "--source is for --graph-task"),
+    ]
+    for args, message in cases:
+        assert main(["eval", "--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "out"), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ssl4rl: error:") and message in err and err.count("\n") == 1, err
