@@ -498,6 +498,7 @@ def probe_link(tally: Tally, row: Row) -> None:
     tally.observe("degrees", "the answer most common for u's and v's shown degrees (binned sum)", degree[u] + degree[v], row.answer, row.fold, 0.5, continuous=True)
     tally.observe("text lengths", "the answer most common for u's and v's text lengths (binned sum)", lengths[u] + lengths[v], row.answer, row.fold, 0.5, continuous=True)
     tally.observe("shown nodes", "the answer most common for the number of nodes shown", p["nodes"], row.answer, row.fold, 0.5)
+    tally.observe("edgeless end", "the answer most common for whether u or v shows no edge", min(degree[u], degree[v]) == 0, row.answer, row.fold, 0.5)
     tally.observe("shared neighbours", "the answer most common for the number of shown neighbours u and v share" + GRAPH_SKILL,
                   min(_shared(row, u, v), 3), row.answer, row.fold, 0.5, flaggable=False)  # fmt: skip
 

@@ -30,13 +30,6 @@ from ssl4rl.tasks.neighbour import draw_far
 
 GRAPH_TASKS = ("node-classification", "link-prediction")
 MAX_NODES, TEXT_CHARS, MAX_CLASSES, CANDIDATES = 12, 60, 10, 4
-CLASSIFY = (
-    "Below is part of a graph. Each node has a number and a text; the numbers were given at random.\n"
-    "Nodes:\n{nodes}\nEdges (pairs of connected nodes): {edges}\n\n"
-    "Which category does node {target} belong to?\n{options}\nAnswer with the letter of the category only ({letters})."
-)
-
-
 def graph_items(task: str, source: str, data: str | None, limit: int | None, test_fraction: float = 0.1,
                 train_hashes: set[str] | None = None, seed: int = 0) -> list[Item]:
     """The questions of a graph evaluation, in a fixed order."""
@@ -70,7 +63,7 @@ def node_classification(graph: Graph, test_fraction: float, seed: int) -> list[I
     classes = sorted({label for label in graph.labels if label is not None})
     if len(classes) < 2:
         raise UserError(f"{graph.name}: node classification needs node labels of at least two classes")
-    answer_format = load_template("link").rsplit("\n\n", 1)[1]  # the shared answer-format paragraph
+    template = load_template("node-classification")  # configs/prompts/node-classification.txt, editable
     items = []
     for node, label in enumerate(graph.labels):
         key = content_key(node_payload(graph.ids[node]))
@@ -81,9 +74,9 @@ def node_classification(graph: Graph, test_fraction: float, seed: int) -> list[I
         names = sorted(names)
         options = {LETTERS[i]: name for i, name in enumerate(names)}
         layout = Layout(rng, graph, ball(rng, graph, [node], 1, MAX_NODES))
-        prompt = CLASSIFY.format(nodes=layout.node_lines(TEXT_CHARS), edges=layout.edge_text(), target=layout.number[node],
+        prompt = template.format(nodes=layout.node_lines(TEXT_CHARS), edges=layout.edge_text(), target=layout.number[node],
                                  options=letter_lines(names), letters=", ".join(options))  # fmt: skip
-        items.append(_choice_item(f"node/{graph.ids[node]}", f"{prompt}\n\n{answer_format}", options, LETTERS[names.index(label)], label, [key.hex()]))
+        items.append(_choice_item(f"node/{graph.ids[node]}", prompt, options, LETTERS[names.index(label)], label, [key.hex()]))
     if not items:
         raise UserError(f"{graph.name}: no labelled node in the test split (--test-fraction {test_fraction})")
     return items
