@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -158,6 +161,11 @@ def test_same_seed_same_bytes_for_any_number_of_workers(tmp_path):
                           difficulty=list(LEVELS), seed=3, shard_rows=40), workers=workers, progress_bar=False)  # fmt: skip
         digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("*.parquet"))})
     assert digests[0] == digests[1] and len(digests[0]) >= 3
+    fresh = tmp_path / "fresh"  # another interpreter with another string-hash seed
+    command = [sys.executable, "-m", "ssl4rl", "build", "mix", "--tasks", "masking:1,neighbour:1,link:1", "--source", "synthetic", "--out", str(fresh),
+               "--difficulty", "easy,medium,hard", "--seed", "3", "--shard-rows", "40", "--workers", "2", "--quiet"]  # fmt: skip
+    subprocess.run(command, check=True, env={**os.environ, "PYTHONHASHSEED": "7"}, stdout=subprocess.DEVNULL)
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(fresh.glob("*.parquet"))} == digests[0]
     other = tmp_path / "seed4"
     build(BuildConfig(task="link", source="synthetic", out=str(other), seed=4), progress_bar=False)
     assert {r["reward_model"]["ground_truth"] for r in rows(other)} == {"yes", "no"}
