@@ -113,3 +113,13 @@ def test_an_edges_table_with_relations_is_a_knowledge_graph(tmp_path):
     (folder / "edges.csv").write_text("\n".join(lines) + "\n")
     graph = load_graph(GraphRef(str(folder)))
     assert graph.is_kg and {r for rels in graph.relations.values() for r in rels} == {"likes", "cites"}
+
+
+def test_sources_lists_the_bundled_graphs_and_the_graph_presets_with_their_downloads(capsys):
+    assert main(["sources"]) == 0
+    out = capsys.readouterr().out
+    for name in ("karate", "florentine", "lesmis", "synthetic", "synthetic-kg"):
+        assert f"\n{name}: graph, bundled" in out
+    for name, url in (("cora", "XiaoxinHe/TAPE"), ("pubmed", "TAPE"), ("wikics", "wiki-cs-dataset"), ("products", "TAPE"), ("fb15k237", "kg-bert"), ("wn18rr", "kg-bert")):
+        line = out.split(f"\n{name}: ", 1)[1].split("\n", 2)
+        assert url in line[1], (name, line)
