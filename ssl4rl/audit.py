@@ -437,10 +437,77 @@ def probe_ordering(tally: Tally, row: Row) -> None:
     _tile_probes(tally, row, tiles, [int(v) for v in p["order"]], None)
 
 
+# ---------------------------------------------------------------- graph puzzles (text only)
+GRAPH_SKILL = " (the task itself: structure of the shown graph)"
+
+
+def _degrees(row: Row) -> Counter:
+    """Each shown node's degree in the shown subgraph (by its number)."""
+    degree: Counter = Counter()
+    for a, b in row.params.get("edges", []):
+        degree[a] += 1
+        degree[b] += 1
+    return degree
+
+
+def _candidate_probes(tally: Tally, row: Row, numbers: list[int], lengths: list[int]) -> None:
+    """Lettered graph puzzles: does a candidate's number, shown degree or text length, or the
+    letter itself, tell the answer?"""
+    k, truth = len(lengths), LETTERS.index(row.answer)
+    tally.observe("answer prior", "the most frequent letter (learned on half the nodes)", 0, row.answer, row.fold, 1 / k)
+    tally.add("longest text", "the candidate with the longest text", pick_credit(lengths, truth, True), 1 / k)
+    tally.add("shortest text", "the candidate with the shortest text", pick_credit(lengths, truth, False), 1 / k)
+    if numbers:
+        degree = _degrees(row)
+        tally.add("lowest number", "the candidate node with the lowest number", pick_credit(numbers, truth, False), 1 / k)
+        tally.add("highest number", "the candidate node with the highest number", pick_credit(numbers, truth, True), 1 / k)
+        tally.add("highest degree", "the candidate with the most edges shown", pick_credit([degree[n] for n in numbers], truth, True), 1 / k)
+        tally.add("lowest degree", "the candidate with the fewest edges shown", pick_credit([degree[n] for n in numbers], truth, False), 1 / k)
+
+
+def _shared(row: Row, a: int, b: int) -> int:
+    """Shown neighbours that nodes a and b have in common."""
+    links: dict[int, set[int]] = defaultdict(set)
+    for u, v in row.params.get("edges", []):
+        links[u].add(v)
+        links[v].add(u)
+    return len(links[a] & links[b])
+
+
+def probe_masking(tally: Tally, row: Row) -> None:
+    p = row.params
+    _candidate_probes(tally, row, [], p["candidate_lengths"])
+    tally.observe("masked node's number", "the letter most common for the masked node's number", p["target"], row.answer, row.fold, 1 / len(p["candidate_lengths"]))
+
+
+def probe_neighbour(tally: Tally, row: Row) -> None:
+    p = row.params
+    numbers, lengths = p["candidate_nodes"], p["lengths"]
+    _candidate_probes(tally, row, numbers, [lengths[n] for n in numbers])
+    centre = p.get("centre", p.get("head"))
+    tally.add("most shared neighbours", "the candidate sharing the most shown neighbours with the centre" + GRAPH_SKILL,
+              pick_credit([_shared(row, centre, n) for n in numbers], LETTERS.index(row.answer), True), 1 / len(numbers), flaggable=False)  # fmt: skip
+
+
+def probe_link(tally: Tally, row: Row) -> None:
+    p = row.params
+    u, v, degree, lengths = p["u"], p["v"], _degrees(row), p["lengths"]
+    tally.observe("answer prior", "the most frequent answer (learned on half the nodes)", 0, row.answer, row.fold, 0.5)
+    tally.observe("number order", "the answer most common for whether u's number is below v's", u < v, row.answer, row.fold, 0.5)
+    tally.observe("numbers", "the answer most common for u's and v's numbers (binned sum)", u + v, row.answer, row.fold, 0.5, continuous=True)
+    tally.observe("degrees", "the answer most common for u's and v's shown degrees (binned sum)", degree[u] + degree[v], row.answer, row.fold, 0.5, continuous=True)
+    tally.observe("text lengths", "the answer most common for u's and v's text lengths (binned sum)", lengths[u] + lengths[v], row.answer, row.fold, 0.5, continuous=True)
+    tally.observe("shown nodes", "the answer most common for the number of nodes shown", p["nodes"], row.answer, row.fold, 0.5)
+    tally.observe("edgeless end", "the answer most common for whether u or v shows no edge", min(degree[u], degree[v]) == 0, row.answer, row.fold, 0.5)
+    tally.observe("shared neighbours", "the answer most common for the number of shown neighbours u and v share" + GRAPH_SKILL,
+                  min(_shared(row, u, v), 3), row.answer, row.fold, 0.5, flaggable=False)  # fmt: skip
+
+
 PROBES: dict[str, Callable[[Tally, Row], None]] = {
     "rotation": probe_rotation, "position": probe_position, "contrastive": probe_contrastive,
     "jigsaw": probe_jigsaw, "ordering": probe_ordering, "inpainting": probe_inpainting,
     "similarity": probe_similarity, "flip": probe_flip, "correspondence": probe_correspondence,
+    "masking": probe_masking, "neighbour": probe_neighbour, "kg-link": probe_neighbour, "link": probe_link,
 }  # fmt: skip
 
 

@@ -63,8 +63,9 @@ class TokenBudget:
 
     @classmethod
     def from_processor(cls, path: str, max_tokens: int = 1024) -> "TokenBudget":
-        """Patching and pixel limits from a processor folder (offline)."""
-        image_processor = _processor(path).image_processor
+        """Patching and pixel limits from a processor folder (offline); a text model's folder (a
+        tokenizer only, for graph puzzles) keeps the defaults, which its rows never use."""
+        image_processor = getattr(_processor(path), "image_processor", None)
         patch = getattr(image_processor, "patch_size", 14)
         merge = getattr(image_processor, "merge_size", 2)
         size = getattr(image_processor, "size", None) or {}
@@ -80,7 +81,8 @@ class TokenBudget:
         """Tokens of everything but the images' own tokens: the prompt in the chat template."""
         if self.processor is None:
             return len(prompt.replace(IMAGE_PLACEHOLDER, "").encode("utf-8")) + CHAT_TEMPLATE_TOKENS
-        tokenizer = _processor(self.processor).tokenizer
+        processor = _processor(self.processor)
+        tokenizer = getattr(processor, "tokenizer", processor)  # a text model's folder loads as its tokenizer
         images = prompt.count(IMAGE_PLACEHOLDER)
         content = prompt.replace(IMAGE_PLACEHOLDER, "<|vision_start|><|image_pad|><|vision_end|>")
         text = tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False)

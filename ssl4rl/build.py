@@ -34,11 +34,13 @@ from ssl4rl.budget import TokenBudget, length_stats
 from ssl4rl.errors import UserError
 from ssl4rl.images import MAX_PIXELS, SkipImage, SourceImage, decode, encode
 from ssl4rl.lock import FolderLock
-from ssl4rl.schema import is_puzzle_build, make_row
+from ssl4rl.schema import GRAPH_ABILITY, is_puzzle_build, make_row
 from ssl4rl.shards import ShardWriter, atomic_write_json
 from ssl4rl.sources import open_source
 from ssl4rl.sources.common import MAX_FILE_BYTES
-from ssl4rl.tasks import TASKS
+from ssl4rl.sources.graph import GraphRef, load_graph, open_graph_source
+from ssl4rl.sources.graph_samples import synthetic_graph, synthetic_kg
+from ssl4rl.tasks import TASKS, is_graph_task
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, load_template, rng_for
 
 SPLITS = ("train", "test")
@@ -173,8 +175,11 @@ def split_of(key: bytes, test_fraction: float) -> str:
 _worker: dict = {}
 
 
-def _init_worker(specs: list[Spec], templates: dict[str, str], image_format: str, seed: int, source_name: str, max_pixels: int, budget: TokenBudget) -> None:
+def _init_worker(specs: list[Spec], templates: dict[str, str], image_format: str, seed: int, source_name: str, max_pixels: int, budget: TokenBudget,
+                 graph: GraphRef | None = None) -> None:
+    """Per worker process: the task objects, and for graph tasks the graph, loaded once."""
     _worker.update(
+        graph=load_graph(graph) if graph is not None else None,
         tasks={spec.key: (TASKS[spec.task](**dict(spec.options)), spec.level) for spec in specs},
         templates=templates, image_format=image_format, seed=seed, source=source_name, max_pixels=max_pixels, budget=budget,
         mixed=len({spec.task for spec in specs}) > 1,  # answer histograms then key on task:answer
@@ -191,6 +196,8 @@ def _init_pool_worker(*initargs) -> None:
 
 def make_rows(job: Job) -> JobResult:
     task, level = _worker["tasks"][job.spec]
+    if _worker["graph"] is not None:
+        return make_graph_rows(job, task, level)
     try:
         source = decode(job.data, task.min_side, job.source_id, _worker["max_pixels"])
     except SkipImage as skip:
@@ -228,6 +235,51 @@ def make_rows(job: Job) -> JobResult:
         )
         answers.append(f"{task.name}:{puzzle.answer}" if _worker["mixed"] else puzzle.answer)
     return JobResult(job.split, job.seq, rows, answers, tokens=lengths, downscaled=downscaled)
+
+
+def make_graph_rows(job: Job, task, level: str) -> JobResult:
+    """The rows of one graph node: its puzzles, text only (no images)."""
+    graph = _worker["graph"]
+    node = graph.index[job.source_id]
+    rows, answers, lengths = [], [], []
+    source_hash = content_key(job.data).hex()
+    for sample_id, _ in job.samples:
+        try:
+            puzzle, prompt, tokens = make_graph_within_budget(task, sample_id, graph, node)
+        except SkipImage as skip:
+            return JobResult(job.split, job.seq, [], [], skip.reason)
+        lengths.append(tokens)
+        rows.append(make_row(task=task.name, prompt=prompt, images=[], answer=puzzle.answer, source=_worker["source"], source_id=sample_id,
+                             split=job.split, index=-1, params=puzzle.params, difficulty=level, source_hash=source_hash, ability=GRAPH_ABILITY))  # fmt: skip
+        answers.append(f"{task.name}:{puzzle.answer}" if _worker["mixed"] else puzzle.answer)
+    return JobResult(job.split, job.seq, rows, answers, tokens=lengths)
+
+
+SHORT_TEXT_CHARS, MIN_TEXT_CHARS = 32, 8
+
+
+def make_graph_within_budget(task, sample_id: str, graph, node: int) -> tuple:
+    """(puzzle, prompt, prompt tokens) within the token budget: when a row is over, node texts
+    are cut shorter (down to SHORT_TEXT_CHARS), then fewer nodes are shown (down to the focus
+    nodes and a few more), then texts are cut to MIN_TEXT_CHARS, each time with the same rng
+    seed. Raises SkipImage('over-token-budget') when even the smallest puzzle does not fit."""
+    budget, template = _worker["budget"], _worker["templates"][task.name]
+    made_by = task
+    while True:
+        puzzle = made_by.make(rng_for(_worker["seed"], task.name, sample_id), graph, node)
+        prompt = template.format(**puzzle.prompt_vars)
+        tokens = budget.count(prompt, [])
+        if budget.fits(tokens):
+            return puzzle, prompt, tokens
+        fewest = max(4, getattr(made_by, "candidates", 1) + 1)
+        if made_by.text_chars > SHORT_TEXT_CHARS:
+            made_by = replace(made_by, text_chars=max(SHORT_TEXT_CHARS, made_by.text_chars * 2 // 3))
+        elif made_by.max_nodes > fewest:
+            made_by = replace(made_by, max_nodes=max(fewest, made_by.max_nodes * 3 // 4))
+        elif made_by.text_chars > MIN_TEXT_CHARS:
+            made_by = replace(made_by, text_chars=max(MIN_TEXT_CHARS, made_by.text_chars * 2 // 3))
+        else:
+            raise SkipImage("over-token-budget")
 
 
 def make_within_budget(task, sample_id: str, source: SourceImage, others: list) -> tuple:
@@ -497,8 +549,13 @@ def _check_task(cfg: BuildConfig) -> tuple[list[Spec], dict[str, str], int]:
     if cfg.prompt_file and cfg.task == "mix":
         raise UserError("--prompt applies to a single task, not to mix (edit configs/prompts/ instead)")
     specs = make_specs(cfg)
+    if len({is_graph_task(spec.task) for spec in specs}) > 1:
+        raise UserError("a mix cannot hold both graph and image tasks: they read different sources")
     templates, partners = {}, 0
     for spec in specs:
+        if is_graph_task(spec.task):
+            _check_graph_task(spec, templates, cfg.prompt_file)
+            continue
         try:
             task = TASKS[spec.task](**dict(spec.options))
         except (TypeError, ValueError) as error:
@@ -517,6 +574,28 @@ def _check_task(cfg: BuildConfig) -> tuple[list[Spec], dict[str, str], int]:
                 f"but the puzzle shows {len(puzzle.images)} images"
             )
     return specs, templates, partners
+
+
+def _check_graph_task(spec: Spec, templates: dict[str, str], prompt_file: str | None) -> None:
+    """A graph task's options and template, tried on a bundled synthetic graph."""
+    try:
+        task = TASKS[spec.task](**dict(spec.options))
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{spec.task}: {error}") from None
+    template = templates.setdefault(task.name, load_template(task.name, prompt_file))
+    graph = synthetic_kg() if spec.task == "kg-link" else synthetic_graph()
+    for node in range(len(graph)):
+        try:
+            puzzle = task.make(rng_for(0, "probe", node), graph, len(graph) - 1 - node)
+        except SkipImage:
+            continue
+        try:
+            prompt = template.format(**puzzle.prompt_vars)
+        except (KeyError, IndexError, ValueError) as error:
+            raise UserError(f"prompt template for '{task.name}' does not fit the puzzle: {error!r}") from None
+        if IMAGE_PLACEHOLDER in prompt:
+            raise UserError(f"prompt template for '{task.name}' has {IMAGE_PLACEHOLDER} markers, but graph puzzles show no images")
+        return
 
 
 def _probe_png(side: int) -> bytes:
@@ -572,7 +651,10 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
     for given in (cfg.source, cfg.data):
         if given and is_puzzle_build(given):
             raise UserError(f"{given} is an ssl4rl puzzle build; give the images it was built from as --source")
-    reader = open_source(cfg.source, cfg.data, cfg.image_columns, cfg.max_file_bytes)
+    graph_tasks = is_graph_task(specs[0].task)
+    reader = open_graph_source(cfg.source, cfg.data) if graph_tasks else open_source(cfg.source, cfg.data, cfg.image_columns, cfg.max_file_bytes)
+    if graph_tasks and any(spec.task == "kg-link" for spec in specs) and not reader.graph.is_kg:
+        raise UserError(f"{cfg.source}: kg-link needs a knowledge graph (train.txt triples, or an edges table with a relation column)")
     out = Path(cfg.out)
     _make_out(out)
     try:
@@ -611,7 +693,7 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, work
     planner = JobPlanner(reader, cfg, specs, partners, {s: state[s].jobs for s in SPLITS})
     source_name = getattr(reader, "preset", None) or ("samples" if cfg.source == "samples" else reader.kind)
     budget = cfg.budget()
-    initargs = (specs, templates, cfg.image_format, cfg.seed, source_name, cfg.max_pixels, budget)
+    initargs = (specs, templates, cfg.image_format, cfg.seed, source_name, cfg.max_pixels, budget, getattr(reader, "ref", None))
     total = sum(state[s].rows for s in SPLITS)
     expected = cfg.limit or _expected_rows(reader, cfg.per_image) if progress_bar else None
     bar = tqdm(total=expected, initial=total, unit="rows", desc=f"build {cfg.task}", disable=not progress_bar, dynamic_ncols=True)
@@ -687,6 +769,8 @@ def _expected_rows(reader, per_image: int) -> int | None:
     try:
         if reader.kind in ("folder", "samples"):
             entries = len(reader.files)
+        elif reader.kind == "graph":
+            entries = len(reader.graph)
         elif reader.kind == "hf":
             entries = sum(pq.ParquetFile(f).metadata.num_rows for f in reader.files) * len(reader.image_columns)
         elif reader.kind == "tsv":

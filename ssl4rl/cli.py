@@ -16,9 +16,10 @@ METAVARS = {
     "granularity": "DEGREES", "grid": "K", "gap": "FRACTION", "min_crop": "FRACTION", "max_crop": "FRACTION",
     "preset": "PRESET", "size": "PX", "candidates": "K", "hole": "FRACTION", "cross_image": "SHARE",
     "strength": "0..1", "mode": "MODE", "min_distance": "FRACTION", "separator": "PX", "patch": "FRACTION",
-    "axis": "AXIS", "min_asymmetry": "LEVEL",
+    "axis": "AXIS", "min_asymmetry": "LEVEL", "hops": "H", "max_nodes": "N", "text_chars": "CHARS", "distance": "DISTANCE",
+    "negatives": "KIND", "pool": "POOL",
 }  # fmt: skip
-WORDS = ("default", "strong", "affine", "perspective", "random", "horizontal", "vertical")
+WORDS = ("default", "strong", "affine", "perspective", "random", "horizontal", "vertical", "any", "two", "mixed", "relation")
 
 
 def option_help(task_class) -> dict[str, str]:
@@ -117,7 +118,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="outputs", help="checkpoints and logs")
     parser.add_argument("--gpus", type=int, help="verl: GPUs per node, or FSDP ranks with --device cpu (default: 8; 1 with --profile 1gpu or cpu)")
     parser.add_argument("--nodes", type=int, default=1, help="verl: nodes")
-    parser.add_argument("--profile", choices=["paper", "1gpu", "cpu"], help="verl: settings preset (default: paper; cpu with --device cpu)")
+    parser.add_argument("--profile", choices=["paper", "graph", "1gpu", "cpu"], help="verl: settings preset (default: paper; cpu with --device cpu; graph: a text model, 2048-token prompts)")
     parser.add_argument("--rollout", choices=["vllm", "sglang", "hf"], help="verl: rollout engine (default: the config's vllm; hf = Hugging Face generate, no vLLM needed)")
     parser.add_argument("--device", choices=["gpu", "cpu"], default="gpu", help="verl: cpu runs the real trainer on the CPU with the hf rollout, for debugging")
     parser.add_argument("--filter-groups", action="store_true", help="verl: drop prompts whose rollouts all got the same accuracy")
@@ -151,7 +152,7 @@ def _build_parser() -> argparse.ArgumentParser:
     for name, task_class in [("mix", None), *TASKS.items()]:
         summary = "several tasks in one interleaved dataset" if task_class is None else (task_class.__doc__ or "").strip().splitlines()[0]
         task_parser = _command(tasks, name, help=summary, description=summary)
-        task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), or a path (TSV file, parquet/HF folder, image folder)")
+        task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), or a path (TSV file, parquet/HF folder, image folder); graph tasks: a bundled graph, a graph preset or a graph folder")
         task_parser.add_argument("--data", metavar="PATH", help="with a preset: the downloaded files (TSV file or folder)")
         task_parser.add_argument("--out", required=True, metavar="DIR", help="output folder for train-*.parquet, test-*.parquet, manifest.json")
         task_parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="worker processes (default: %(default)s; output is identical for any number)")
@@ -213,10 +214,11 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("data", help="a build folder (train-*.parquet, test-*.parquet)")
     _add_train_options(check)
 
-    tiny = _command(commands, "tiny-model", help="make the tiny offline Qwen2.5-VL used by tests and the demo")
+    tiny = _command(commands, "tiny-model", help="make the tiny offline Qwen2.5-VL (or, with --text, Qwen2) used by tests and the demo")
     tiny.add_argument("out", help="folder to write the model, tokenizer and processor to")
     tiny.add_argument("--warm-start", metavar="DATA", help="teach it the answer format on this build folder (a few minutes on CPU)")
     tiny.add_argument("--seed", type=int, default=0, help="initialisation and warm-start seed")
+    tiny.add_argument("--text", action="store_true", help="a text-only Qwen2 (AutoModelForCausalLM), for graph puzzles")
 
     merge = _command(commands, "merge", help="verl FSDP checkpoint -> Hugging Face model (LoRA fused)")
     merge.add_argument("checkpoint", help="global_step_N/actor, global_step_N, or the run folder (newest step); TRL runs save Hugging Face models already")
@@ -227,8 +229,12 @@ def _build_parser() -> argparse.ArgumentParser:
     target = evaluate.add_mutually_exclusive_group(required=True)
     target.add_argument("--data", metavar="FILE", help="benchmark file: a VLMEvalKit TSV or a Hugging Face parquet file/folder")
     target.add_argument("--puzzles", metavar="DIR", help="a build folder: score its test split with the training verifiers")
+    target.add_argument("--graph-task", choices=["node-classification", "link-prediction"], help="graph evaluation on --source: node labels of the test split, or held-out edges / KG triples")
+    evaluate.add_argument("--source", metavar="GRAPH", help="--graph-task: a bundled graph (see `ssl4rl sources`), a graph preset with --source-data, or a graph folder")
+    evaluate.add_argument("--source-data", metavar="PATH", help="--graph-task with a graph preset: its downloaded folder")
+    evaluate.add_argument("--test-fraction", type=float, default=0.1, metavar="F", help="--graph-task node-classification: the builds' --test-fraction; its test nodes are asked")
     evaluate.add_argument("--bench", choices=BENCHMARKS, help="the benchmark --data holds (mmbench turns on circular scoring)")
-    evaluate.add_argument("--heldout", nargs="+", metavar="PUZZLE_DIR", help="also score only the questions none of whose images are in these builds' train splits")
+    evaluate.add_argument("--heldout", nargs="+", metavar="PUZZLE_DIR", help="also score only the questions none of whose images (graph: nodes) are in these builds' train splits")
     evaluate.add_argument("--matcher", choices=MATCHERS, default="ssl4rl", help="ssl4rl: VLMEvalKit's rules on the <answer> block, refusals never matched; vlmevalkit: its exact matcher on the whole response")
     evaluate.add_argument("--out", required=True, metavar="DIR", help="folder for predictions.jsonl, summary.json, report.md")
     evaluate.add_argument("--backend", choices=["auto", "hf", "vllm"], default="auto", help="auto: vLLM when installed with a GPU, else Hugging Face")
@@ -414,9 +420,10 @@ def _run_check(args) -> None:
 
 
 def _run_tiny_model(args) -> None:
+    from ssl4rl.tiny_lm import make_tiny_qwen2
     from ssl4rl.tiny_vlm import make_tiny_qwen2_5_vl, warm_start
 
-    out = make_tiny_qwen2_5_vl(args.out, seed=args.seed)
+    out = make_tiny_qwen2(args.out, seed=args.seed) if args.text else make_tiny_qwen2_5_vl(args.out, seed=args.seed)
     if args.warm_start:
         losses = warm_start(out, args.warm_start, seed=args.seed)
         print(f"format warm-start loss {losses[0]:.2f} -> {losses[-1]:.2f}")
@@ -440,8 +447,17 @@ def _run_eval(args) -> None:
         raise UserError("--batch-size and --limit must be positive")
     if args.heldout and args.puzzles:
         raise UserError("--heldout is for benchmarks (--data); a build's test split is held out by construction")
+    if args.graph_task and not args.source:
+        raise UserError("--graph-task needs --source (a bundled graph, a graph preset with --source-data, or a graph folder)")
+    if args.source and not args.graph_task:
+        raise UserError("--source is for --graph-task")
     if args.puzzles:
         items = puzzle_items(args.puzzles, args.limit)
+    elif args.graph_task:
+        from ssl4rl.eval.graph import graph_items
+
+        hashes = train_image_hashes(args.heldout) if args.heldout else None
+        items = graph_items(args.graph_task, args.source, args.source_data, args.limit, args.test_fraction, hashes)
     else:
         hashes = train_image_hashes(args.heldout) if args.heldout else None
         items = benchmark_items(args.data, args.limit, args.prompt, args.matcher, hashes)
@@ -450,7 +466,8 @@ def _run_eval(args) -> None:
     name = args.name or run_name(args.model)
     identity = {
         "model": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
-        "data": str(Path(args.puzzles or args.data).resolve()), "limit": args.limit, "prompt": args.prompt,
+        "data": str(Path(args.puzzles or args.data).resolve()) if not args.graph_task else f"{args.graph_task}:{args.source}:{args.source_data}",
+        "limit": args.limit, "prompt": args.prompt,
         "max_new_tokens": args.max_new_tokens, "min_pixels": args.min_pixels, "max_pixels": args.max_pixels,
     }  # fmt: skip
     summary = run(items, backend, args.out, args.batch_size, puzzles=bool(args.puzzles), circular=circular, label=name, identity=identity)
@@ -490,7 +507,11 @@ def _run_demo(args) -> None:
 def _run_sources(args) -> None:
     from ssl4rl.sources import PRESETS
 
+    from ssl4rl.sources.graph import BUNDLED
+
     print("samples: photos bundled with scikit-image (no download)")
+    for name, description in BUNDLED.items():
+        print(f"{name}: graph, bundled (no download): {description}")
     for name, preset in PRESETS.items():
         print(f"{name}: {preset.description}. --data: {preset.download}\n    download: {preset.url}")
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 DATA_SOURCE_PREFIX = "ssl4rl/"
 ABILITY = "visual-puzzle"
+GRAPH_ABILITY = "graph-puzzle"  # graph tasks: text-only rows, `images` empty
 
 SCHEMA = pa.schema(
     [
@@ -52,13 +53,13 @@ SCHEMA = pa.schema(
 
 def make_row(
     *, task: str, prompt: str, images: list[bytes], answer: str, source: str, source_id: str, split: str, index: int, params: dict,
-    difficulty: str = "default", source_hash: str = "",
+    difficulty: str = "default", source_hash: str = "", ability: str = ABILITY,
 ) -> dict:
     return {
         "data_source": DATA_SOURCE_PREFIX + task,
         "prompt": [{"role": "user", "content": prompt}],
         "images": [{"bytes": data, "path": None} for data in images],
-        "ability": ABILITY,
+        "ability": ability,
         "reward_model": {"style": "rule", "ground_truth": answer},
         "extra_info": {
             "task": task,

@@ -81,9 +81,33 @@ def caption_of(row: dict) -> str:
 RIGHT = (0, 160, 0)  # the frame around the right candidate
 
 
+TEXT_LINES, TEXT_CHARS = 36, 80  # a text-only puzzle (graphs): its prompt, cut to this
+
+
+def _text_panel(row: dict, font) -> Image.Image:
+    """A puzzle without images (graph puzzles): the caption, then the prompt's text up to the
+    answer-format paragraph; the right option's line ('B. ...') in green."""
+    truth = str(row["reward_model"]["ground_truth"])
+    body = row["prompt"][0]["content"].rsplit("\n\n", 1)[0]
+    lines = [line if len(line) <= TEXT_CHARS else line[: TEXT_CHARS - 3] + "..." for line in body.splitlines()]
+    if len(lines) > TEXT_LINES:
+        lines = lines[: TEXT_LINES - 1] + [f"... ({len(lines) - TEXT_LINES + 1} more lines)"]
+    caption = caption_of(row)
+    width = max(int(font.getlength(text)) for text in [caption, *lines]) + 2 * MARGIN
+    panel = Image.new("RGB", (min(width, SHEET_WIDTH), CAPTION_HEIGHT + len(lines) * LABEL_HEIGHT + MARGIN), "white")
+    draw = ImageDraw.Draw(panel)
+    draw.text((MARGIN, 3), caption, fill="black", font=font)
+    for i, line in enumerate(lines):
+        right = len(truth) == 1 and line.startswith(f"{truth}. ")
+        draw.text((MARGIN, CAPTION_HEIGHT + i * LABEL_HEIGHT), line, fill=RIGHT if right else "black", font=font)
+    return panel
+
+
 def _panel(row: dict, font) -> Image.Image:
     """One puzzle: a caption line, then its labelled images left to right, wrapped to the sheet
     width; the right candidate of a lettered puzzle is framed in green."""
+    if not row["images"]:
+        return _text_panel(row, font)
     truth = str(row["reward_model"]["ground_truth"])
     thumbs = _thumbnails(row)
     labels = image_labels(row["prompt"][0]["content"], len(thumbs))

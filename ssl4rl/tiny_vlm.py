@@ -175,15 +175,21 @@ def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, bat
 
     import torch
     from tqdm import tqdm
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
+    from ssl4rl.tiny_lm import is_text_model
     from ssl4rl.train.trl_grpo import load_split
 
     rng = random.Random(seed)
     torch.manual_seed(seed)
-    processor = AutoProcessor.from_pretrained(model_dir)
-    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
-    data = load_split(data_dir, "train")
+    text_only = is_text_model(model_dir)  # the tiny Qwen2 on graph puzzles: its tokenizer, no images
+    processor = (AutoTokenizer if text_only else AutoProcessor).from_pretrained(model_dir)
+    model = (AutoModelForCausalLM if text_only else AutoModelForImageTextToText).from_pretrained(model_dir, dtype=torch.float32)
+    data = load_split(data_dir, "train", text_only)
+
+    def encode(texts, images, **kwargs):
+        return processor(text=texts, **kwargs) if text_only else processor(text=texts, images=images, **kwargs)
+
     pools = answer_pools(data.select_columns(["reward_model", "extra_info"]))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
@@ -193,9 +199,9 @@ def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, bat
         rows = [data[rng.randrange(len(data))] for _ in range(batch_size)]
         prompts = [processor.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows]
         targets = [format_target(rng, r, pools) + "<|im_end|>" for r in rows]
-        images = [r["images"] for r in rows]
-        prompt_lengths = [len(x) for x in processor(text=prompts, images=images)["input_ids"]]
-        batch = processor(text=[p + t for p, t in zip(prompts, targets)], images=images, return_tensors="pt", padding=True)
+        images = None if text_only else [r["images"] for r in rows]
+        prompt_lengths = [len(x) for x in encode(prompts, images)["input_ids"]]
+        batch = encode([p + t for p, t in zip(prompts, targets)], images, return_tensors="pt", padding=True)
         labels = batch["input_ids"].clone()
         for i, length in enumerate(prompt_lengths):
             labels[i, :length] = -100  # learn the answer only

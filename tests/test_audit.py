@@ -14,7 +14,7 @@ from conftest import textured_image
 from ssl4rl.audit import MIN_ITEMS, audit, block_phase, format_report, lookup_accuracy, pick_credit, wilson_lower
 from ssl4rl.build import BuildConfig, build
 from ssl4rl.cli import main
-from ssl4rl.tasks import TASKS
+from ssl4rl.tasks import IMAGE_TASKS as TASKS
 
 
 def jpeg_round_trip(image: Image.Image, quality: int = 75) -> np.ndarray:

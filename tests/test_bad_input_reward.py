@@ -15,6 +15,7 @@ from ssl4rl.tasks import TASKS
 TRUTHS = {
     "rotation": "90", "jigsaw": "3,1,4,2", "position": "top-left", "contrastive": "positive",
     "inpainting": "B", "similarity": "B", "ordering": "2,4,1,3", "correspondence": "B", "flip": "B",
+    "masking": "B", "neighbour": "B", "link": "yes", "kg-link": "B",
 }  # fmt: skip
 
 # Text of about n characters built to make a backtracking parser explode: separator runs,

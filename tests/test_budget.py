@@ -16,7 +16,7 @@ from ssl4rl.budget import TokenBudget
 from ssl4rl.build import BuildConfig, _init_worker, build, make_specs, make_within_budget
 from ssl4rl.cli import main
 from ssl4rl.images import MAX_PIXELS, decode, encode, load
-from ssl4rl.tasks import TASKS
+from ssl4rl.tasks import IMAGE_TASKS as TASKS
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, block_floor, load_template
 from ssl4rl.tasks.jigsaw import assemble
 from ssl4rl.tasks.rotation import rotate_ccw

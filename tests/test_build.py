@@ -14,7 +14,7 @@ from ssl4rl import build as build_module
 from ssl4rl.build import BuildConfig, build
 from ssl4rl.errors import UserError
 from ssl4rl.schema import SCHEMA
-from ssl4rl.tasks import TASKS
+from ssl4rl.tasks import IMAGE_TASKS as TASKS
 
 
 def run(tmp_path: Path, source: Path, name: str, workers: int = 1, **kwargs) -> tuple[Path, dict]:

@@ -9,7 +9,7 @@ import pytest
 from conftest import write_folder
 
 from ssl4rl.build import BuildConfig, build
-from ssl4rl.tasks import TASKS
+from ssl4rl.tasks import IMAGE_TASKS as TASKS
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """verl's real trainer, run whole on the CPU: `python -m verl.trainer.main_ppo` with our config,
 parquet, curriculum dataset, reward and the hf rollout of ssl4rl.train.verl_plugin; then resume,
 merge and evaluate the checkpoint it wrote. Each launch costs about a minute of start-up on two
-cores, so one test carries the whole golden path and one more the LoRA variant."""
+cores, so one test carries the whole golden path, one more the LoRA variant and one the graph
+puzzles with a text model."""
 
 from __future__ import annotations
 
@@ -128,6 +129,47 @@ def test_lora_actor_trains_on_cpu_and_merge_fuses_the_adapter(mix_build, tiny_mo
     linear = {f"{name}.weight" for name, module in base_model.named_modules() if isinstance(module, torch.nn.Linear)}
     changed = {name for name in fused if not torch.equal(fused[name], base[name].to(fused[name].dtype))}
     assert changed and changed <= linear  # the fused deltas, on the adapted linear layers only
+
+
+def test_graph_puzzles_train_a_text_model_on_cpu_then_merge_and_evaluate(tmp_path):
+    """The same trainer, reward, curriculum and merge with a text model (AutoModelForCausalLM in
+    the hf rollout) on a mix of the three graph puzzles."""
+    from transformers import AutoModelForCausalLM
+
+    from ssl4rl.tiny_lm import make_tiny_qwen2
+
+    data = tmp_path / "graphs"
+    build(BuildConfig(task="mix", source="synthetic", out=str(data), tasks={"masking": 1, "neighbour": 1, "link": 1}, difficulty=["easy", "medium"]), progress_bar=False)
+    model = make_tiny_qwen2(tmp_path / "lm")
+    out = tmp_path / "outputs"
+    log = _train(data, model, out, "--curriculum", "adaptive", "actor_rollout_ref.actor.entropy_coeff=0.01", "trainer.total_training_steps=2")
+    run = out / "verl" / f"{data.parent.name}-{data.name}"
+    assert [int(s) for s in STEP_LINE.findall(log)] == [1, 2]
+    tags = _scalars(run)
+    for task in _tasks(data, "test"):
+        assert sorted(tags[f"val-core/ssl4rl/{task}/acc/mean@1"]) == [0, 2]
+    outcomes = [json.loads(line) for line in (run / "curriculum.jsonl").read_text().splitlines()]
+    assert len(outcomes) == 2 * 4 * 2 and {o["task"] for o in outcomes} <= {"masking", "neighbour", "link"}
+    merged = tmp_path / "merged"
+    assert main(["merge", str(run), str(merged)]) == 0
+    actor = _actor_weights(run / "global_step_2")
+    state = AutoModelForCausalLM.from_pretrained(merged).state_dict()
+    assert all(torch.equal(tensor, actor[name].to(tensor.dtype)) for name, tensor in state.items())
+    assert main(["eval", "--model", str(merged), "--graph-task", "link-prediction", "--source", "synthetic", "--out", str(tmp_path / "eval"),
+                 "--backend", "hf", "--max-new-tokens", "16", "--limit", "8"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "eval" / "summary.json").read_text())["questions"] == 8
+
+
+def test_hf_rollout_server_serves_a_text_model(tmp_path):
+    from ssl4rl.tiny_lm import make_tiny_qwen2
+    from ssl4rl.train.verl_plugin import HFGenerateServer
+
+    server = HFGenerateServer(str(make_tiny_qwen2(tmp_path / "lm")), response_length=8)
+    assert server.processor is None
+    tokens, log_probs = server._generate([1, 2, 3, 4], {"temperature": 1.0, "logprobs": True}, None)
+    assert 1 <= len(tokens) <= 8 and len(log_probs) == len(tokens) and all(lp <= 0 for lp in log_probs)
+    with pytest.raises(ValueError, match="text model was given images"):
+        server._generate([1, 2], {}, ["an image"])
 
 
 # ---------------------------------------------------------------- the plugin's pieces, in process

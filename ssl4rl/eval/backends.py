@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from ssl4rl.errors import UserError
+from ssl4rl.tiny_lm import is_text_model
 from ssl4rl.tiny_vlm import VISION_TOKENS
 from ssl4rl.train.trl_grpo import to_trl_prompt
 
@@ -35,6 +36,11 @@ class HFBackend:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.torch = torch
+        self.max_new_tokens = max_new_tokens
+        if is_text_model(model_path):
+            self._load_text_model(model_path)
+            return
+        self.text_only = False
         self.processor = AutoProcessor.from_pretrained(model_path)
         image_processor = self.processor.image_processor
         if min_pixels:
@@ -49,9 +55,27 @@ class HFBackend:
         self.model.to("cuda" if cuda else "cpu").eval()
         vocab = self.processor.tokenizer.get_vocab()
         self.suppress = [vocab[t] for t in VISION_TOKENS if t in vocab]
-        self.max_new_tokens = max_new_tokens
+
+    def _load_text_model(self, model_path: str) -> None:
+        """A text model (graph puzzles and graph evaluation): its tokenizer, AutoModelForCausalLM."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.text_only = True
+        self.processor = AutoTokenizer.from_pretrained(model_path, padding_side="left")
+        cuda = self.torch.cuda.is_available()
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=self.torch.bfloat16 if cuda else self.torch.float32)
+        self.model.to("cuda" if cuda else "cpu").eval()
+        self.suppress = []
 
     def generate(self, prompts: list[str], images: list[list[Image.Image]]) -> list[str]:
+        if self.text_only:
+            if any(images):
+                raise ValueError("a text model cannot answer a question with images")
+            texts = [self.processor.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False) for p in prompts]
+            inputs = self.processor(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(self.model.device)
+            with self.torch.inference_mode():
+                out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+            return self.processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         texts = [self.processor.apply_chat_template(to_trl_prompt(p), add_generation_prompt=True, tokenize=False) for p in prompts]
         flat = [image for row in images for image in row]
         inputs = self.processor(text=texts, images=flat or None, padding=True, return_tensors="pt").to(self.model.device)

@@ -59,7 +59,7 @@ def markdown(summary: dict) -> str:
         circular = f"; circular {100 * h['circular']['accuracy']:.2f} over {h['circular']['groups']}" if "circular" in h else ""
         lines += [
             "",
-            f"Held out (none of the question's images in a train split of --heldout builds): {100 * h['accuracy']:.2f} "
+            f"Held out (none of the question's images, or graph nodes, in a train split of --heldout builds): {100 * h['accuracy']:.2f} "
             f"on {h['questions']} of {h['questions'] + h['excluded']} questions ({h['excluded']} seen in training){circular}.",
         ]
     if summary.get("per_l2_category"):

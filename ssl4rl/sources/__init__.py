@@ -12,6 +12,7 @@ from pathlib import Path
 from ssl4rl.errors import UserError
 from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawImage
 from ssl4rl.sources.folder import FolderSource
+from ssl4rl.sources.graph import BUNDLED
 from ssl4rl.sources.hf import HFSource, data_files
 from ssl4rl.sources.presets import PRESETS
 from ssl4rl.sources.samples import SamplesSource
@@ -49,6 +50,8 @@ def open_source(source: str, data: str | Path | None = None, image_columns: list
     """Open `source` (samples | preset name | path) for reading; raises UserError on bad input."""
     if source == "samples":
         return SamplesSource()
+    if source in BUNDLED or (source in PRESETS and PRESETS[source].kind == "graph"):
+        raise UserError(f"source '{source}' is a graph: build a graph task from it (masking, neighbour, link, kg-link)")
     if source in PRESETS:
         preset = PRESETS[source]
         if data is None:

@@ -1,4 +1,4 @@
-"""The paper's image sources by name: which files to download and which column holds the image.
+"""The paper's image and graph sources by name: which files to download and which column holds the image.
 
 A preset is only knowledge about a layout; the readers (tsv, hf, folder) do the reading.
 """
@@ -14,6 +14,7 @@ class Preset:
     download: str  # which files `--data` points at
     url: str = ""  # where to download them
     image_columns: tuple[str, ...] | None = None  # for HF dataset folders; None = detect
+    kind: str = "images"  # or "graph": a folder read by ssl4rl.sources.graph_tables, for graph tasks
 
 
 PRESETS = {
@@ -49,4 +50,35 @@ PRESETS = {
         url="https://github.com/njucckevin/CapArena",
     ),
     "coco": Preset("COCO", "a COCO image folder such as train2017/ or val2017/ (flat folder of .jpg)", url="http://images.cocodataset.org/zips/val2017.zip"),
+    # graphs (graph tasks: masking, neighbour, link, kg-link): folders of ssl4rl.sources.graph_tables
+    "cora": Preset(
+        "Cora with paper titles and abstracts (2,708 nodes, 7 classes)",
+        "a folder with nodes.csv (id, text, label) and edges.csv (src, dst), converted from TAPE's cora_orig (raw texts)",
+        url="https://github.com/XiaoxinHe/TAPE", kind="graph",
+    ),
+    "pubmed": Preset(
+        "PubMed diabetes papers with titles and abstracts (19,717 nodes, 3 classes)",
+        "a folder with nodes.csv (id, text, label) and edges.csv (src, dst), converted from TAPE's PubMed_orig",
+        url="https://github.com/XiaoxinHe/TAPE", kind="graph",
+    ),
+    "wikics": Preset(
+        "Wiki-CS: Wikipedia computer-science articles (11,701 nodes, 10 classes)",
+        "a folder with nodes.csv (id, text = article title and text, label) and edges.csv (src, dst), from the Wiki-CS metadata.json and data.json",
+        url="https://github.com/pmernyei/wiki-cs-dataset", kind="graph",
+    ),
+    "products": Preset(
+        "ogbn-products subset with product descriptions (TAPE's 54k-node subset, 47 classes)",
+        "a folder with nodes.parquet (id, text, label) and edges.parquet (src, dst), converted from TAPE's ogbn-products subset",
+        url="https://github.com/XiaoxinHe/TAPE", kind="graph",
+    ),
+    "fb15k237": Preset(
+        "FB15k-237 knowledge graph with entity names (14,541 entities, 237 relations)",
+        "a folder with train.txt, valid.txt, test.txt (head, relation, tail; tab-separated) and entity2text.txt, as in KG-BERT's data/FB15k-237",
+        url="https://github.com/yao8839836/kg-bert", kind="graph",
+    ),
+    "wn18rr": Preset(
+        "WN18RR knowledge graph with WordNet synset names (40,943 entities, 11 relations)",
+        "a folder with train.txt, valid.txt, test.txt and entity2text.txt, as in KG-BERT's data/WN18RR",
+        url="https://github.com/yao8839836/kg-bert", kind="graph",
+    ),
 }

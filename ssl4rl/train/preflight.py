@@ -68,10 +68,25 @@ def _data_facts(data: Path, plan: Plan) -> dict:
     return {"test_rows": sum(pq.ParquetFile(p).metadata.num_rows for p in test), "longest": max(lengths, default=0)}
 
 
-def _model_warning(model: str, plan: Plan) -> None:
+def _model_warning(model: str, plan: Plan, data: Path | None = None) -> None:
     path = Path(model).expanduser()
     if not path.is_dir() and not (model.count("/") == 1 and not model.startswith((".", "/", "~"))):
         plan.warnings.append(f"{model}: neither a local folder nor a hub id (org/name)")
+    if data is not None and (path / "config.json").is_file() and _shows_images(data):
+        from ssl4rl.tiny_lm import is_text_model
+
+        if is_text_model(path):
+            plan.errors.append(f"{data}: its puzzles show images, and {model} is a text model: train a vision-language model, or build graph puzzles")
+
+
+def _shows_images(data: Path) -> bool:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        return any(pc.max(pc.list_value_length(pq.read_table(p, columns=["images"]).column("images"))).as_py() for p in sorted(data.glob("train-*.parquet")))
+    except Exception:  # noqa: BLE001 - not our rows: other checks report them
+        return False
 
 
 def _steps(plan: Plan, batch: int, epochs: int, cap: int | None) -> None:
@@ -168,7 +183,7 @@ def check_verl(data_dir: str, command: list[str], model: str, device: str = "gpu
             plan.errors.append(f"each GPU's {per_rank} samples per step (batch x n / GPUs) must be a whole multiple of {key}={size}")
     _steps(plan, batch, get("trainer.total_epochs"), s.get("trainer.total_training_steps"))
     _frequency_warnings(plan, **{"trainer.save_freq": s.get("trainer.save_freq"), "trainer.test_freq": s.get("trainer.test_freq")})
-    _model_warning(model, plan)
+    _model_warning(model, plan, data)
     return plan
 
 
@@ -200,7 +215,7 @@ def check_trl(data_dir: str, cfg, model: str) -> Plan:
             )
     _steps(plan, cfg.batch_size, cfg.total_epochs, cfg.max_steps if cfg.max_steps > 0 else None)
     _frequency_warnings(plan, **{"--save-freq": cfg.save_freq})
-    _model_warning(model, plan)
+    _model_warning(model, plan, data)
     return plan
 
 

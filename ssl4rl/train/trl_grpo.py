@@ -2,7 +2,8 @@
 reward as the verl path: for debugging rewards and data before spending a cluster.
 
 The verl row becomes TRL's conversational format: `<image>` markers in the prompt text turn
-into image parts in place, `images` is decoded as a list of images, and the reward reads
+into image parts in place, `images` is decoded as a list of images (a text model on graph
+puzzles: plain text turns, no images column, AutoModelForCausalLM), and the reward reads
 `data_source`, `reward_model` and `extra_info` from the columns TRL passes through.
 """
 
@@ -16,6 +17,7 @@ from ssl4rl.errors import UserError
 from ssl4rl.reward import compute_score
 from ssl4rl.schema import DATA_SOURCE_PREFIX
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER
+from ssl4rl.tiny_lm import is_text_model
 from ssl4rl.tiny_vlm import VISION_TOKENS
 
 
@@ -54,14 +56,25 @@ def to_trl_prompt(text: str) -> list[dict]:
     return [{"role": "user", "content": parts}]
 
 
-def load_split(data_dir: str | Path, split: str):
-    """The build folder's split as a datasets.Dataset in TRL's format."""
+def load_split(data_dir: str | Path, split: str, text_only: bool = False):
+    """The build folder's split as a datasets.Dataset in TRL's format. text_only (a text model,
+    graph puzzles): the prompt stays one plain user turn and the empty `images` column goes;
+    a row with images is an error."""
     import datasets
 
     files = sorted(str(p) for p in Path(data_dir).glob(f"{split}-*.parquet"))
     if not files:
         raise UserError(f"{data_dir}: no {split}-*.parquet files (build a puzzle set with `ssl4rl build` first)")
+    if text_only:
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        if any(pc.max(pc.list_value_length(pq.read_table(f, columns=["images"]).column("images"))).as_py() for f in files):
+            raise UserError(f"{data_dir}: its puzzles show images, and a text model cannot see them: train a vision-language model, or build graph puzzles")
     data = datasets.load_dataset("parquet", data_files=files, split="train")
+    if text_only:
+        data = data.remove_columns("images")
+        return data.map(lambda row: {"prompt": [{"role": "user", "content": row["prompt"][0]["content"]}]})
     data = data.cast_column("images", datasets.Sequence(datasets.Image()))
     return data.map(lambda row: {"prompt": to_trl_prompt(row["prompt"][0]["content"])})
 
@@ -104,6 +117,10 @@ def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring
     return functions
 
 
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
 def train_trl(
     data_dir: str, model_path: str, out_dir: str, cfg: LocalGRPOConfig, print_steps: bool = True, curriculum: CurriculumOptions | None = None
 ) -> list[dict]:
@@ -115,7 +132,7 @@ def train_trl(
     easiest) and printed on each step's line.
     """
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOConfig, GRPOTrainer
 
@@ -123,7 +140,8 @@ def train_trl(
         raise UserError(f"{model_path}: no such model folder (give a local path or a hub id such as Qwen/Qwen2.5-VL-3B-Instruct)")
     if cfg.batch_size % cfg.mini_batch_size:
         raise UserError(f"batch size {cfg.batch_size} must be a multiple of the mini-batch size {cfg.mini_batch_size}")
-    train = load_split(data_dir, "train")
+    text_only = is_text_model(model_path)
+    train = load_split(data_dir, "train", text_only)
     tasks = sorted({s.removeprefix(DATA_SOURCE_PREFIX) for s in train.unique("data_source")})
     rows = log = None
     if curriculum is not None:
@@ -137,10 +155,15 @@ def train_trl(
             raise UserError(f"{data_dir}: {error}") from None
     # left padding, as TRL pads prompts itself: a right-padded processor output puts the image
     # token types of shorter rows off by the padding (M-RoPE then sees an image cut short)
-    processor = AutoProcessor.from_pretrained(model_path, padding_side="left")
     cuda = torch.cuda.is_available()
-    model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
-    vocab = processor.tokenizer.get_vocab()
+    if text_only:  # a text model (graph puzzles): its tokenizer is the processing class
+        processor = AutoTokenizer.from_pretrained(model_path, padding_side="left")
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
+        vocab = processor.get_vocab()
+    else:
+        processor = AutoProcessor.from_pretrained(model_path, padding_side="left")
+        model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
+        vocab = processor.tokenizer.get_vocab()
     vision_ids = [vocab[t] for t in VISION_TOKENS if t in vocab]  # never sampled: they crash the forward
     rewards = make_reward_functions(tasks, cfg.format_weight, cfg.jigsaw_scoring, curriculum_log=str(log) if log else None)
     args = GRPOConfig(
@@ -170,7 +193,8 @@ def train_trl(
     class PrintReward(TrainerCallback):
         def on_log(self, _args, state, _control, logs=None, **__):
             if print_steps and logs and "reward" in logs:
-                accuracy = "  ".join(f"{t} acc {logs.get(f'rewards/{t}_acc/mean', float('nan')):.3f}" for t in tasks)
+                # None when no row of the task was in the step's batch
+                accuracy = "  ".join(f"{t} acc {_number(logs.get(f'rewards/{t}_acc/mean')):.3f}" for t in tasks)
                 levels = ""
                 if rows is not None:
                     levels = "  level " + " ".join(f"{t}={rows.index.levels[int(logs[f'curriculum/{t}'])]}" for t in rows.index.tasks)

@@ -45,6 +45,10 @@ PROFILES = {
         "actor_rollout_ref.ref.fsdp_config.param_offload=true",
         "actor_rollout_ref.rollout.gpu_memory_utilization=0.5",
     ],
+    # The paper's graph runs: a text model (Qwen2.5-3B/7B-Instruct, `--model`) on one node of 8
+    # GPUs, the paper's GRPO settings; a graph's nodes and edges need longer prompts (build with
+    # `--max-prompt-tokens 2048`).
+    "graph": ["data.max_prompt_length=2048"],
     # A laptop or CI runner (`--device cpu`, hf rollout): debug data, reward and logging before a
     # cluster run. A few prompts per step, 2 rollouts, short answers; validation before training
     # and at the last step, a checkpoint at the last step (verl always does both at the end).
@@ -70,7 +74,7 @@ PROFILES = {
         "trainer.total_epochs=1",
     ],
 }
-DEFAULT_GPUS = {"paper": 8, "1gpu": 1, "cpu": 1}
+DEFAULT_GPUS = {"paper": 8, "graph": 8, "1gpu": 1, "cpu": 1}
 
 
 def config_dir() -> Path:

@@ -8,7 +8,8 @@ version it stops at import with one line.
 
 - Always: the rollout backend `hf` (`actor_rollout_ref.rollout.name=hf`). verl 0.9.1 registers
   only vLLM, SGLang and TRT-LLM, so without one of them it cannot train at all. A replica here is
-  one Ray actor that holds a Hugging Face copy of the policy, answers the agent loop's
+  one Ray actor that holds a Hugging Face copy of the policy (a vision-language model, or a text
+  model for graph puzzles: AutoModelForCausalLM), answers the agent loop's
   token-in/token-out `generate` calls with `model.generate` (never sampling the vision special
   tokens, which crash Qwen2.5-VL's own forward), and receives the actor's weights after every
   step. Slow, but it needs nothing beyond transformers, on CPU or GPU. With LoRA the launcher
@@ -58,18 +59,23 @@ class HFGenerateServer:
     """
 
     def __init__(self, model_path: str, response_length: int):
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
 
+        from ssl4rl.tiny_lm import is_text_model
         from ssl4rl.tiny_vlm import vision_token_ids
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         if self.device == "cpu":
             torch.set_num_threads(1)  # requests arrive concurrently; on CPU serial generation is fastest
-        self.processor = AutoProcessor.from_pretrained(model_path)
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-        self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
+        if is_text_model(model_path):  # a text model (graph puzzles): no processor, nothing to suppress
+            self.processor, self.suppress = None, None
+            self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
+        else:
+            self.processor = AutoProcessor.from_pretrained(model_path)
+            self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
+            self.suppress = vision_token_ids(self.processor.tokenizer)
         self.response_length = int(response_length)
-        self.suppress = vision_token_ids(self.processor.tokenizer)
         self.eos = self.model.generation_config.eos_token_id
         self.global_steps = 0
         self.lock = threading.Lock()
@@ -91,6 +97,8 @@ class HFGenerateServer:
 
     def _generate(self, prompt_ids: list[int], sampling_params: dict, images) -> tuple[list[int], list[float] | None]:
         vision = {}
+        if images and self.processor is None:
+            raise ValueError("hf rollout: a text model was given images")
         if images:
             vision = {k: v.to(self.device) for k, v in self.processor.image_processor(images=images, return_tensors="pt").items()}
         ids = torch.tensor([list(prompt_ids)], device=self.device)

@@ -1,0 +1,95 @@
+"""Bundled graphs for the demo and tests, no download: three of networkx's classic graphs and two
+seeded synthetic ones (a text-attributed graph with topic communities and labels, and a small
+knowledge graph whose relations follow rules a model can learn)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ssl4rl.errors import UserError
+from ssl4rl.sources.graph import Graph, assemble
+
+TOPICS = {
+    "astronomy": "star galaxy orbit telescope comet planet nebula redshift pulsar eclipse quasar moon",
+    "botany": "leaf root seed pollen flower stem fern moss orchid petal chlorophyll bark",
+    "music": "melody chord rhythm tempo violin piano choir sonata harmony lyric drum opera",
+    "cooking": "flour butter oven recipe sauce spice knife broth pastry garlic roast dough",
+}
+COMMON = "study note report about with from between new old small large early late first".split()
+
+
+def synthetic_graph(seed: int = 0, nodes: int = 160, p_in: float = 0.08, p_out: float = 0.006) -> Graph:
+    """A stochastic block model over TOPICS: each node's text is words of its community's topic
+    (70 %) and common words, its label the topic; edges mostly inside a community."""
+    rng = np.random.default_rng(seed)
+    topics = list(TOPICS)
+    community = rng.integers(len(topics), size=nodes)
+    texts = []
+    for i in range(nodes):
+        vocabulary = TOPICS[topics[community[i]]].split()
+        words = [str(rng.choice(vocabulary)) if rng.random() < 0.7 else str(rng.choice(COMMON)) for _ in range(int(rng.integers(4, 13)))]
+        texts.append(" ".join(words))
+    same = community[:, None] == community[None, :]
+    draws = rng.random((nodes, nodes)) < np.where(same, p_in, p_out)
+    edges = [(str(u), str(v)) for u, v in zip(*np.nonzero(np.triu(draws, 1)))]
+    ids = [str(i) for i in range(nodes)]
+    return assemble("synthetic", ids, texts, [topics[c] for c in community], edges)
+
+
+SYLLABLES = "ka lo mi ra te su vi no da pe zo ri".split()
+
+
+def _name(rng, parts: int) -> str:
+    return "".join(str(rng.choice(SYLLABLES)) for _ in range(parts)).capitalize()
+
+
+def synthetic_kg(seed: int = 0, countries: int = 6, cities: int = 24, people: int = 90) -> Graph:
+    """People, cities and countries: located in, born in, lives in, citizen of (the birth city's
+    country), knows (mostly people of one city). A 10 % share of the triples is held out."""
+    rng = np.random.default_rng(seed)
+    names: dict[str, str] = {}
+
+    def entity(kind: str, i: int, parts: int) -> str:
+        key = f"{kind}{i}"
+        names[key] = f"{_name(rng, parts)} ({kind})"
+        return key
+
+    country = [entity("country", i, 2) for i in range(countries)]
+    city = [entity("city", i, 3) for i in range(cities)]
+    person = [entity("person", i, 3) for i in range(people)]
+    triples = [(c, "located in", country[i % countries]) for i, c in enumerate(city)]
+    for p in person:
+        born, lives = int(rng.integers(cities)), int(rng.integers(cities))
+        triples += [(p, "born in", city[born]), (p, "lives in", city[lives]), (p, "citizen of", country[born % countries])]
+    for i, p in enumerate(person):
+        for j in rng.choice(people, size=2, replace=False):
+            if j != i:
+                triples.append((p, "knows", person[int(j)]))
+    held = rng.random(len(triples)) < 0.1
+    train = [t for t, h in zip(triples, held) if not h]
+    entities = [*country, *city, *person]
+    return assemble(
+        "synthetic-kg", entities, [names[e] for e in entities], [e.rstrip("0123456789") for e in entities],
+        [(h, t) for h, _, t in train], [r for _, r, _ in train], [t for t, h in zip(triples, held) if h],
+    )  # fmt: skip
+
+
+def networkx_graph(name: str) -> Graph:
+    """karate (clubs as labels, no text), florentine and lesmis (names as text)."""
+    try:
+        import networkx as nx
+    except ImportError:
+        raise UserError(f"--source {name} needs networkx (pip install networkx)") from None
+    graph = {"karate": nx.karate_club_graph, "florentine": nx.florentine_families_graph, "lesmis": nx.les_miserables_graph}[name]()
+    ids = [str(n) for n in graph.nodes]
+    texts = ["" if name == "karate" else str(n) for n in graph.nodes]
+    labels = [graph.nodes[n].get("club") for n in graph.nodes]
+    return assemble(name, ids, texts, labels, [(str(u), str(v)) for u, v in graph.edges])
+
+
+def bundled(name: str) -> Graph:
+    if name == "synthetic":
+        return synthetic_graph()
+    if name == "synthetic-kg":
+        return synthetic_kg()
+    return networkx_graph(name)

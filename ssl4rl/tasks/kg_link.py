@@ -1,0 +1,84 @@
+"""Knowledge-graph link completion: which candidate entity completes (head, relation, ?)?
+
+The hidden fact is drawn uniformly among the head's training facts and removed from the shown
+facts (other relations between the same two entities stay). Distractors are entities e for which
+(head, relation, e) is no fact of any split: drawn with probability proportional to degree + 1
+(`any`), or among the entities that are tails of the same relation elsewhere (`relation`: the
+right type, so the type alone does not answer). The right letter is drawn uniformly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ssl4rl.images import SkipImage
+from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle
+from ssl4rl.tasks.graph_common import TRIES, Layout, ball, choice_vars, letter_lines, place
+
+POOLS = ("any", "relation")
+
+
+@dataclass
+class KGLink(LetterAnswer):
+    """Complete a knowledge-graph fact (head, relation, ?) among K candidate entities."""
+
+    candidates: int = 4  # K: candidate tail entities
+    hops: int = 1  # neighbourhood radius shown around the head and each candidate
+    max_nodes: int = 16  # most entities shown
+    text_chars: int = 60  # each entity text is cut to this many characters
+    pool: str = "relation"  # distractors: 'any' entity, or tails of the same 'relation'
+
+    name: ClassVar[str] = "kg-link"
+    modality: ClassVar[str] = "graph"
+    partners: ClassVar[int] = 0
+    min_side: ClassVar[int] = 1
+    DIFFICULTY: ClassVar[dict] = {"easy": {"candidates": 3, "pool": "any"}, "medium": {"candidates": 4, "pool": "relation"}, "hard": {"candidates": 6, "pool": "relation", "max_nodes": 20}}
+
+    def __post_init__(self):
+        if not 2 <= self.candidates <= MAX_CANDIDATES:
+            raise ValueError(f"candidates must be 2..{MAX_CANDIDATES} (got {self.candidates})")
+        if self.pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)} (got {self.pool!r})")
+        if not 1 <= self.hops <= 3 or self.max_nodes < self.candidates + 1 or self.text_chars < 8:
+            raise ValueError(f"hops must be 1..3, max_nodes above candidates and text_chars at least 8 (got {self.hops}, {self.max_nodes}, {self.text_chars})")
+
+    def _distractors(self, rng: np.random.Generator, graph, head: int, relation: str) -> list[int]:
+        count, picked = self.candidates - 1, []
+        if self.pool == "relation":
+            tails = [t for t in graph.tails.get(relation, ()) if (head, relation, t) not in graph.facts and t != head]
+            if len(tails) < count:
+                raise SkipImage("too-few-same-relation-tails")
+            return [tails[int(i)] for i in rng.choice(len(tails), size=count, replace=False)]
+        for _ in range(TRIES * count):
+            other = graph.degree_biased(rng)
+            if other != head and other not in picked and (head, relation, other) not in graph.facts:
+                picked.append(other)
+                if len(picked) == count:
+                    return picked
+        raise SkipImage("too-few-distant-nodes")
+
+    def make(self, rng: np.random.Generator, graph, node: int) -> Puzzle:
+        if not graph.is_kg:
+            raise ValueError("kg-link needs a knowledge graph (triples or an edges table with a relation column)")
+        facts = graph.out_facts.get(node, [])
+        if not facts:
+            raise SkipImage("no-fact")
+        relation, truth = facts[int(rng.integers(len(facts)))]
+        distractors = self._distractors(rng, graph, node, relation)
+        order, slot = place(rng, truth, distractors)
+        hidden = (node, relation, truth)
+        nodes = ball(rng, graph, [node, *order], self.hops, self.max_nodes)
+        layout = Layout(rng, graph, nodes, hidden_fact=hidden)
+        numbers = [layout.number[n] for n in order]
+        params = layout.params(self.text_chars)
+        params.update(candidates=self.candidates, head=layout.number[node], relation=relation, candidate_nodes=numbers)
+        return Puzzle(
+            images=[],
+            answer=LETTERS[slot],
+            prompt_vars={"head": layout.number[node], "relation": relation, "nodes": layout.node_lines(self.text_chars),
+                         "edges": layout.edge_text(), "candidates": letter_lines([f"entity {n}" for n in numbers]), **choice_vars(self.candidates)},
+            params=params,
+        )  # fmt: skip

@@ -1,0 +1,90 @@
+"""Attribute masking on a graph: a node's neighbourhood with that node's text hidden; which of K
+candidate texts is its own?
+
+Distractor texts come from nodes that are not shown (a shown node's text would mark itself as
+wrong), differ from the truth and from each other as shown (after truncation), and are drawn
+uniformly (`near` off) or from nodes just outside the shown neighbourhood (`near`: the same
+region of the graph, so similar topics); the right letter is drawn uniformly. No labels are used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ssl4rl.images import SkipImage
+from ssl4rl.sources.graph import Graph
+from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle
+from ssl4rl.tasks.graph_common import TRIES, Layout, ball, choice_vars, distances, letter_lines, place, truncate
+
+
+@dataclass
+class Masking(LetterAnswer):
+    """Recover a graph node's hidden text from its neighbourhood."""
+
+    candidates: int = 4  # K: candidate texts
+    hops: int = 1  # neighbourhood radius shown around the masked node
+    max_nodes: int = 12  # most nodes shown
+    text_chars: int = 80  # each node text is cut to this many characters
+    near: bool = False  # distractors from just outside the shown neighbourhood
+
+    name: ClassVar[str] = "masking"
+    modality: ClassVar[str] = "graph"
+    partners: ClassVar[int] = 0
+    min_side: ClassVar[int] = 1
+    DIFFICULTY: ClassVar[dict] = {
+        "easy": {"candidates": 3, "hops": 1},
+        "medium": {"candidates": 4, "hops": 1},
+        "hard": {"candidates": 6, "hops": 2, "max_nodes": 16, "near": True},
+    }
+
+    def __post_init__(self):
+        if not 2 <= self.candidates <= MAX_CANDIDATES:
+            raise ValueError(f"candidates must be 2..{MAX_CANDIDATES} (got {self.candidates})")
+        if not 1 <= self.hops <= 3 or self.max_nodes < 2 or self.text_chars < 8:
+            raise ValueError(f"hops must be 1..3, max_nodes at least 2 and text_chars at least 8 (got {self.hops}, {self.max_nodes}, {self.text_chars})")
+
+    def _distractors(self, rng: np.random.Generator, graph: Graph, node: int, shown: set[int]) -> list[int]:
+        taken = {truncate(graph.texts[node], self.text_chars)}
+        pool = []
+        if self.near:
+            ring = distances(graph, node, self.hops + 2)
+            pool = sorted(n for n in ring if n not in shown)
+            pool = [pool[i] for i in rng.permutation(len(pool))]
+        picked = []
+        draws = iter(pool)
+        for _ in range(len(pool) + TRIES * self.candidates):
+            if len(picked) == self.candidates - 1:
+                break
+            other = next(draws, None)
+            if other is None:
+                other = int(rng.integers(len(graph)))
+            text = truncate(graph.texts[other], self.text_chars)
+            if other in shown or text in taken or not text:
+                continue
+            taken.add(text)
+            picked.append(other)
+        if len(picked) < self.candidates - 1:
+            raise SkipImage("too-few-distinct-texts")
+        return picked
+
+    def make(self, rng: np.random.Generator, graph: Graph, node: int) -> Puzzle:
+        if not graph.texts[node]:
+            raise SkipImage("no-text")
+        nodes = ball(rng, graph, [node], self.hops, self.max_nodes)
+        distractors = self._distractors(rng, graph, node, set(nodes))
+        order, slot = place(rng, node, distractors)
+        layout = Layout(rng, graph, nodes)
+        texts = [truncate(graph.texts[n], self.text_chars) for n in order]
+        params = layout.params(self.text_chars, masked=node)
+        params.update(candidates=self.candidates, target=layout.number[node], candidate_ids=[graph.ids[n] for n in order],
+                      candidate_lengths=[len(t) for t in texts])  # fmt: skip
+        return Puzzle(
+            images=[],
+            answer=LETTERS[slot],
+            prompt_vars={"target": layout.number[node], "nodes": layout.node_lines(self.text_chars, masked=node),
+                         "edges": layout.edge_text(), "candidates": letter_lines(texts), **choice_vars(self.candidates)},
+            params=params,
+        )  # fmt: skip

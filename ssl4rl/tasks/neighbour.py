@@ -1,0 +1,121 @@
+"""Neighbour prediction on a graph: which of K candidate nodes is adjacent to the centre node in
+the full graph? The edge is not shown.
+
+The true neighbour is a uniformly drawn neighbour of the centre (hubs are drawn often: the
+friendship paradox); distractors are the nodes whose degree is closest to the truth's shown
+degree (its degree minus the hidden edge) among nodes that are not linked to the centre (a
+puzzle is skipped when one of them is off by more than half that degree, and 2) (hop distance >= 2; at
+`hard`, exactly 2 without the hidden edge: they share a neighbour with the centre, as the truth
+usually does once its edge is hidden). The shown subgraph is the neighbourhood of the centre and
+every candidate, the truth's edge to the centre removed; the right
+letter is drawn uniformly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ssl4rl.images import SkipImage
+from ssl4rl.sources.graph import Graph
+from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle
+from ssl4rl.tasks.graph_common import TRIES, Layout, ball, choice_vars, distances, letter_lines, place
+
+DISTANCES = ("any", "two")
+
+
+POOL = 32  # degree-biased draws that the distractors closest in degree are taken from
+
+
+def draw_far(rng: np.random.Generator, graph: Graph, centre: int, count: int, distance: str, exclude: set[int],
+             hidden: list[tuple[int, int]], degree: int) -> list[int]:
+    """`count` distinct nodes not linked to `centre` in the full graph, the closest in degree to
+    `degree` (ties in random order): among POOL degree-biased draws from anywhere (`any`), or
+    among the nodes exactly two hops away in the graph as shown (`two`: without the `hidden`
+    edge, since a node reached only through the hidden neighbour would hang off it)."""
+    blocked = set(exclude) | {centre}
+    if distance == "two":
+        pool = sorted(n for n, d in distances(graph, centre, 2, hidden).items() if d == 2 and n not in blocked and not graph.linked(centre, n))
+        if len(pool) < count:
+            raise SkipImage("too-few-distance-2-nodes")
+    else:
+        pool = degree_biased_pool(rng, graph, lambda n: n not in blocked and not graph.linked(centre, n), count)
+    return closest_in_degree(rng, graph, pool, count, degree)
+
+
+def degree_biased_pool(rng: np.random.Generator, graph: Graph, allowed, count: int) -> list[int]:
+    """Up to POOL distinct allowed nodes drawn with probability proportional to degree + 1."""
+    found: set[int] = set()
+    for _ in range(TRIES * POOL):
+        other = graph.degree_biased(rng)
+        if allowed(other):
+            found.add(other)
+            if len(found) == POOL:
+                break
+    if len(found) < count:
+        raise SkipImage("too-few-distant-nodes")
+    return sorted(found)
+
+
+def closest_in_degree(rng: np.random.Generator, graph: Graph, pool: list[int], count: int, degree: int) -> list[int]:
+    """The `count` nodes of the pool whose degree is closest to `degree`, ties in random order;
+    a skip when one is off by more than half the degree and 2 (a hub among leaves would tell)."""
+    ties = rng.random(len(pool))
+    ranked = sorted(range(len(pool)), key=lambda i: (abs(len(graph.adj[pool[i]]) - degree), ties[i]))
+    picked = [pool[i] for i in ranked[:count]]
+    if abs(len(graph.adj[picked[-1]]) - degree) > max(2, degree // 2):
+        raise SkipImage("no-degree-matched-distractor")
+    return picked
+
+
+@dataclass
+class Neighbour(LetterAnswer):
+    """Find the candidate node that is linked to the centre node (its edge is hidden)."""
+
+    candidates: int = 4  # K: candidate nodes
+    hops: int = 1  # neighbourhood radius shown around the centre and each candidate
+    max_nodes: int = 16  # most nodes shown
+    text_chars: int = 60  # each node text is cut to this many characters
+    distance: str = "any"  # distractors: 'any' node not linked to the centre, or 'two' hops away
+
+    name: ClassVar[str] = "neighbour"
+    modality: ClassVar[str] = "graph"
+    partners: ClassVar[int] = 0
+    min_side: ClassVar[int] = 1
+    DIFFICULTY: ClassVar[dict] = {
+        "easy": {"candidates": 3},
+        "medium": {"candidates": 4},
+        "hard": {"candidates": 6, "max_nodes": 20, "distance": "two"},
+    }
+
+    def __post_init__(self):
+        if not 2 <= self.candidates <= MAX_CANDIDATES:
+            raise ValueError(f"candidates must be 2..{MAX_CANDIDATES} (got {self.candidates})")
+        if self.distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {', '.join(DISTANCES)} (got {self.distance!r})")
+        if not 1 <= self.hops <= 3 or self.max_nodes < self.candidates + 1 or self.text_chars < 8:
+            raise ValueError(f"hops must be 1..3, max_nodes above candidates and text_chars at least 8 (got {self.hops}, {self.max_nodes}, {self.text_chars})")
+
+    def make(self, rng: np.random.Generator, graph: Graph, node: int) -> Puzzle:
+        friends = sorted(graph.adj[node])
+        if not friends:
+            raise SkipImage("isolated-node")
+        truth = friends[int(rng.integers(len(friends)))]
+        hidden = [(node, truth)]
+        # the truth shows one edge fewer than it has (the hidden one): distractors match that
+        distractors = draw_far(rng, graph, node, self.candidates - 1, self.distance, {truth}, hidden, len(graph.adj[truth]) - 1)
+        order, slot = place(rng, truth, distractors)
+        nodes = ball(rng, graph, [node, *order], self.hops, self.max_nodes, hidden)
+        layout = Layout(rng, graph, nodes, hidden)
+        numbers = [layout.number[n] for n in order]
+        params = layout.params(self.text_chars)
+        params.update(candidates=self.candidates, centre=layout.number[node], candidate_nodes=numbers)
+        return Puzzle(
+            images=[],
+            answer=LETTERS[slot],
+            prompt_vars={"centre": layout.number[node], "nodes": layout.node_lines(self.text_chars), "edges": layout.edge_text(),
+                         "candidates": letter_lines([f"node {n}" for n in numbers]), **choice_vars(self.candidates)},
+            params=params,
+        )  # fmt: skip
