@@ -15,7 +15,7 @@ from collections import deque
 import numpy as np
 
 from ssl4rl.sources.graph import Graph
-from ssl4rl.tasks.common import LETTERS, extract_answer, letter_choices
+from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, extract_answer, letter_choices
 
 MASK = "[MASKED]"
 TRIES = 64  # draws before a puzzle gives up on finding a distractor
@@ -66,6 +66,17 @@ def induced_edges(graph: Graph, nodes: list[int], hidden: list[tuple[int, int]] 
     the hidden edges."""
     shown = set(nodes)
     return sorted({(min(u, v), max(u, v)) for u in nodes for v in graph.adj[u] if v in shown} - {(min(e), max(e)) for e in hidden})
+
+
+def check_options(task, min_nodes: int = 2) -> None:
+    """The options every graph task shares: candidates (where it has them), hops, nodes shown, text length."""
+    candidates = getattr(task, "candidates", None)
+    if candidates is not None and not 2 <= candidates <= MAX_CANDIDATES:
+        raise ValueError(f"candidates must be 2..{MAX_CANDIDATES} (got {candidates})")
+    if not 1 <= task.hops <= 3 or task.max_nodes < min_nodes or task.text_chars < 8:
+        raise ValueError(
+            f"hops must be 1..3, max_nodes at least {min_nodes} and text_chars at least 8 (got {task.hops}, {task.max_nodes}, {task.text_chars})"
+        )
 
 
 def truncate(text: str, chars: int) -> str:

@@ -15,8 +15,8 @@ from typing import ClassVar
 import numpy as np
 
 from ssl4rl.images import SkipImage
-from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle
-from ssl4rl.tasks.graph_common import TRIES, Layout, ball, choice_vars, letter_lines, place
+from ssl4rl.tasks.common import LETTERS, LetterAnswer, Puzzle
+from ssl4rl.tasks.graph_common import Layout, TRIES, ball, check_options, choice_vars, letter_lines, place
 
 POOLS = ("any", "relation")
 
@@ -38,12 +38,9 @@ class KGLink(LetterAnswer):
     DIFFICULTY: ClassVar[dict] = {"easy": {"candidates": 3, "pool": "any"}, "medium": {"candidates": 4, "pool": "relation"}, "hard": {"candidates": 6, "pool": "relation", "max_nodes": 20}}
 
     def __post_init__(self):
-        if not 2 <= self.candidates <= MAX_CANDIDATES:
-            raise ValueError(f"candidates must be 2..{MAX_CANDIDATES} (got {self.candidates})")
         if self.pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)} (got {self.pool!r})")
-        if not 1 <= self.hops <= 3 or self.max_nodes < self.candidates + 1 or self.text_chars < 8:
-            raise ValueError(f"hops must be 1..3, max_nodes above candidates and text_chars at least 8 (got {self.hops}, {self.max_nodes}, {self.text_chars})")
+        check_options(self, min_nodes=self.candidates + 1)
 
     def _distractors(self, rng: np.random.Generator, graph, head: int, relation: str) -> list[int]:
         count, picked = self.candidates - 1, []

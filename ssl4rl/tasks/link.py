@@ -20,7 +20,7 @@ import numpy as np
 
 from ssl4rl.images import SkipImage
 from ssl4rl.tasks.common import Puzzle
-from ssl4rl.tasks.graph_common import Layout, ball, parse_yes_no
+from ssl4rl.tasks.graph_common import Layout, ball, check_options, parse_yes_no
 from ssl4rl.tasks.neighbour import closest_in_degree, degree_biased_pool, draw_far
 
 NEGATIVES = ("any", "two", "mixed")
@@ -44,8 +44,7 @@ class Link:
     def __post_init__(self):
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives must be one of {', '.join(NEGATIVES)} (got {self.negatives!r})")
-        if not 1 <= self.hops <= 3 or self.max_nodes < 2 or self.text_chars < 8:
-            raise ValueError(f"hops must be 1..3, max_nodes at least 2 and text_chars at least 8 (got {self.hops}, {self.max_nodes}, {self.text_chars})")
+        check_options(self)
 
     def make(self, rng: np.random.Generator, graph, node: int) -> Puzzle:
         friends = sorted(graph.adj[node])

@@ -16,8 +16,8 @@ import numpy as np
 
 from ssl4rl.images import SkipImage
 from ssl4rl.sources.graph import Graph
-from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle
-from ssl4rl.tasks.graph_common import TRIES, Layout, ball, choice_vars, distances, letter_lines, place, truncate
+from ssl4rl.tasks.common import LETTERS, LetterAnswer, Puzzle
+from ssl4rl.tasks.graph_common import Layout, TRIES, ball, check_options, choice_vars, distances, letter_lines, place, truncate
 
 
 @dataclass
@@ -41,10 +41,7 @@ class Masking(LetterAnswer):
     }
 
     def __post_init__(self):
-        if not 2 <= self.candidates <= MAX_CANDIDATES:
-            raise ValueError(f"candidates must be 2..{MAX_CANDIDATES} (got {self.candidates})")
-        if not 1 <= self.hops <= 3 or self.max_nodes < 2 or self.text_chars < 8:
-            raise ValueError(f"hops must be 1..3, max_nodes at least 2 and text_chars at least 8 (got {self.hops}, {self.max_nodes}, {self.text_chars})")
+        check_options(self)
 
     def _distractors(self, rng: np.random.Generator, graph: Graph, node: int, shown: set[int]) -> list[int]:
         taken = {truncate(graph.texts[node], self.text_chars)}

@@ -20,8 +20,8 @@ import numpy as np
 
 from ssl4rl.images import SkipImage
 from ssl4rl.sources.graph import Graph
-from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle
-from ssl4rl.tasks.graph_common import TRIES, Layout, ball, choice_vars, distances, letter_lines, place
+from ssl4rl.tasks.common import LETTERS, LetterAnswer, Puzzle
+from ssl4rl.tasks.graph_common import Layout, TRIES, ball, check_options, choice_vars, distances, letter_lines, place
 
 DISTANCES = ("any", "two")
 
@@ -91,12 +91,9 @@ class Neighbour(LetterAnswer):
     }
 
     def __post_init__(self):
-        if not 2 <= self.candidates <= MAX_CANDIDATES:
-            raise ValueError(f"candidates must be 2..{MAX_CANDIDATES} (got {self.candidates})")
         if self.distance not in DISTANCES:
             raise ValueError(f"distance must be one of {', '.join(DISTANCES)} (got {self.distance!r})")
-        if not 1 <= self.hops <= 3 or self.max_nodes < self.candidates + 1 or self.text_chars < 8:
-            raise ValueError(f"hops must be 1..3, max_nodes above candidates and text_chars at least 8 (got {self.hops}, {self.max_nodes}, {self.text_chars})")
+        check_options(self, min_nodes=self.candidates + 1)
 
     def make(self, rng: np.random.Generator, graph: Graph, node: int) -> Puzzle:
         friends = sorted(graph.adj[node])
