@@ -771,6 +771,8 @@ def _expected_rows(reader, per_image: int) -> int | None:
             entries = len(reader.files)
         elif reader.kind == "graph":
             entries = len(reader.graph)
+        elif reader.kind == "shapes":
+            entries = len(reader)
         elif reader.kind == "hf":
             entries = sum(pq.ParquetFile(f).metadata.num_rows for f in reader.files) * len(reader.image_columns)
         elif reader.kind == "tsv":

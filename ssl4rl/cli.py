@@ -219,6 +219,8 @@ def _build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--warm-start", metavar="DATA", help="teach it the answer format on this build folder (a few minutes on CPU)")
     tiny.add_argument("--seed", type=int, default=0, help="initialisation and warm-start seed")
     tiny.add_argument("--text", action="store_true", help="a text-only Qwen2 (AutoModelForCausalLM), for graph puzzles")
+    tiny.add_argument("--size", choices=["tiny", "small"], default="tiny", help="tiny: ~0.2 M parameters (tests); small: ~1 M, 168-px pictures (the learning benchmark) (default: %(default)s)")
+    tiny.add_argument("--warm-start-steps", type=int, default=80, metavar="N", help="format warm-start steps (default: %(default)s)")
 
     merge = _command(commands, "merge", help="verl FSDP checkpoint -> Hugging Face model (LoRA fused)")
     merge.add_argument("checkpoint", help="global_step_N/actor, global_step_N, or the run folder (newest step); TRL runs save Hugging Face models already")
@@ -423,9 +425,11 @@ def _run_tiny_model(args) -> None:
     from ssl4rl.tiny_lm import make_tiny_qwen2
     from ssl4rl.tiny_vlm import make_tiny_qwen2_5_vl, warm_start
 
-    out = make_tiny_qwen2(args.out, seed=args.seed) if args.text else make_tiny_qwen2_5_vl(args.out, seed=args.seed)
+    if args.text and args.size != "tiny":
+        raise UserError("--size is for the vision-language model (the text model has one size)")
+    out = make_tiny_qwen2(args.out, seed=args.seed) if args.text else make_tiny_qwen2_5_vl(args.out, seed=args.seed, size=args.size)
     if args.warm_start:
-        losses = warm_start(out, args.warm_start, seed=args.seed)
+        losses = warm_start(out, args.warm_start, steps=args.warm_start_steps, seed=args.seed)
         print(f"format warm-start loss {losses[0]:.2f} -> {losses[-1]:.2f}")
     print(out)
 
@@ -510,6 +514,7 @@ def _run_sources(args) -> None:
     from ssl4rl.sources.graph import BUNDLED
 
     print("samples: photos bundled with scikit-image (no download)")
+    print("shapes[:N]: N synthetic pictures (default 1000) a model trained from nothing can learn from (no download)")
     for name, description in BUNDLED.items():
         print(f"{name}: graph, bundled (no download): {description}")
     for name, preset in PRESETS.items():

@@ -47,8 +47,18 @@ CORPUS = [
 ]
 
 
-def train_tokenizer(vocab_size: int = 400):
-    """Byte-level BPE on a small puzzle-flavoured corpus, with Qwen's special tokens."""
+def prompt_corpus() -> list[str]:
+    """The shipped prompt templates: a tokenizer that has seen them spends about a token a word on
+    a prompt, not one every two bytes, so rollouts are shorter and the images weigh more."""
+    from importlib import resources
+
+    prompts = resources.files("ssl4rl.configs") / "prompts"
+    return sorted(entry.read_text() for entry in prompts.iterdir() if entry.name.endswith(".txt"))
+
+
+def train_tokenizer(vocab_size: int = 1000):
+    """Byte-level BPE on a small puzzle-flavoured corpus and the shipped prompts, with Qwen's
+    special tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -61,7 +71,7 @@ def train_tokenizer(vocab_size: int = 400):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(CORPUS * 20, trainer=trainer)
+    tokenizer.train_from_iterator((CORPUS + prompt_corpus()) * 20, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         eos_token="<|im_end|>",
@@ -74,8 +84,19 @@ def train_tokenizer(vocab_size: int = 400):
     )  # fmt: skip
 
 
-def make_tiny_qwen2_5_vl(out: str | Path, seed: int = 0, min_pixels: int = 56 * 56, max_pixels: int = 112 * 112) -> Path:
-    """Build and save the tiny model, tokenizer and processor to `out`; returns the folder."""
+# Sizes of the offline model: `tiny` (~0.2 M parameters) makes tests fast; `small` (~1.3 M) is
+# the smallest that learns the shapes puzzles by GRPO from nothing in minutes on a CPU.
+SIZES = {
+    "tiny": {"text": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "mrope_section": [2, 3, 3]},
+             "vision": {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2}, "max_pixels": 112 * 112},
+    "small": {"text": {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 3, "mrope_section": [4, 6, 6]},
+              "vision": {"depth": 2, "hidden_size": 64, "intermediate_size": 192, "num_heads": 4}, "max_pixels": 168 * 168},
+}  # fmt: skip
+
+
+def make_tiny_qwen2_5_vl(out: str | Path, seed: int = 0, min_pixels: int = 56 * 56, max_pixels: int | None = None, size: str = "tiny") -> Path:
+    """Build and save the offline model (`size`: a key of SIZES), tokenizer and processor to
+    `out`; returns the folder."""
     import torch
     from transformers import (
         Qwen2_5_VLConfig,
@@ -86,28 +107,26 @@ def make_tiny_qwen2_5_vl(out: str | Path, seed: int = 0, min_pixels: int = 56 * 
     )
 
     out = Path(out)
+    text = SIZES[size]["text"]
     tokenizer = train_tokenizer()
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     config = Qwen2_5_VLConfig(
         text_config={
             "vocab_size": len(tokenizer),
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
+            "hidden_size": text["hidden_size"],
+            "intermediate_size": text["intermediate_size"],
+            "num_hidden_layers": text["num_hidden_layers"],
             "num_attention_heads": 4,
             "num_key_value_heads": 2,
             "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": text["mrope_section"]},
             "bos_token_id": None,
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
         },
         vision_config={
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "out_hidden_size": 64,
+            **SIZES[size]["vision"],
+            "out_hidden_size": text["hidden_size"],
             "patch_size": 14,
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
@@ -125,7 +144,7 @@ def make_tiny_qwen2_5_vl(out: str | Path, seed: int = 0, min_pixels: int = 56 * 
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.bos_token_id = None
-    image_processor = Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels)
+    image_processor = Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels or SIZES[size]["max_pixels"])
     processor = Qwen2_5_VLProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
@@ -163,13 +182,23 @@ def format_target(rng, row, pools: dict[tuple[str, str], list[str]]) -> str:
     return f"<think> </think> <answer>{rng.choice(pools[_pool_key(row)])}</answer>"
 
 
+def blank(image):
+    """A flat grey canvas the size of `image`: the warm-start's stand-in for every picture."""
+    from PIL import Image
+
+    return Image.new("RGB", image.size, (128, 128, 128))
+
+
 def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, batch_size: int = 4, lr: float = 3e-3, seed: int = 0, progress: bool = True) -> list[float]:
     """Teach the random model the answer *format* with a few SFT steps on random answers.
 
     Targets are `<think> </think> <answer>A</answer>` with A drawn uniformly from the answers
     the row's task and level use (`answer_pools`), so the model learns to emit a parseable answer
     but nothing about the puzzle: GRPO then starts near chance with reward variance to learn
-    from. Shows a progress bar (a few minutes on 2 cores). Returns the losses.
+    from. The images are shown as flat grey canvases of their own sizes: targets that ignore
+    real pictures would teach the model to ignore pictures (the image-dependent part of its
+    last hidden state shrank 15x in 200 such steps), which GRPO must then undo. Shows a progress
+    bar (a minute or two on 2 cores). Returns the losses.
     """
     import random
 
@@ -199,7 +228,7 @@ def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, bat
         rows = [data[rng.randrange(len(data))] for _ in range(batch_size)]
         prompts = [processor.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows]
         targets = [format_target(rng, r, pools) + "<|im_end|>" for r in rows]
-        images = None if text_only else [r["images"] for r in rows]
+        images = None if text_only else [[blank(image) for image in r["images"]] for r in rows]
         prompt_lengths = [len(x) for x in encode(prompts, images)["input_ids"]]
         batch = encode([p + t for p, t in zip(prompts, targets)], images, return_tensors="pt", padding=True)
         labels = batch["input_ids"].clone()

@@ -1,6 +1,7 @@
 """Image sources: lazy readers that yield a stable source id and the image's bytes.
 
-`open_source(name_or_path, data=...)` picks the reader: `samples` (bundled photos), a preset
+`open_source(name_or_path, data=...)` picks the reader: `samples` (bundled photos), `shapes`
+(synthetic pictures a model trained from nothing can learn from), a preset
 name from PRESETS (with `data` pointing at the user's downloaded files), or a path that is a
 VLMEvalKit TSV file, a Hugging Face dataset folder (parquet or `save_to_disk`) or an image folder.
 """
@@ -16,9 +17,10 @@ from ssl4rl.sources.graph import BUNDLED
 from ssl4rl.sources.hf import HFSource, data_files
 from ssl4rl.sources.presets import PRESETS
 from ssl4rl.sources.samples import SamplesSource
+from ssl4rl.sources.shapes import ShapesSource, parse_count
 from ssl4rl.sources.tsv import TsvSource
 
-__all__ = ["open_source", "open_path", "PRESETS", "RawImage", "TsvSource", "HFSource", "FolderSource", "SamplesSource"]
+__all__ = ["open_source", "open_path", "PRESETS", "RawImage", "TsvSource", "HFSource", "FolderSource", "SamplesSource", "ShapesSource"]
 
 
 def open_path(path: Path, image_columns: list[str] | None = None, max_bytes: int = MAX_FILE_BYTES):
@@ -47,9 +49,12 @@ def open_path(path: Path, image_columns: list[str] | None = None, max_bytes: int
 
 
 def open_source(source: str, data: str | Path | None = None, image_columns: list[str] | None = None, max_bytes: int = MAX_FILE_BYTES):
-    """Open `source` (samples | preset name | path) for reading; raises UserError on bad input."""
+    """Open `source` (samples | shapes[:N] | preset name | path) for reading; raises UserError on bad input."""
     if source == "samples":
         return SamplesSource()
+    count = parse_count(source)
+    if count is not None:
+        return ShapesSource(count)
     if source in BUNDLED or (source in PRESETS and PRESETS[source].kind == "graph"):
         raise UserError(f"source '{source}' is a graph: build a graph task from it (masking, neighbour, link, kg-link)")
     if source in PRESETS:
