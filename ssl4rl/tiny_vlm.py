@@ -47,18 +47,8 @@ CORPUS = [
 ]
 
 
-def prompt_corpus() -> list[str]:
-    """The shipped prompt templates: a tokenizer that has seen them spends about a token a word on
-    a prompt, not one every two bytes, so rollouts are shorter and the images weigh more."""
-    from importlib import resources
-
-    prompts = resources.files("ssl4rl.configs") / "prompts"
-    return sorted(entry.read_text() for entry in prompts.iterdir() if entry.name.endswith(".txt"))
-
-
-def train_tokenizer(vocab_size: int = 1000):
-    """Byte-level BPE on a small puzzle-flavoured corpus and the shipped prompts, with Qwen's
-    special tokens."""
+def train_tokenizer(vocab_size: int = 400):
+    """Byte-level BPE on a small puzzle-flavoured corpus, with Qwen's special tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -71,7 +61,7 @@ def train_tokenizer(vocab_size: int = 1000):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator((CORPUS + prompt_corpus()) * 20, trainer=trainer)
+    tokenizer.train_from_iterator(CORPUS * 20, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         eos_token="<|im_end|>",
