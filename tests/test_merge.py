@@ -31,29 +31,34 @@ def _auto(kind: str):
     return AutoModelForCausalLM if kind == "lm" else AutoModelForImageTextToText
 
 
-def _save_fsdp_checkpoint(state: dict, model_dir: Path, actor: Path, ranks: int, lora: bool) -> None:
+def _save_fsdp_checkpoint(state: dict, model_dir: Path, actor: Path, ranks: int, lora: bool, replicas: int = 1) -> None:
     """Write `state` as verl's FSDP2 actor does on `ranks` ranks: one file per rank holding each
     tensor's dim-0 shard as a DTensor, fsdp_config.json, huggingface/ (no weights) and, with
-    LoRA, lora_train_meta.json. A fake process group lets one process play every rank."""
+    LoRA, lora_train_meta.json. `replicas` > 1: HSDP, a (ddp, fsdp) mesh of replicas x ranks.
+    A fake process group lets one process play every rank."""
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor import DTensor, Replicate, Shard
     from torch.testing._internal.distributed.fake_pg import FakeStore
 
     actor.mkdir(parents=True)
-    for rank in range(ranks):
-        dist.init_process_group("fake", store=FakeStore(), rank=rank, world_size=ranks)
+    world = replicas * ranks
+    for rank in range(world):
+        dist.init_process_group("fake", store=FakeStore(), rank=rank, world_size=world)
         try:
-            mesh = init_device_mesh("cpu", (ranks,), mesh_dim_names=("fsdp",))
+            if replicas == 1:
+                mesh, replicated = init_device_mesh("cpu", (ranks,), mesh_dim_names=("fsdp",)), []
+            else:
+                mesh, replicated = init_device_mesh("cpu", (replicas, ranks), mesh_dim_names=("ddp", "fsdp")), [Replicate()]
             shards = {
-                name: DTensor.from_local(torch.tensor_split(t, ranks)[rank].clone() if t.dim() else t.clone(), mesh,
-                                         [Shard(0) if t.dim() else Replicate()], run_check=False, shape=t.shape, stride=t.stride())
+                name: DTensor.from_local(torch.tensor_split(t, ranks)[rank % ranks].clone() if t.dim() else t.clone(), mesh,
+                                         [*replicated, Shard(0) if t.dim() else Replicate()], run_check=False, shape=t.shape, stride=t.stride())
                 for name, t in state.items()
             }  # fmt: skip
-            torch.save(shards, actor / f"model_world_size_{ranks}_rank_{rank}.pt")
+            torch.save(shards, actor / f"model_world_size_{world}_rank_{rank}.pt")
         finally:
             dist.destroy_process_group()
-    (actor / "fsdp_config.json").write_text(json.dumps({"FSDP_version": 2, "world_size": ranks}))
+    (actor / "fsdp_config.json").write_text(json.dumps({"FSDP_version": 2, "world_size": world}))
     shutil.copytree(model_dir, actor / "huggingface", ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
     if lora:
         (actor / "lora_train_meta.json").write_text(json.dumps({"r": RANK, "lora_alpha": ALPHA, "task_type": "CAUSAL_LM"}))
@@ -106,6 +111,17 @@ def test_merge_turns_every_kind_of_actor_checkpoint_into_a_plain_model(kind, lor
             assert torch.allclose(merged[name].float(), tensor, atol=2e-2, rtol=1e-2), name
         changed = {n for n in merged if not torch.equal(merged[n], plain[n].to(torch.bfloat16))}
         assert changed and all(n.endswith("proj.weight") or ".mlp." in n or ".qkv." in n for n in changed)
+
+
+def test_merge_joins_an_hsdp_checkpoint_from_one_replica(text_model, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    state, _ = _trained_state(text_model, "lm", lora=False)
+    actor = tmp_path / "actor"
+    _save_fsdp_checkpoint(state, text_model, actor, ranks=2, lora=False, replicas=2)  # fsdp_size=2 on 4 ranks
+    assert main(["merge", str(actor), str(tmp_path / "merged")]) == 0
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged").state_dict()
+    assert set(merged) == set(state) and all(torch.equal(merged[n], t.to(torch.bfloat16)) for n, t in state.items())
 
 
 def test_merge_of_a_missing_checkpoint_is_one_line_and_exit_2(tmp_path, capsys):
