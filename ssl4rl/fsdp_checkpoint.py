@@ -52,11 +52,15 @@ def load_full_state(actor: Path) -> dict:
     finally:
         quiet.setLevel(level)
     full = {}
-    for key, first in ranks[0].items():
-        parts = [shards.get(key) for shards in ranks]
+    for key in list(ranks[0]):  # popped as joined: the shards are freed as the whole tensors grow
+        parts = [shards.pop(key, None) for shards in ranks]
+        first = parts[0]
         if any(part is None for part in parts):
             raise UserError(f"{actor}: {key} is missing from some ranks' shards")
         full[key] = _join(key, parts) if hasattr(first, "to_local") else _replicated(key, parts)
+    extra = next((key for shards in ranks for key in shards), None)
+    if extra is not None:
+        raise UserError(f"{actor}: {extra} is missing from rank 0's shards")
     return full
 
 

@@ -38,7 +38,8 @@ def merge(checkpoint: str, out: str, overwrite: bool = False) -> Path:
         import torch
 
         state, fused = fuse_lora(load_full_state(actor), actor)
-        state = {key: tensor.to(torch.bfloat16) for key, tensor in state.items()}
+        for key in state:  # one tensor at a time: never a whole float32 and a whole bfloat16 copy
+            state[key] = state[key].to(torch.bfloat16)
         _write_atomically(out_path, lambda folder: _write_and_verify(folder, actor / "huggingface", state))
     except UserError as error:
         raise UserError(f"{error} ({out} {_untouched(out_path)})") from None
