@@ -222,9 +222,10 @@ def _build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--size", choices=["tiny", "small"], default="tiny", help="tiny: ~0.2 M parameters (tests); small: ~1 M, 168-px pictures (the learning benchmark) (default: %(default)s)")
     tiny.add_argument("--warm-start-steps", type=int, default=80, metavar="N", help="format warm-start steps (default: %(default)s)")
 
-    merge = _command(commands, "merge", help="verl FSDP checkpoint -> Hugging Face model (LoRA fused)")
+    merge = _command(commands, "merge", help="verl FSDP checkpoint -> Hugging Face model (LoRA fused; any model, any number of ranks)")
     merge.add_argument("checkpoint", help="global_step_N/actor, global_step_N, or the run folder (newest step); TRL runs save Hugging Face models already")
-    merge.add_argument("out", help="folder for the Hugging Face model")
+    merge.add_argument("out", help="folder for the Hugging Face model (written whole or not at all)")
+    merge.add_argument("--overwrite", action="store_true", help="replace a model already in OUT")
 
     evaluate = _command(commands, "eval", help="multiple-choice benchmark or puzzle accuracy of a model")
     evaluate.add_argument("--model", required=True, help="local model folder or hub id")
@@ -437,7 +438,7 @@ def _run_tiny_model(args) -> None:
 def _run_merge(args) -> None:
     from ssl4rl.merge import merge
 
-    merge(args.checkpoint, args.out)
+    merge(args.checkpoint, args.out, overwrite=args.overwrite)
 
 
 def _run_eval(args) -> None:

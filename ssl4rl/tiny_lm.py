@@ -52,3 +52,11 @@ def is_text_model(model: str | Path) -> bool:
         except (OSError, ValueError):
             return False
     return "vision_config" not in data
+
+
+def auto_model_class(model: str | Path):
+    """The Auto class a model folder loads with: AutoModelForCausalLM for a text model,
+    AutoModelForImageTextToText for a vision-language one (what `is_text_model` tells apart)."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+    return AutoModelForCausalLM if is_text_model(model) else AutoModelForImageTextToText

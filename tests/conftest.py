@@ -54,3 +54,33 @@ def tiny_model(tmp_path_factory, rotation_set) -> Path:
     path = make_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny") / "model")
     warm_start(path, rotation_set, steps=60)
     return path
+
+
+def saved_actor_weights(actor: Path) -> dict:
+    """A verl FSDP actor's whole tensors as its ranks saved them: each DTensor's local shards
+    joined along its shard dimension (1-D meshes), plain tensors as saved."""
+    import json
+
+    import torch
+
+    world = json.loads((actor / "fsdp_config.json").read_text())["world_size"]
+    ranks = [torch.load(actor / f"model_world_size_{world}_rank_{r}.pt", weights_only=False) for r in range(world)]
+    whole = {}
+    for name, first in ranks[0].items():
+        placement = first.placements[0] if hasattr(first, "placements") else None
+        if placement is not None and placement.is_shard():
+            whole[name] = torch.cat([shards[name].to_local() for shards in ranks], dim=placement.dim)
+        else:
+            whole[name] = first.to_local() if placement is not None else first
+    return whole
+
+
+def lora_fused(weights: dict, r: int, alpha: float) -> dict:
+    """The plain model's weights from a PEFT-wrapped state dict: base + alpha/r * B @ A."""
+    plain = {k.removeprefix("base_model.model.").replace(".base_layer.", "."): v for k, v in weights.items() if ".lora_" not in k}
+    for name, down in weights.items():
+        if ".lora_A." in name:
+            up = weights[name.replace(".lora_A.", ".lora_B.")]
+            target = name.split(".lora_A.")[0].removeprefix("base_model.model.") + ".weight"
+            plain[target] = plain[target] + (alpha / r) * (up @ down)
+    return plain

@@ -2,7 +2,8 @@
 parquet, curriculum dataset, reward and the hf rollout of ssl4rl.train.verl_plugin; then resume,
 merge and evaluate the checkpoint it wrote. Each launch costs about a minute of start-up on two
 cores, so one test carries the whole golden path, one more the LoRA variant and one the graph
-puzzles with a text model."""
+puzzles with a text model, LoRA and two FSDP ranks (tests/test_merge.py covers every other
+combination on checkpoints written the same way)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from conftest import lora_fused, saved_actor_weights
 from ssl4rl.build import BuildConfig, build
 from ssl4rl.cli import main
 from ssl4rl.tiny_vlm import vision_token_ids
@@ -57,9 +59,20 @@ def _scalars(run: Path) -> dict[str, list[int]]:
 
 
 def _actor_weights(step_dir: Path) -> dict[str, torch.Tensor]:
-    """The FSDP actor's weights as saved on its one rank (DTensor shards of the whole tensor)."""
-    shards = torch.load(step_dir / "actor" / "model_world_size_1_rank_0.pt", weights_only=False)
-    return {name: (t.to_local() if hasattr(t, "to_local") else t) for name, t in shards.items()}
+    """The FSDP actor's whole tensors, joined from the shards its ranks saved."""
+    return saved_actor_weights(step_dir / "actor")
+
+
+def _assert_fused(merged: dict, run: Path, r: int, alpha: int) -> None:
+    """The merged model is the actor's base + alpha/r * B @ A, tensor for tensor (in bfloat16),
+    and the adapter trained (B is no longer zero), so the fused weights differ from the base."""
+    saved = _actor_weights(run)
+    fused = lora_fused(saved, r, alpha)
+    assert set(merged) == set(fused)  # a plain model: no PEFT wrappers or adapter keys
+    for name, tensor in fused.items():
+        assert torch.equal(merged[name], tensor.to(merged[name].dtype)), name
+    base = {k.removeprefix("base_model.model.").replace(".base_layer.", "."): v for k, v in saved.items() if ".lora_" not in k}
+    assert any(not torch.equal(merged[n], base[n].to(merged[n].dtype)) for n in merged), "the adapter did not change any weight"
 
 
 def _tasks(data: Path, split: str) -> set[str]:
@@ -123,17 +136,19 @@ def test_lora_actor_trains_on_cpu_and_merge_fuses_the_adapter(mix_build, tiny_mo
     assert main(["merge", str(run), str(merged)]) == 0
     assert not (merged / "lora_adapter").exists()
     fused = AutoModelForImageTextToText.from_pretrained(merged).state_dict()
+    _assert_fused(fused, run / "global_step_2", r=8, alpha=16)
     base_model = AutoModelForImageTextToText.from_pretrained(tiny_model)
     base = base_model.state_dict()
-    assert set(fused) == set(base)  # a plain model: no PEFT wrappers or adapter keys
+    assert set(fused) == set(base)
     linear = {f"{name}.weight" for name, module in base_model.named_modules() if isinstance(module, torch.nn.Linear)}
     changed = {name for name in fused if not torch.equal(fused[name], base[name].to(fused[name].dtype))}
     assert changed and changed <= linear  # the fused deltas, on the adapted linear layers only
 
 
-def test_graph_puzzles_train_a_text_model_on_cpu_then_merge_and_evaluate(tmp_path):
+def test_graph_puzzles_train_a_text_model_with_lora_on_two_ranks_then_merge_and_evaluate(tmp_path):
     """The same trainer, reward, curriculum and merge with a text model (AutoModelForCausalLM in
-    the hf rollout) on a mix of the three graph puzzles."""
+    the hf rollout) on a mix of the three graph puzzles, as the paper's graph runs fit one GPU:
+    LoRA on the actor; two FSDP ranks, so the merge joins shards."""
     from transformers import AutoModelForCausalLM
 
     from ssl4rl.tiny_lm import make_tiny_qwen2
@@ -142,8 +157,12 @@ def test_graph_puzzles_train_a_text_model_on_cpu_then_merge_and_evaluate(tmp_pat
     build(BuildConfig(task="mix", source="synthetic", out=str(data), tasks={"masking": 1, "neighbour": 1, "link": 1}, difficulty=["easy", "medium"]), progress_bar=False)
     model = make_tiny_qwen2(tmp_path / "lm")
     out = tmp_path / "outputs"
-    log = _train(data, model, out, "--curriculum", "adaptive", "actor_rollout_ref.actor.entropy_coeff=0.01", "trainer.total_training_steps=2")
+    lora = ["actor_rollout_ref.model.lora_rank=8", "actor_rollout_ref.model.lora_alpha=16", "actor_rollout_ref.actor.optim.lr=1e-3"]
+    train = ["--gpus", "2", "--curriculum", "adaptive", *lora, "actor_rollout_ref.actor.entropy_coeff=0.01"]
+    log = _train(data, model, out, *train, "trainer.total_training_steps=2")
     run = out / "verl" / f"{data.parent.name}-{data.name}"
+    assert sorted(p.name for p in (run / "global_step_2" / "actor").glob("model_world_size_*")) == [
+        "model_world_size_2_rank_0.pt", "model_world_size_2_rank_1.pt"]
     assert [int(s) for s in STEP_LINE.findall(log)] == [1, 2]
     tags = _scalars(run)
     for task in _tasks(data, "test"):
@@ -152,9 +171,8 @@ def test_graph_puzzles_train_a_text_model_on_cpu_then_merge_and_evaluate(tmp_pat
     assert len(outcomes) == 2 * 4 * 2 and {o["task"] for o in outcomes} <= {"masking", "neighbour", "link"}
     merged = tmp_path / "merged"
     assert main(["merge", str(run), str(merged)]) == 0
-    actor = _actor_weights(run / "global_step_2")
-    state = AutoModelForCausalLM.from_pretrained(merged).state_dict()
-    assert all(torch.equal(tensor, actor[name].to(tensor.dtype)) for name, tensor in state.items())
+    assert not (merged / "lora_adapter").exists()
+    _assert_fused(AutoModelForCausalLM.from_pretrained(merged).state_dict(), run / "global_step_2", r=8, alpha=16)
     assert main(["eval", "--model", str(merged), "--graph-task", "link-prediction", "--source", "synthetic", "--out", str(tmp_path / "eval"),
                  "--backend", "hf", "--max-new-tokens", "16", "--limit", "8"]) == 0  # fmt: skip
     assert json.loads((tmp_path / "eval" / "summary.json").read_text())["questions"] == 8
