@@ -245,6 +245,7 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-pixels", type=int, metavar="P", help="image processor's max_pixels (default: the model's)")
     evaluate.add_argument("--circular", action=argparse.BooleanOptionalAction, default=None, help="MMBench circular evaluation (default: on for mmbench)")
     evaluate.add_argument("--prompt", metavar="FILE", help="a template file (default: configs/prompts/mcq.txt)")
+    evaluate.add_argument("--overwrite", action="store_true", help="start afresh in --out even if it holds predictions of another model or other questions")
     evaluate.add_argument("--name", help="the model's name in reports (default: the model folder, with its parent for names like final)")
 
     report = _command(commands, "report", help="compare eval folders: a table and a bar chart per category")
@@ -441,7 +442,7 @@ def _run_eval(args) -> None:
 
     from ssl4rl.eval.backends import make_backend
     from ssl4rl.eval.heldout import train_image_hashes
-    from ssl4rl.eval.runner import benchmark_items, puzzle_items, run
+    from ssl4rl.eval.runner import benchmark_items, model_fingerprint, puzzle_items, run
 
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise UserError("--batch-size and --limit must be positive")
@@ -464,13 +465,13 @@ def _run_eval(args) -> None:
     circular = args.circular if args.circular is not None else "mmbench" in (args.bench or args.data or "").lower()
     backend = make_backend(args.backend, args.model, max_new_tokens=args.max_new_tokens, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
     name = args.name or run_name(args.model)
-    identity = {
-        "model": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
-        "data": str(Path(args.puzzles or args.data).resolve()) if not args.graph_task else f"{args.graph_task}:{args.source}:{args.source_data}",
-        "limit": args.limit, "prompt": args.prompt,
+    identity = {  # the questions' fingerprint is added by run(); paths only inform
+        "model": model_fingerprint(args.model),
+        "model_path": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
+        "data_path": str(Path(args.puzzles or args.data).resolve()) if not args.graph_task else f"{args.graph_task}:{args.source}:{args.source_data}",
         "max_new_tokens": args.max_new_tokens, "min_pixels": args.min_pixels, "max_pixels": args.max_pixels,
     }  # fmt: skip
-    summary = run(items, backend, args.out, args.batch_size, puzzles=bool(args.puzzles), circular=circular, label=name, identity=identity)
+    summary = run(items, backend, args.out, args.batch_size, puzzles=bool(args.puzzles), circular=circular, label=name, identity=identity, overwrite=args.overwrite)
     extra = f", circular {100 * summary['circular']['accuracy']:.2f}" if "circular" in summary else ""
     if "heldout" in summary:
         held = summary["heldout"]

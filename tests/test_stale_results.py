@@ -1,0 +1,103 @@
+"""Saved results are tied to what produced them: an evaluation folder to its questions (by
+content) and model (by weights), a finished build to its source, options and code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import write_folder
+from ssl4rl.build import BuildConfig, build
+from ssl4rl.cli import main
+from ssl4rl.errors import UserError
+from ssl4rl.eval.runner import model_fingerprint, puzzle_items, run
+
+
+class Backend:
+    """Always answers 90; counts the prompts it was asked."""
+
+    def __init__(self):
+        self.asked = 0
+
+    def generate(self, prompts, images):
+        self.asked += len(prompts)
+        return ["<answer>90</answer>"] * len(prompts)
+
+
+def _build(photos: Path, out: Path, seed: int, overwrite: bool = False) -> dict:
+    cfg = BuildConfig(task="rotation", source=str(photos), out=str(out), per_image=2, test_fraction=0.5, seed=seed)
+    return build(cfg, overwrite=overwrite, progress_bar=False)
+
+
+def test_eval_refuses_old_answers_for_a_rebuilt_data_set(tmp_path):
+    photos = write_folder(tmp_path / "photos", 8, size=(96, 96))
+    data, out = tmp_path / "rot2", tmp_path / "rot2-ev"
+    _build(photos, data, seed=0)
+    first = Backend()
+    run(puzzle_items(str(data), None), first, str(out), puzzles=True, identity={"model": "m"})
+    assert first.asked > 0
+    _build(photos, data, seed=7, overwrite=True)  # same path, same images, other puzzles
+    rebuilt = puzzle_items(str(data), None)
+    with pytest.raises(UserError, match="questions differ.*--overwrite"):
+        run(rebuilt, Backend(), str(out), puzzles=True, identity={"model": "m"})
+    again = Backend()
+    summary = run(rebuilt, again, str(out), puzzles=True, identity={"model": "m"}, overwrite=True)
+    assert again.asked == len(rebuilt) == summary["questions"]  # every question answered afresh
+    truths = {item.key: item.meta["answer"] for item in rebuilt}
+    for record in map(json.loads, (out / "predictions.jsonl").read_text().splitlines()):
+        assert record["answer"] == truths[record["index"]]
+
+
+def test_a_resumed_eval_reuses_only_answers_to_identical_questions(tmp_path):
+    photos = write_folder(tmp_path / "photos", 8, size=(96, 96))
+    data, out = tmp_path / "data", tmp_path / "ev"
+    _build(photos, data, seed=0)
+    items = puzzle_items(str(data), None)
+    run(items, Backend(), str(out), puzzles=True)
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    stale = json.loads(lines[0])
+    stale["question"] = "0" * 32  # an answer to another question under the same key
+    (out / "predictions.jsonl").write_text("\n".join([json.dumps(stale), *lines[1:]]) + "\n")
+    resumed = Backend()
+    run(items, resumed, str(out), puzzles=True)
+    assert resumed.asked == 1
+
+
+def test_model_fingerprint_follows_weights_not_path(tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights-1")
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for file in model.iterdir():
+        (moved / file.name).write_bytes(file.read_bytes())
+    before = model_fingerprint(str(model))
+    assert before == model_fingerprint(str(moved))
+    (model / "model.safetensors").write_bytes(b"weights-2")  # retrained in place
+    assert model_fingerprint(str(model)) != before
+    assert model_fingerprint("Qwen/Qwen2.5-VL-3B-Instruct") == "hub:Qwen/Qwen2.5-VL-3B-Instruct"
+
+
+def test_cli_eval_refuses_a_retrained_model_in_one_line(tmp_path, monkeypatch, capsys):
+    import ssl4rl.eval.backends as backends
+
+    photos = write_folder(tmp_path / "photos", 8, size=(96, 96))
+    data, out, model = tmp_path / "rot2", tmp_path / "ev", tmp_path / "model"
+    _build(photos, data, seed=0)
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights-1")
+    monkeypatch.setattr(backends, "make_backend", lambda *a, **k: Backend())
+    args = ["eval", "--model", str(model), "--puzzles", str(data), "--out", str(out)]
+    assert main(args) == 0
+    assert main(args) == 0  # the same run resumed
+    (model / "model.safetensors").write_bytes(b"weights-2")
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model differs" in err
+    assert main([*args, "--overwrite"]) == 0
+    assert json.loads((out / "run.json").read_text())["model"] == model_fingerprint(str(model))
