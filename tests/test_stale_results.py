@@ -101,3 +101,31 @@ def test_cli_eval_refuses_a_retrained_model_in_one_line(tmp_path, monkeypatch, c
     assert err.count("\n") == 1 and "model differs" in err
     assert main([*args, "--overwrite"]) == 0
     assert json.loads((out / "run.json").read_text())["model"] == model_fingerprint(str(model))
+
+
+def test_a_build_inside_an_image_folder_is_skipped_not_read_as_a_dataset(tmp_path):
+    imgs = write_folder(tmp_path / "imgs", 6, size=(96, 96))
+    first = _build(imgs, imgs / "puzzles", seed=0)
+    assert first["source"]["name"] == "folder" and first["source"]["images"] == 6
+    fresh = _build(imgs, tmp_path / "fresh", seed=0)
+    assert fresh["source"]["name"] == "folder" and fresh["source"]["images"] == 6
+    assert fresh["skipped"].get("puzzle-build") == 1
+    nested = write_folder(tmp_path / "deep" / "a", 4, size=(96, 96))
+    _build(nested, tmp_path / "deep" / "b" / "c" / "build", seed=0)
+    assert _build(tmp_path / "deep", tmp_path / "deep-out", seed=0)["source"]["images"] == 4
+
+
+def test_a_dataset_folder_holding_a_build_at_any_depth_is_refused(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    imgs = write_folder(tmp_path / "imgs", 6, size=(96, 96))
+    _build(imgs, tmp_path / "hf" / "deep" / "build", seed=0)
+    rows = [{"image": {"bytes": p.read_bytes(), "path": p.name}} for p in sorted(imgs.iterdir())]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "hf" / "train.parquet")  # a Hugging Face dataset file
+    out = tmp_path / "out"
+    assert main(["build", "rotation", "--source", str(tmp_path / "hf"), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "deep/build/" in err and not out.exists()
+    assert main(["build", "rotation", "--source", str(tmp_path / "hf" / "deep"), "--out", str(out), "--quiet"]) == 2
+    assert "only puzzle builds" in capsys.readouterr().err
