@@ -129,3 +129,49 @@ def test_a_dataset_folder_holding_a_build_at_any_depth_is_refused(tmp_path, caps
     assert err.count("\n") == 1 and "deep/build/" in err and not out.exists()
     assert main(["build", "rotation", "--source", str(tmp_path / "hf" / "deep"), "--out", str(out), "--quiet"]) == 2
     assert "only puzzle builds" in capsys.readouterr().err
+
+
+def test_a_finished_build_is_refused_when_its_source_changed(tmp_path, capsys):
+    from conftest import textured_image
+
+    photos = write_folder(tmp_path / "photos", 3, size=(96, 96))
+    out = tmp_path / "b3"
+    args = ["build", "rotation", "--source", str(photos), "--out", str(out), "--quiet", "--test-fraction", "0"]
+    assert main(args) == 0
+    assert main(args) == 0  # unchanged: the finished build is returned
+    capsys.readouterr()
+    for i in (50, 51):
+        textured_image(i, 96, 96).save(photos / f"new{i}.png")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "3 images then, 5 now" in err
+    assert main([*args, "--overwrite"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["source"]["images"] == 5
+    textured_image(99, 96, 96).save(photos / "new50.png")  # edited in place: same count
+    assert main(args) == 2 and "edited" in capsys.readouterr().err
+
+
+def test_a_finished_build_with_a_limit_checks_only_the_prefix_it_read(tmp_path):
+    from conftest import textured_image
+
+    photos = write_folder(tmp_path / "photos", 6, size=(96, 96))
+    cfg = BuildConfig(task="rotation", source=str(photos), out=str(tmp_path / "out"), limit=2, test_fraction=0)
+    first = build(cfg, progress_bar=False)
+    textured_image(60, 96, 96).save(photos / "zzz.png")  # after the prefix: the same build
+    assert build(cfg, progress_bar=False) == first
+    textured_image(61, 96, 96).save(photos / "img000.png")  # inside the prefix
+    with pytest.raises(UserError, match="first 2 images differ"):
+        build(cfg, progress_bar=False)
+
+
+def test_a_finished_build_names_the_option_or_version_that_changed(tmp_path, monkeypatch):
+    import ssl4rl.build as build_module
+
+    photos = write_folder(tmp_path / "photos", 3, size=(96, 96))
+    out = tmp_path / "out"
+    _build(photos, out, seed=0)
+    with pytest.raises(UserError, match=r"\(seed changed\)"):
+        _build(photos, out, seed=1)
+    monkeypatch.setattr(build_module, "__version__", "999.0")
+    with pytest.raises(UserError, match=r"ssl4rl version \(.*, now 999.0\) changed"):
+        _build(photos, out, seed=0)
