@@ -193,6 +193,30 @@ def compute_score(
     return {"score": (1.0 - weight) * acc + weight * fmt, "acc": float(acc), "format": fmt, "task": task}
 
 
+TWO_ANSWERS = ("contrastive", "link")  # positive/negative, yes/no
+PERMUTATIONS = ("jigsaw", "ordering")
+
+
+def chance(data_source: str, ground_truth: str, extra_info: dict | None = None) -> float:
+    """The expected score (acc) of a uniform random valid answer under the verifier: a
+    permutation's per-position credit makes it 1/n for an n-tile puzzle (any permutation puts
+    the right tile at each position with probability 1/n), whatever answers a build contains.
+    Shared by `eval --puzzles`, `ssl4rl audit` and `ssl4rl report`."""
+    task = task_of(data_source, extra_info)
+    params = _params(data_source, extra_info)
+    if task in PERMUTATIONS:
+        return 1.0 / len(str(ground_truth).split(","))
+    if task in TWO_ANSWERS:
+        return 0.5
+    if task == "rotation":
+        return float(params.get("granularity", 90)) / 360.0
+    if task == "position":
+        return 1.0 / int(params.get("grid", 2)) ** 2
+    if task == "flip" and isinstance(params.get("boxes"), list) and params["boxes"]:
+        return 1.0 / min(len(params["boxes"]), MAX_CANDIDATES)
+    return 1.0 / count_from(params, default=4)
+
+
 def _record(path: str, task: str, extra_info: dict | None, acc: float) -> None:
     """Append the outcome to the curriculum log; a failed write loses one outcome, never the step."""
     info = extra_info or {}

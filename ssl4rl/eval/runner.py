@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -24,10 +23,9 @@ from ssl4rl.eval.questions import load_mcq_template, mcq_prompt, read_questions
 from ssl4rl.eval.report import write_markdown
 from ssl4rl.eval.scoring import summarize, summarize_puzzles
 from ssl4rl.images import load
-from ssl4rl.reward import compute_score
+from ssl4rl.reward import chance, compute_score
 from ssl4rl.schema import PUZZLE_COLUMNS, is_puzzle_build
 from ssl4rl.tasks import TASKS
-from ssl4rl.tiny_vlm import answer_pools
 
 PREDICTIONS = "predictions.jsonl"
 SUMMARY = "summary.json"
@@ -121,10 +119,6 @@ def puzzle_items(folder: str, limit: int | None) -> list[Item]:
         rows.extend(table.to_pylist()[: limit - len(rows) if limit else None])
         if limit and len(rows) >= limit:
             break
-    # Chance comes from every answer the build uses (both splits), not only the rows asked.
-    pools = answer_pools(
-        info for split in ("train", "test") for path in sorted(Path(folder).glob(f"{split}-*.parquet")) for info in pq.read_table(path, columns=["reward_model", "extra_info"]).to_pylist()
-    )
     items = []
     for row in rows:
         info, truth = row["extra_info"], row["reward_model"]["ground_truth"]
@@ -135,23 +129,9 @@ def puzzle_items(folder: str, limit: int | None) -> list[Item]:
             return {"acc": result["acc"], "format": result["format"], "parsed": parsed, "correct": result["acc"] == 1.0}
 
         key = f"{info['task']}/{info['index']}"
-        meta = {"index": key, "category": info["task"], "answer": truth, "chance": _chance(row, pools)}
+        meta = {"index": key, "category": info["task"], "answer": truth, "chance": round(chance(row["data_source"], truth, info), 4)}
         items.append(Item(key, row["prompt"][0]["content"], [image["bytes"] for image in row["images"]], score, meta))
     return items
-
-
-CHANCE_SAMPLE = 64
-
-
-def _chance(row: dict, pools: dict) -> float:
-    """The expected score of guessing uniformly among the answers the build uses for the row's
-    task and level (its verifier's partial credit included); at most CHANCE_SAMPLE of them."""
-    info = row["extra_info"]
-    pool = pools[(info["task"], info.get("difficulty") or "default")]
-    if len(pool) > CHANCE_SAMPLE:
-        pool = random.Random(0).sample(pool, CHANCE_SAMPLE)
-    truth = row["reward_model"]["ground_truth"]
-    return round(sum(compute_score(row["data_source"], f"<answer>{a}</answer>", truth, info)["acc"] for a in pool) / len(pool), 4)
 
 
 def _done(path: Path) -> dict[str, dict]:
