@@ -65,9 +65,15 @@ def markdown(summary: dict) -> str:
     if summary.get("per_l2_category"):
         lines += ["", "| l2-category | n | accuracy |", "| --- | --- | --- |"]
         lines += [f"| {name} | {v['n']} | {100 * v['accuracy']:.2f} |" for name, v in summary["per_l2_category"].items()]
+    if summary.get("answers_given"):
+        lines += ["", f"Answers given (letter bias shows here): {_shares(summary['answers_given'])}; right answers: {_shares(summary.get('answers_true', {}))}."]
     answered = summary["questions"] - summary.get("errors", 0)
     lines += ["", f"Unparseable answers (scored wrong): {summary.get('unparseable', 0)} of {answered}. Error rows: {summary.get('errors', 0)}."]
     return "\n".join(lines) + "\n"
+
+
+def _shares(shares: dict[str, float]) -> str:
+    return ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items()) or "-"
 
 
 def write_markdown(summary: dict, path: Path) -> None:
@@ -86,6 +92,8 @@ def comparison_table(summaries: list[dict], names: list[str]) -> str:
     for category in _categories(summaries):
         cells = [f"{100 * row[category][1]:.2f} (n={row[category][0]})" if category in row else "-" for row in lookup]
         lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    if any(s.get("answers_given") for s in summaries):
+        lines.append("| answers given | " + " | ".join(_shares(s.get("answers_given", {})) for s in summaries) + " |")
     return "\n".join(lines) + "\n"
 
 
