@@ -116,6 +116,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["verl", "trl"], default="verl", help="verl: Ray + FSDP + vLLM/SGLang; trl: one machine, CPU or one GPU")
     parser.add_argument("--model", default="Qwen/Qwen2.5-VL-3B-Instruct", help="hub id or local path")
     parser.add_argument("--out", default="outputs", help="checkpoints and logs")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh: empty the run's folder (OUT/trl or OUT/verl/EXPERIMENT) even if it holds another run")
     parser.add_argument("--gpus", type=int, help="verl: GPUs per node, or FSDP ranks with --device cpu (default: 8; 1 with --profile 1gpu or cpu)")
     parser.add_argument("--nodes", type=int, default=1, help="verl: nodes")
     parser.add_argument("--profile", choices=["paper", "graph", "1gpu", "cpu"], help="verl: settings preset (default: paper; cpu with --device cpu; graph: a text model, 2048-token prompts)")
@@ -219,6 +220,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--warm-start", metavar="DATA", help="teach it the answer format on this build folder (a few minutes on CPU)")
     tiny.add_argument("--seed", type=int, default=0, help="initialisation and warm-start seed")
     tiny.add_argument("--text", action="store_true", help="a text-only Qwen2 (AutoModelForCausalLM), for graph puzzles")
+    tiny.add_argument("--overwrite", action="store_true", help="replace what OUT holds (a non-empty OUT is refused otherwise)")
 
     merge = _command(commands, "merge", help="verl FSDP checkpoint -> Hugging Face model (LoRA fused)")
     merge.add_argument("checkpoint", help="global_step_N/actor, global_step_N, or the run folder (newest step); TRL runs save Hugging Face models already")
@@ -399,6 +401,16 @@ def _run_train(args, check_only: bool = False) -> None:
         print(plan.report())
         if check_only:
             return
+        from ssl4rl.train.runs import claim, newest_step
+        from ssl4rl.train.verl_launch import run_dir, run_identity
+
+        run = run_dir(command)
+        resumed = claim(run, run_identity(command, args.data, args.model), args.overwrite, "verl")
+        step, _ = newest_step(run, "global_step_")
+        if resumed and step and step >= plan.total_steps:
+            print(f"{run}: this run finished at step {step} of {plan.total_steps}; nothing to launch "
+                  "(raise trainer.total_training_steps to continue it, or --overwrite to start again)")  # fmt: skip
+            return
         code = launch(command, env=env)
         if code:
             raise UserError(f"verl exited with status {code}")
@@ -412,8 +424,20 @@ def _run_train(args, check_only: bool = False) -> None:
     plan = check_trl(args.data, cfg, args.model)
     plan.raise_errors()
     print(plan.report())
-    if not check_only:
-        train_trl(args.data, args.model, f"{args.out}/trl", cfg, curriculum=curriculum)
+    if check_only:
+        return
+    from ssl4rl.train.runs import claim, newest_step
+    from ssl4rl.train.trl_grpo import run_identity
+
+    out = f"{args.out}/trl"
+    resumed = claim(out, run_identity(args.data, args.model, cfg, curriculum), args.overwrite, "TRL")
+    step, checkpoint = newest_step(out, "checkpoint-") if resumed else (0, None)
+    if step and step >= plan.total_steps:
+        print(f"{out}: this run finished at step {step} of {plan.total_steps}; nothing to train (raise --max-steps to continue it, or --overwrite to start again)")
+        return
+    if checkpoint:
+        print(f"resuming {out} from {checkpoint.name}")
+    train_trl(args.data, args.model, out, cfg, curriculum=curriculum, resume_from=str(checkpoint) if checkpoint else None)
 
 
 def _run_check(args) -> None:
@@ -424,6 +448,16 @@ def _run_tiny_model(args) -> None:
     from ssl4rl.tiny_lm import make_tiny_qwen2
     from ssl4rl.tiny_vlm import make_tiny_qwen2_5_vl, warm_start
 
+    import shutil
+    from pathlib import Path
+
+    target = Path(args.out)
+    if target.exists() and not target.is_dir():
+        raise UserError(f"{target}: exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()):
+        if not args.overwrite:
+            raise UserError(f"{target} is not empty (a model?); pass --overwrite to replace it or choose another folder")
+        shutil.rmtree(target)
     out = make_tiny_qwen2(args.out, seed=args.seed) if args.text else make_tiny_qwen2_5_vl(args.out, seed=args.seed)
     if args.warm_start:
         losses = warm_start(out, args.warm_start, seed=args.seed)

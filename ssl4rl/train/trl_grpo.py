@@ -121,8 +121,25 @@ def _number(value) -> float:
     return float("nan") if value is None else float(value)
 
 
+# Settings a resumed run may change: how long it runs, how often it saves, where it logs.
+RESUMABLE = ("max_steps", "total_epochs", "save_freq", "logger")
+
+
+def run_identity(data_dir: str, model_path: str, cfg: LocalGRPOConfig, curriculum: CurriculumOptions | None) -> dict:
+    """What must match for OUT/trl to be resumed rather than refused (ssl4rl.train.runs)."""
+    from dataclasses import asdict
+
+    from ssl4rl.train.runs import data_fingerprint
+
+    model = str(Path(model_path).resolve()) if Path(model_path).exists() else model_path
+    config = {k: v for k, v in asdict(cfg).items() if k not in RESUMABLE}
+    return {"backend": "trl", "data": data_fingerprint(data_dir), "model": model, **config,
+            "curriculum": asdict(curriculum) if curriculum is not None else None}  # fmt: skip
+
+
 def train_trl(
-    data_dir: str, model_path: str, out_dir: str, cfg: LocalGRPOConfig, print_steps: bool = True, curriculum: CurriculumOptions | None = None
+    data_dir: str, model_path: str, out_dir: str, cfg: LocalGRPOConfig, print_steps: bool = True, curriculum: CurriculumOptions | None = None,
+    resume_from: str | None = None,
 ) -> list[dict]:
     """Run GRPO; returns the log history (one dict per logged step).
 
@@ -130,6 +147,8 @@ def train_trl(
     the reward appends outcomes to OUT/curriculum.jsonl (started afresh) and each item is a row
     of its task at the task's current level; levels are logged as `curriculum/<task>` (0 = the
     easiest) and printed on each step's line.
+    resume_from: a checkpoint-N folder of this run (`ssl4rl train` passes the newest): training
+    continues from it, the curriculum log kept.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, TrainerCallback
@@ -147,7 +166,8 @@ def train_trl(
     if curriculum is not None:
         log = Path(out_dir) / "curriculum.jsonl"
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.unlink(missing_ok=True)  # a new run starts its curriculum from the easiest level
+        if resume_from is None:
+            log.unlink(missing_ok=True)  # a new run starts its curriculum from the easiest level
         window = curriculum.window or default_window(cfg.batch_size * cfg.rollout_n, len(tasks))
         try:
             rows = AdaptiveRows(train, log, curriculum.low, curriculum.high, window)
@@ -220,7 +240,7 @@ def train_trl(
     trainer = Trainer(model=model, reward_funcs=rewards, args=args, train_dataset=train, processing_class=processor, callbacks=[PrintReward()])
     for noisy in (PrinterCallback, ProgressCallback):  # our one line per step replaces raw log dicts
         trainer.remove_callback(noisy)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model(str(Path(out_dir) / "final"))
     processor.save_pretrained(str(Path(out_dir) / "final"))
     return [entry for entry in trainer.state.log_history if "reward" in entry]

@@ -193,6 +193,20 @@ def curriculum_overrides(log: Path, curriculum: str | CurriculumOptions = "adapt
     return command
 
 
+# Overrides a resumed run may change: how long it runs, how often it saves and validates.
+RESUMABLE_KEYS = ("trainer.total_training_steps=", "trainer.total_epochs=", "trainer.save_freq=", "trainer.test_freq=", "trainer.resume_mode=")
+
+
+def run_identity(command: list[str], data_dir: str, model: str) -> dict:
+    """What must match for a run folder to be resumed rather than refused (ssl4rl.train.runs):
+    the data (by its manifest), the model and every other argument of the launch."""
+    from ssl4rl.train.runs import data_fingerprint
+
+    kept = [arg for arg in command[1:] if not arg.lstrip("+").startswith(RESUMABLE_KEYS)]  # not the interpreter's path
+    model = str(Path(model).expanduser().resolve()) if Path(model).expanduser().exists() else model
+    return {"backend": "verl", "data": data_fingerprint(data_dir), "model": model, "command": kept}
+
+
 def run_dir(command: list[str]) -> Path:
     """The run folder: checkpoints, TensorBoard events and the curriculum log."""
     return Path(next(arg for arg in reversed(command) if arg.startswith("trainer.default_local_dir=")).split("=", 1)[1])
