@@ -114,14 +114,14 @@ def _command(commands, name: str, **kwargs) -> argparse.ArgumentParser:
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     """The options of `train`, shared by `check` so it checks exactly what train would launch."""
     parser.add_argument("--backend", choices=["verl", "trl"], default="verl", help="verl: Ray + FSDP + vLLM/SGLang; trl: one machine, CPU or one GPU")
-    parser.add_argument("--model", default="Qwen/Qwen2.5-VL-3B-Instruct", help="hub id or local path")
+    parser.add_argument("--model", help="hub id or local path (default: Qwen/Qwen2.5-VL-3B-Instruct; Qwen/Qwen2.5-3B-Instruct with --profile graph; --device cpu needs one)")
     parser.add_argument("--out", default="outputs", help="checkpoints and logs")
     parser.add_argument("--overwrite", action="store_true", help="start afresh: empty the run's folder (OUT/trl or OUT/verl/EXPERIMENT) even if it holds another run")
     parser.add_argument("--gpus", type=int, help="verl: GPUs per node, or FSDP ranks with --device cpu (default: 8; 1 with --profile 1gpu or cpu)")
     parser.add_argument("--nodes", type=int, default=1, help="verl: nodes")
     parser.add_argument("--profile", choices=["paper", "graph", "1gpu", "cpu"], help="verl: settings preset (default: paper; cpu with --device cpu; graph: a text model, 2048-token prompts)")
     parser.add_argument("--rollout", choices=["vllm", "sglang", "hf"], help="verl: rollout engine (default: the config's vllm; hf = Hugging Face generate, no vLLM needed)")
-    parser.add_argument("--device", choices=["gpu", "cpu"], default="gpu", help="verl: cpu runs the real trainer on the CPU with the hf rollout, for debugging")
+    parser.add_argument("--device", choices=["gpu", "cpu"], help="verl: cpu runs the real trainer on the CPU with the hf rollout, for debugging (default: gpu; cpu with --profile cpu)")
     parser.add_argument("--filter-groups", action="store_true", help="verl: drop prompts whose rollouts all got the same accuracy")
     parser.add_argument("--format-weight", type=float, default=0.0, help="reward = (1-w)*acc + w*format (default: 0, as the paper)")
     parser.add_argument("--jigsaw-scoring", choices=["permutation", "parity"], default="permutation", help="permutation: partial credit only for a valid permutation; parity: the reference's parser and per-position credit")
@@ -324,6 +324,10 @@ def _run_build(args) -> None:
     downscaled = sum(stats["downscaled_images"] for stats in manifest["prompt_tokens"].values())
     print(f"{args.out}: {rows['train']} train + {rows['test']} test rows of '{manifest['task']}'; skipped: {skipped}; "
           f"longest prompt {longest} tokens, {downscaled} images downscaled to fit")  # fmt: skip
+    if not rows["test"] and args.test_fraction > 0:
+        from ssl4rl.eval.runner import no_test_reason
+
+        print(f"note: no test split ({no_test_reason(args.out)})")
 
 
 def _run_show(args) -> None:
@@ -374,10 +378,25 @@ def _curriculum(args):
         raise UserError(str(error)) from None
 
 
+def _resolve_profile(args) -> None:
+    """Defaults that follow the profile instead of contradicting it: the cpu profile runs on the
+    CPU (the hf rollout), the graph profile trains a text model; a CPU run names its (small) model."""
+    if args.backend == "verl" and args.profile == "cpu":
+        if args.device == "gpu":
+            raise UserError("--profile cpu runs verl on the CPU: drop --device gpu or choose another --profile")
+        args.device = "cpu"
+    args.device = args.device or "gpu"
+    if args.model is None:
+        if args.backend == "verl" and args.device == "cpu":
+            raise UserError("--device cpu needs --model: a small local model, e.g. `ssl4rl tiny-model outputs/tiny` (a 3B model does not train on a CPU)")
+        args.model = "Qwen/Qwen2.5-3B-Instruct" if args.backend == "verl" and args.profile == "graph" else "Qwen/Qwen2.5-VL-3B-Instruct"
+
+
 def _run_train(args, check_only: bool = False) -> None:
     """Compose the run, check it (ssl4rl.train.preflight), then launch it unless check_only."""
     from ssl4rl.train.preflight import check_trl, check_verl, visible_gpus
 
+    _resolve_profile(args)
     reward_kwargs = {"format_weight": args.format_weight, "jigsaw_scoring": args.jigsaw_scoring}
     curriculum = _curriculum(args)
     if args.backend == "verl":
@@ -564,6 +583,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+# What a rerun of the same command finds after Ctrl-C, per command.
+INTERRUPTED = {
+    "build": " (complete shards are kept; rerun the same command to resume)",
+    "paper": " (complete shards are kept; rerun the same command to resume)",
+    "eval": " (answers so far are kept in predictions.jsonl; rerun the same command to resume)",
+    "train": " (rerun the same command to resume from the newest checkpoint)",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     try:
@@ -577,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ssl4rl: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ssl4rl: interrupted (complete shards are kept; rerun the same command to resume)", file=sys.stderr)
+        print(f"ssl4rl: interrupted{INTERRUPTED.get(args.command, '')}", file=sys.stderr)
         return 130
     return code or 0
 

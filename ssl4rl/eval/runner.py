@@ -110,7 +110,7 @@ def puzzle_items(folder: str, limit: int | None) -> list[Item]:
     if not Path(folder).is_dir() or not is_puzzle_build(folder):
         raise UserError(f"{folder}: not a puzzle build (no manifest.json or ssl4rl rows); --puzzles takes a folder made by `ssl4rl build`")
     if not files:
-        raise UserError(f"{folder}: no test-*.parquet files (built with --test-fraction 0?)")
+        raise UserError(f"{folder}: no test rows ({no_test_reason(folder)})")
     rows = []
     for file in files:
         table = pq.read_table(file)
@@ -132,6 +132,19 @@ def puzzle_items(folder: str, limit: int | None) -> list[Item]:
         meta = {"index": key, "category": info["task"], "answer": truth, "chance": round(chance(row["data_source"], truth, info), 4)}
         items.append(Item(key, row["prompt"][0]["content"], [image["bytes"] for image in row["images"]], score, meta))
     return items
+
+
+def no_test_reason(folder: str | Path) -> str:
+    """Why a build has no test split, from its manifest: the fraction it was built with."""
+    try:
+        manifest = json.loads((Path(folder) / "manifest.json").read_text())
+        fraction, images = manifest["config"]["test_fraction"], manifest["source"]["images"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no test-*.parquet files"
+    if not fraction:
+        return "built with --test-fraction 0: rebuild with a fraction above 0"
+    return (f"built with --test-fraction {fraction} from {images} source image(s), none of which fell in the test split "
+            "(split by content hash): rebuild from more images or with a larger --test-fraction")
 
 
 def _done(path: Path) -> dict[str, dict]:

@@ -117,8 +117,21 @@ def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring
     return functions
 
 
-def _number(value) -> float:
-    return float("nan") if value is None else float(value)
+def _known(value) -> bool:
+    """A logged value that means something: TRL logs None (or NaN) for a task with no row in the step."""
+    return value is not None and not (isinstance(value, float) and value != value)
+
+
+def step_line(step: int, logs: dict, tasks: list[str]) -> str:
+    """One step's line: the reward and each task's accuracy, `-` for a task absent from the step.
+
+    >>> step_line(3, {"reward": 0.5, "rewards/rotation_acc/mean": 0.25}, ["jigsaw", "rotation"])
+    'step    3  reward 0.500  jigsaw acc -  rotation acc 0.250'
+    """
+    accuracy = "  ".join(
+        f"{t} acc {logs[f'rewards/{t}_acc/mean']:.3f}" if _known(logs.get(f"rewards/{t}_acc/mean")) else f"{t} acc -" for t in tasks
+    )
+    return f"step {step:4d}  reward {logs['reward']:.3f}  {accuracy}"
 
 
 # Settings a resumed run may change: how long it runs, how often it saves, where it logs.
@@ -213,12 +226,18 @@ def train_trl(
     class PrintReward(TrainerCallback):
         def on_log(self, _args, state, _control, logs=None, **__):
             if print_steps and logs and "reward" in logs:
-                # None when no row of the task was in the step's batch
-                accuracy = "  ".join(f"{t} acc {_number(logs.get(f'rewards/{t}_acc/mean')):.3f}" for t in tasks)
                 levels = ""
                 if rows is not None:
                     levels = "  level " + " ".join(f"{t}={rows.index.levels[int(logs[f'curriculum/{t}'])]}" for t in rows.index.tasks)
-                print(f"step {state.global_step:4d}  reward {logs['reward']:.3f}  {accuracy}{levels}", flush=True)
+                print(step_line(state.global_step, logs, tasks) + levels, flush=True)
+
+    class DropUnknown(TrainerCallback):
+        """First of the callbacks: a task with no row in the step has no accuracy (TRL logs None),
+        so the key goes before TensorBoard's callback warns about it and drops it."""
+
+        def on_log(self, _args, _state, _control, logs=None, **__):
+            for key in [k for k, v in (logs or {}).items() if not _known(v)]:
+                del logs[key]
 
     class Trainer(GRPOTrainer):
         def get_train_dataloader(self):
@@ -240,7 +259,8 @@ def train_trl(
     trainer = Trainer(model=model, reward_funcs=rewards, args=args, train_dataset=train, processing_class=processor, callbacks=[PrintReward()])
     for noisy in (PrinterCallback, ProgressCallback):  # our one line per step replaces raw log dicts
         trainer.remove_callback(noisy)
+    trainer.callback_handler.callbacks.insert(0, DropUnknown())
     trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model(str(Path(out_dir) / "final"))
     processor.save_pretrained(str(Path(out_dir) / "final"))
-    return [entry for entry in trainer.state.log_history if "reward" in entry]
+    return [{k: v for k, v in entry.items() if _known(v)} for entry in trainer.state.log_history if "reward" in entry]
