@@ -142,14 +142,24 @@ def test_graph_puzzles_train_a_text_model_on_cpu_then_merge_and_evaluate(tmp_pat
     build(BuildConfig(task="mix", source="synthetic", out=str(data), tasks={"masking": 1, "neighbour": 1, "link": 1}, difficulty=["easy", "medium"]), progress_bar=False)
     model = make_tiny_qwen2(tmp_path / "lm")
     out = tmp_path / "outputs"
-    log = _train(data, model, out, "--curriculum", "adaptive", "actor_rollout_ref.actor.entropy_coeff=0.01", "trainer.total_training_steps=2")
+    args = ("--curriculum", "adaptive", "actor_rollout_ref.actor.entropy_coeff=0.01", "trainer.total_training_steps=2")
+    log = _train(data, model, out, *args)
     run = out / "verl" / f"{data.parent.name}-{data.name}"
-    assert [int(s) for s in STEP_LINE.findall(log)] == [1, 2]
+    steps = [int(s) for s in STEP_LINE.findall(log)]
+    assert steps == [1, 2]
+    planned = re.search(r"train rows: \d+ steps per epoch, (\d+) steps in all", log)
+    assert planned and int(planned.group(1)) == len(steps)  # the preflight's count is the steps verl ran
     tags = _scalars(run)
     for task in _tasks(data, "test"):
         assert sorted(tags[f"val-core/ssl4rl/{task}/acc/mean@1"]) == [0, 2]
     outcomes = [json.loads(line) for line in (run / "curriculum.jsonl").read_text().splitlines()]
     assert len(outcomes) == 2 * 4 * 2 and {o["task"] for o in outcomes} <= {"masking", "neighbour", "link"}
+    assert [o["step"] for o in outcomes] == [1] * 8 + [2] * 8  # every line names its step
+    for task in {o["task"] for o in outcomes}:  # each task's level, every step, in TensorBoard and the step line
+        assert sorted(tags[f"curriculum/{task}"]) == [1, 2]
+        assert len(re.findall(rf"curriculum/{task}:[0-9.]+", log)) == 2
+    again = _train(data, model, out, *args)  # finished: one line, no launch
+    assert "finished at step 2 of 2" in again and not STEP_LINE.findall(again)
     merged = tmp_path / "merged"
     assert main(["merge", str(run), str(merged)]) == 0
     actor = _actor_weights(run / "global_step_2")

@@ -85,18 +85,20 @@ def _text(completion) -> str:
     return "".join(m["content"] if isinstance(m.get("content"), str) else "" for m in completion)
 
 
-def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring: str, curriculum_log: str | None = None):
+def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring: str, curriculum_log: str | None = None, step_of=None):
     """The training reward plus zero-weight metric functions: accuracy and format per task.
 
     TRL logs every reward function's mean (`rewards/<name>/mean`); a metric returns None for rows
     of other tasks, so each task's accuracy is averaged over its own rows only. With a
-    curriculum log, the training reward appends each outcome to it (once per completion).
+    curriculum log, the training reward appends each outcome to it (once per completion), with
+    the step `step_of()` names.
     """
 
     def scores(completions, data_source, reward_model, extra_info, log=None):
         return [
             compute_score(
-                source, _text(c), truth["ground_truth"], extra, format_weight=format_weight, jigsaw_scoring=jigsaw_scoring, curriculum_log=log
+                source, _text(c), truth["ground_truth"], extra, format_weight=format_weight, jigsaw_scoring=jigsaw_scoring, curriculum_log=log,
+                curriculum_step=step_of() if log and step_of else None,
             )
             for c, source, truth, extra in zip(completions, data_source, reward_model, extra_info)
         ]
@@ -198,7 +200,12 @@ def train_trl(
         model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
         vocab = processor.tokenizer.get_vocab()
     vision_ids = [vocab[t] for t in VISION_TOKENS if t in vocab]  # never sampled: they crash the forward
-    rewards = make_reward_functions(tasks, cfg.format_weight, cfg.jigsaw_scoring, curriculum_log=str(log) if log else None)
+    running: dict = {}  # the trainer, once made: the curriculum log's step is its next step
+
+    def step_of() -> int | None:
+        return running["trainer"].state.global_step + 1 if "trainer" in running else None
+
+    rewards = make_reward_functions(tasks, cfg.format_weight, cfg.jigsaw_scoring, curriculum_log=str(log) if log else None, step_of=step_of)
     args = GRPOConfig(
         output_dir=out_dir,
         learning_rate=cfg.lr,
@@ -257,6 +264,7 @@ def train_trl(
             super().log(logs, start_time)
 
     trainer = Trainer(model=model, reward_funcs=rewards, args=args, train_dataset=train, processing_class=processor, callbacks=[PrintReward()])
+    running["trainer"] = trainer
     for noisy in (PrinterCallback, ProgressCallback):  # our one line per step replaces raw log dicts
         trainer.remove_callback(noisy)
     trainer.callback_handler.callbacks.insert(0, DropUnknown())

@@ -152,7 +152,18 @@ def verl_command(
         command += curriculum_overrides(Path(out_dir).resolve() / name / CURRICULUM_LOG, curriculum)
     for key, value in (reward_kwargs or {}).items():
         command.append(f"+reward.custom_reward_function.reward_kwargs.{key}={value}")
-    return command + list(overrides)
+    command += list(overrides)
+    if curriculum is not None and curriculum != "off":  # each curriculum.jsonl line's step: one step logs batch x n outcomes
+        from ssl4rl.train.preflight import verl_settings
+
+        settings = verl_settings(command)
+        try:
+            rollouts = int(settings["data.train_batch_size"]) * int(settings["actor_rollout_ref.rollout.n"])
+        except (KeyError, TypeError, ValueError):
+            rollouts = None
+        if rollouts:
+            command.append(f"+reward.custom_reward_function.reward_kwargs.curriculum_step_rollouts={rollouts}")
+    return command
 
 
 def _check_levels(data: Path) -> None:
@@ -222,6 +233,8 @@ def verl_env(command: list[str], device: str = "gpu") -> dict[str, str]:
     }
     if device == "cpu":
         env.update({"SSL4RL_VERL_DEVICE": "cpu", "OMP_NUM_THREADS": "1"})
+    if any(arg.startswith("+data.curriculum.log=") for arg in command):
+        env["SSL4RL_CURRICULUM"] = "1"  # the plugin logs each task's level per step (curriculum/<task>)
     return env
 
 
