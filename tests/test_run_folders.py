@@ -73,3 +73,31 @@ def test_trl_rerun_resumes_then_says_it_finished(six_rows, tmp_path, capsys):
     assert main([*args, "--max-steps", "1", "--lr", "0.5", "--overwrite"]) == 0
     assert sorted(p.name for p in trl.glob("checkpoint-*")) == ["checkpoint-1"]
     assert json.loads((trl / "run.json").read_text())["lr"] == 0.5
+
+
+def test_verl_refuses_another_runs_folder_before_launching(six_rows, tmp_path, capsys):
+    from ssl4rl.tiny_lm import make_tiny_qwen2
+
+    model = make_tiny_qwen2(tmp_path / "lm")
+    out = tmp_path / "o"
+    run = out / "verl" / f"{six_rows.parent.name}-{six_rows.name}"
+    run.mkdir(parents=True)
+    (run / "global_step_2").mkdir()  # checkpoints of an unknown run
+    args = ["train", "--backend", "verl", "--device", "cpu", "--data", str(six_rows), "--model", str(model), "--out", str(out),
+            "trainer.total_training_steps=1"]  # fmt: skip
+    assert main(args) == 2
+    assert "holds no verl run" in capsys.readouterr().err
+    (run / "run.json").write_text(json.dumps({"backend": "verl", "data": "another build"}))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "another verl run" in err and "--overwrite" in err
+
+
+def test_verl_run_identity_ignores_only_how_long_the_run_goes(six_rows):
+    from ssl4rl.train.verl_launch import run_identity, verl_command
+
+    def identity(*overrides):
+        return run_identity(verl_command(str(six_rows), "m", profile="cpu", overrides=list(overrides)), str(six_rows), "m")
+
+    assert identity("trainer.total_training_steps=2") == identity("trainer.total_training_steps=3", "trainer.save_freq=1")
+    assert identity("trainer.total_training_steps=2") != identity("trainer.total_training_steps=2", "actor_rollout_ref.actor.optim.lr=0.1")
