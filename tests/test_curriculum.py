@@ -369,3 +369,19 @@ def test_the_launcher_sets_the_rollouts_per_step_and_the_plugin_switch(tmp_path,
     command = verl_command(str(data), "m", profile="cpu", curriculum="adaptive", overrides=["data.train_batch_size=6"])
     assert command[-1] == "+reward.custom_reward_function.reward_kwargs.curriculum_step_rollouts=12"  # 6 prompts x 2 rollouts (cpu profile)
     assert verl_env(command)["SSL4RL_CURRICULUM"] == "1"
+
+
+def test_trl_curriculum_lines_carry_the_step_with_a_text_model(tmp_path):
+    """The quick twin of the test above (a tiny text model on graph puzzles): every outcome line
+    names the TRL step whose rollouts it scored."""
+    from ssl4rl.build import BuildConfig, build
+    from ssl4rl.curriculum import CurriculumOptions
+    from ssl4rl.tiny_lm import make_tiny_qwen2
+    from ssl4rl.train.trl_grpo import LocalGRPOConfig, train_trl
+
+    data = tmp_path / "levels"
+    build(BuildConfig(task="link", source="synthetic", out=str(data), difficulty=["easy", "medium"], limit=16, test_fraction=0), progress_bar=False)
+    cfg = LocalGRPOConfig(batch_size=2, mini_batch_size=2, rollout_n=2, max_steps=3, max_response_length=4, logger="none", save_freq=100)
+    train_trl(str(data), str(make_tiny_qwen2(tmp_path / "lm")), str(tmp_path / "trl"), cfg, print_steps=False, curriculum=CurriculumOptions(0.2, 0.8, 4))
+    records = [json.loads(line) for line in (tmp_path / "trl" / "curriculum.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1] * 4 + [2] * 4 + [3] * 4
