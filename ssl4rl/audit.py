@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from ssl4rl.errors import UserError
+from ssl4rl.reward import chance
 from ssl4rl.tasks.common import LETTERS
 from ssl4rl.tasks.flip import asymmetry
 
@@ -225,6 +226,7 @@ class Tally:
     def __init__(self):
         self.credit: dict[str, list[float]] = defaultdict(list)
         self.chance: dict[str, list[float]] = defaultdict(list)
+        self.puzzle_chance = 0.0  # sum over rows of ssl4rl.reward.chance: the task's own chance
         self.lookups: dict[str, tuple[list, list, list, float]] = {}
         self.info: dict[str, tuple[str, bool, bool]] = {}  # name -> (description, flaggable, continuous)
         self.answers: Counter = Counter()
@@ -523,12 +525,13 @@ def audit(folder: str | Path) -> dict:
         tally = tallies[(row.task, row.level)]
         tally.rows += 1
         tally.answers[row.answer] += 1
+        tally.puzzle_chance += chance(f"ssl4rl/{row.task}", row.answer, {"task": row.task, "params": row.params})
         PROBES[row.task](tally, row)
     groups = []
     for (task, level), tally in sorted(tallies.items()):
         results = tally.results(task, level)
         groups.append({"task": task, "level": level, "rows": tally.rows, "answers": dict(sorted(tally.answers.items())),
-                       "probes": [asdict(r) for r in results]})  # fmt: skip
+                       "chance": round(tally.puzzle_chance / max(tally.rows, 1), 4), "probes": [asdict(r) for r in results]})  # fmt: skip
     return {"folder": str(folder), "groups": groups, "flagged": sum(p["flagged"] for g in groups for p in g["probes"])}
 
 
@@ -542,7 +545,7 @@ def format_report(report: dict) -> str:
         else:  # permutations: too many to list
             top, count = max(group["answers"].items(), key=lambda item: item[1])
             answers = f"{len(group['answers'])} distinct, the most frequent ({top}) {100 * count / total:.0f}%"
-        lines.append(f"{group['task']} / {group['level']}: {group['rows']} rows; answers: {answers}")
+        lines.append(f"{group['task']} / {group['level']}: {group['rows']} rows; chance {100 * group['chance']:.1f}% (a uniform random valid answer); answers: {answers}")
         for p in group["probes"]:
             mark = "FLAG" if p["flagged"] else ("  - " if p["flaggable"] else "info")
             note = f" [{p['note']}]" if p["note"] else ""

@@ -464,6 +464,34 @@ def check_consumed_prefix(reader, saved_splits: dict, out: Path) -> None:
         )
 
 
+def check_finished_source(reader, manifest: dict, limit: int | None, out: Path) -> None:
+    """A finished build is returned as is only if its source still holds the images it was made
+    from: all of them (and no more) when the build read the whole source, else the prefix its
+    --limit consumed. Re-reads (hashes) that part of the source once."""
+    saved = manifest.get("source") or {}
+    target, expected = saved.get("images"), saved.get("fingerprint")
+    if target is None or expected is None:
+        return
+    whole = limit is None or sum(manifest.get("rows", {}).values()) < limit
+    stats, same = SourceStats(), target == 0
+    for raw in reader:
+        if raw.skip:
+            continue
+        if stats.images == target and not whole:
+            break
+        stats.add_key(raw.source_id, content_key(raw.data))
+        if stats.images == target:
+            same = stats.fingerprint == expected
+    if stats.images < target or not same or (whole and stats.images != target):
+        if not whole:
+            what = f"its first {target} images differ"
+        elif stats.images != target:
+            what = f"{target} images then, {stats.images} now"
+        else:
+            what = "images edited, renamed or reordered"
+        raise UserError(f"{out}: the source changed since this build finished ({what}); pass --overwrite to build again")
+
+
 class JobPlanner:
     """Unique images in source order, each with its split, puzzle spec, sample ids and partners.
 
@@ -636,8 +664,15 @@ def _prepare_out(out: Path, identity: dict, overwrite: bool) -> dict | None:
                 saved = json.loads(path.read_text())
             except (OSError, ValueError) as error:
                 raise UserError(f"{path}: unreadable ({error}); pass --overwrite to build again") from None
-            if not isinstance(saved, dict) or saved.get("config") != identity:
-                raise UserError(f"{out} holds {label} build with other settings; pass --overwrite or choose another --out")
+            if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+                raise UserError(f"{path}: not a build's record; pass --overwrite to build again")
+            config = saved["config"]
+            changed = sorted(k for k in set(config) | set(identity) if config.get(k) != identity.get(k))
+            built_by = (saved.get("versions") or {}).get("ssl4rl", __version__) if path == manifest else __version__
+            if built_by != __version__:
+                changed.append(f"ssl4rl version ({built_by}, now {__version__})")
+            if changed:
+                raise UserError(f"{out} holds {label} build with other settings ({', '.join(changed)} changed); pass --overwrite or choose another --out")
             return {"complete": saved} if path == manifest else saved
     if any(out.glob("*.parquet")):
         raise UserError(f"{out} already holds parquet files; pass --overwrite or choose another --out")
@@ -670,6 +705,7 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, work
     identity = cfg.identity(templates)
     saved = _prepare_out(out, identity, overwrite)
     if saved and "complete" in saved:
+        check_finished_source(reader, saved["complete"], cfg.limit, out)
         return saved["complete"]
     for stale in out.glob(".*.tmp"):
         stale.unlink()

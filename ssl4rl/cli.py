@@ -114,13 +114,14 @@ def _command(commands, name: str, **kwargs) -> argparse.ArgumentParser:
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     """The options of `train`, shared by `check` so it checks exactly what train would launch."""
     parser.add_argument("--backend", choices=["verl", "trl"], default="verl", help="verl: Ray + FSDP + vLLM/SGLang; trl: one machine, CPU or one GPU")
-    parser.add_argument("--model", default="Qwen/Qwen2.5-VL-3B-Instruct", help="hub id or local path")
+    parser.add_argument("--model", help="hub id or local path (default: Qwen/Qwen2.5-VL-3B-Instruct; Qwen/Qwen2.5-3B-Instruct with --profile graph; --device cpu needs one)")
     parser.add_argument("--out", default="outputs", help="checkpoints and logs")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh: empty the run's folder (OUT/trl or OUT/verl/EXPERIMENT) even if it holds another run")
     parser.add_argument("--gpus", type=int, help="verl: GPUs per node, or FSDP ranks with --device cpu (default: 8; 1 with --profile 1gpu or cpu)")
     parser.add_argument("--nodes", type=int, default=1, help="verl: nodes")
     parser.add_argument("--profile", choices=["paper", "graph", "1gpu", "cpu"], help="verl: settings preset (default: paper; cpu with --device cpu; graph: a text model, 2048-token prompts)")
     parser.add_argument("--rollout", choices=["vllm", "sglang", "hf"], help="verl: rollout engine (default: the config's vllm; hf = Hugging Face generate, no vLLM needed)")
-    parser.add_argument("--device", choices=["gpu", "cpu"], default="gpu", help="verl: cpu runs the real trainer on the CPU with the hf rollout, for debugging")
+    parser.add_argument("--device", choices=["gpu", "cpu"], help="verl: cpu runs the real trainer on the CPU with the hf rollout, for debugging (default: gpu; cpu with --profile cpu)")
     parser.add_argument("--filter-groups", action="store_true", help="verl: drop prompts whose rollouts all got the same accuracy")
     parser.add_argument("--format-weight", type=float, default=0.0, help="reward = (1-w)*acc + w*format (default: 0, as the paper)")
     parser.add_argument("--jigsaw-scoring", choices=["permutation", "parity"], default="permutation", help="permutation: partial credit only for a valid permutation; parity: the reference's parser and per-position credit")
@@ -221,6 +222,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--text", action="store_true", help="a text-only Qwen2 (AutoModelForCausalLM), for graph puzzles")
     tiny.add_argument("--size", choices=["tiny", "small"], default="tiny", help="tiny: ~0.2 M parameters (tests); small: ~1 M, 168-px pictures (the learning benchmark) (default: %(default)s)")
     tiny.add_argument("--warm-start-steps", type=int, default=80, metavar="N", help="format warm-start steps (default: %(default)s)")
+    tiny.add_argument("--overwrite", action="store_true", help="replace what OUT holds (a non-empty OUT is refused otherwise)")
 
     merge = _command(commands, "merge", help="verl FSDP checkpoint -> Hugging Face model (LoRA fused; any model, any number of ranks)")
     merge.add_argument("checkpoint", help="global_step_N/actor, global_step_N, or the run folder (newest step); TRL runs save Hugging Face models already")
@@ -248,6 +250,7 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-pixels", type=int, metavar="P", help="image processor's max_pixels (default: the model's)")
     evaluate.add_argument("--circular", action=argparse.BooleanOptionalAction, default=None, help="MMBench circular evaluation (default: on for mmbench)")
     evaluate.add_argument("--prompt", metavar="FILE", help="a template file (default: configs/prompts/mcq.txt)")
+    evaluate.add_argument("--overwrite", action="store_true", help="start afresh in --out even if it holds predictions of another model or other questions")
     evaluate.add_argument("--name", help="the model's name in reports (default: the model folder, with its parent for names like final)")
 
     report = _command(commands, "report", help="compare eval folders: a table and a bar chart per category")
@@ -324,6 +327,10 @@ def _run_build(args) -> None:
     downscaled = sum(stats["downscaled_images"] for stats in manifest["prompt_tokens"].values())
     print(f"{args.out}: {rows['train']} train + {rows['test']} test rows of '{manifest['task']}'; skipped: {skipped}; "
           f"longest prompt {longest} tokens, {downscaled} images downscaled to fit")  # fmt: skip
+    if not rows["test"] and args.test_fraction > 0:
+        from ssl4rl.eval.runner import no_test_reason
+
+        print(f"note: no test split ({no_test_reason(args.out)})")
 
 
 def _run_show(args) -> None:
@@ -374,10 +381,25 @@ def _curriculum(args):
         raise UserError(str(error)) from None
 
 
+def _resolve_profile(args) -> None:
+    """Defaults that follow the profile instead of contradicting it: the cpu profile runs on the
+    CPU (the hf rollout), the graph profile trains a text model; a CPU run names its (small) model."""
+    if args.backend == "verl" and args.profile == "cpu":
+        if args.device == "gpu":
+            raise UserError("--profile cpu runs verl on the CPU: drop --device gpu or choose another --profile")
+        args.device = "cpu"
+    args.device = args.device or "gpu"
+    if args.model is None:
+        if args.backend == "verl" and args.device == "cpu":
+            raise UserError("--device cpu needs --model: a small local model, e.g. `ssl4rl tiny-model outputs/tiny` (a 3B model does not train on a CPU)")
+        args.model = "Qwen/Qwen2.5-3B-Instruct" if args.backend == "verl" and args.profile == "graph" else "Qwen/Qwen2.5-VL-3B-Instruct"
+
+
 def _run_train(args, check_only: bool = False) -> None:
     """Compose the run, check it (ssl4rl.train.preflight), then launch it unless check_only."""
     from ssl4rl.train.preflight import check_trl, check_verl, visible_gpus
 
+    _resolve_profile(args)
     reward_kwargs = {"format_weight": args.format_weight, "jigsaw_scoring": args.jigsaw_scoring}
     curriculum = _curriculum(args)
     if args.backend == "verl":
@@ -401,6 +423,16 @@ def _run_train(args, check_only: bool = False) -> None:
         print(plan.report())
         if check_only:
             return
+        from ssl4rl.train.runs import claim, newest_step
+        from ssl4rl.train.verl_launch import run_dir, run_identity
+
+        run = run_dir(command)
+        resumed = claim(run, run_identity(command, args.data, args.model), args.overwrite, "verl")
+        step, _ = newest_step(run, "global_step_")
+        if resumed and step and step >= plan.total_steps:
+            print(f"{run}: this run finished at step {step} of {plan.total_steps}; nothing to launch "
+                  "(raise trainer.total_training_steps to continue it, or --overwrite to start again)")  # fmt: skip
+            return
         code = launch(command, env=env)
         if code:
             raise UserError(f"verl exited with status {code}")
@@ -414,8 +446,20 @@ def _run_train(args, check_only: bool = False) -> None:
     plan = check_trl(args.data, cfg, args.model)
     plan.raise_errors()
     print(plan.report())
-    if not check_only:
-        train_trl(args.data, args.model, f"{args.out}/trl", cfg, curriculum=curriculum)
+    if check_only:
+        return
+    from ssl4rl.train.runs import claim, newest_step
+    from ssl4rl.train.trl_grpo import run_identity
+
+    out = f"{args.out}/trl"
+    resumed = claim(out, run_identity(args.data, args.model, cfg, curriculum), args.overwrite, "TRL")
+    step, checkpoint = newest_step(out, "checkpoint-") if resumed else (0, None)
+    if step and step >= plan.total_steps:
+        print(f"{out}: this run finished at step {step} of {plan.total_steps}; nothing to train (raise --max-steps to continue it, or --overwrite to start again)")
+        return
+    if checkpoint:
+        print(f"resuming {out} from {checkpoint.name}")
+    train_trl(args.data, args.model, out, cfg, curriculum=curriculum, resume_from=str(checkpoint) if checkpoint else None)
 
 
 def _run_check(args) -> None:
@@ -426,8 +470,18 @@ def _run_tiny_model(args) -> None:
     from ssl4rl.tiny_lm import make_tiny_qwen2
     from ssl4rl.tiny_vlm import make_tiny_qwen2_5_vl, warm_start
 
+    import shutil
+    from pathlib import Path
+
     if args.text and args.size != "tiny":
         raise UserError("--size is for the vision-language model (the text model has one size)")
+    target = Path(args.out)
+    if target.exists() and not target.is_dir():
+        raise UserError(f"{target}: exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()):
+        if not args.overwrite:
+            raise UserError(f"{target} is not empty (a model?); pass --overwrite to replace it or choose another folder")
+        shutil.rmtree(target)
     out = make_tiny_qwen2(args.out, seed=args.seed) if args.text else make_tiny_qwen2_5_vl(args.out, seed=args.seed, size=args.size)
     if args.warm_start:
         losses = warm_start(out, args.warm_start, steps=args.warm_start_steps, seed=args.seed)
@@ -446,7 +500,7 @@ def _run_eval(args) -> None:
 
     from ssl4rl.eval.backends import make_backend
     from ssl4rl.eval.heldout import train_image_hashes
-    from ssl4rl.eval.runner import benchmark_items, puzzle_items, run
+    from ssl4rl.eval.runner import benchmark_items, model_fingerprint, puzzle_items, run
 
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise UserError("--batch-size and --limit must be positive")
@@ -469,13 +523,13 @@ def _run_eval(args) -> None:
     circular = args.circular if args.circular is not None else "mmbench" in (args.bench or args.data or "").lower()
     backend = make_backend(args.backend, args.model, max_new_tokens=args.max_new_tokens, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
     name = args.name or run_name(args.model)
-    identity = {
-        "model": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
-        "data": str(Path(args.puzzles or args.data).resolve()) if not args.graph_task else f"{args.graph_task}:{args.source}:{args.source_data}",
-        "limit": args.limit, "prompt": args.prompt,
+    identity = {  # the questions' fingerprint is added by run(); paths only inform
+        "model": model_fingerprint(args.model),
+        "model_path": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
+        "data_path": str(Path(args.puzzles or args.data).resolve()) if not args.graph_task else f"{args.graph_task}:{args.source}:{args.source_data}",
         "max_new_tokens": args.max_new_tokens, "min_pixels": args.min_pixels, "max_pixels": args.max_pixels,
     }  # fmt: skip
-    summary = run(items, backend, args.out, args.batch_size, puzzles=bool(args.puzzles), circular=circular, label=name, identity=identity)
+    summary = run(items, backend, args.out, args.batch_size, puzzles=bool(args.puzzles), circular=circular, label=name, identity=identity, overwrite=args.overwrite)
     extra = f", circular {100 * summary['circular']['accuracy']:.2f}" if "circular" in summary else ""
     if "heldout" in summary:
         held = summary["heldout"]
@@ -535,6 +589,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+# What a rerun of the same command finds after Ctrl-C, per command.
+INTERRUPTED = {
+    "build": " (complete shards are kept; rerun the same command to resume)",
+    "paper": " (complete shards are kept; rerun the same command to resume)",
+    "eval": " (answers so far are kept in predictions.jsonl; rerun the same command to resume)",
+    "train": " (rerun the same command to resume from the newest checkpoint)",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     try:
@@ -548,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ssl4rl: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ssl4rl: interrupted (complete shards are kept; rerun the same command to resume)", file=sys.stderr)
+        print(f"ssl4rl: interrupted{INTERRUPTED.get(args.command, '')}", file=sys.stderr)
         return 130
     return code or 0
 

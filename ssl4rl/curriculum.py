@@ -95,9 +95,40 @@ class AdaptiveDifficulty:
         return out
 
 
-def append_outcome(path: str | os.PathLike, task: str, level: str, acc: float) -> None:
-    """One JSON line, written with O_APPEND in one write call: concurrent writers never interleave."""
-    line = json.dumps({"task": str(task), "level": str(level), "acc": round(float(acc), 6)}) + "\n"
+_LINES: dict[str, tuple[int, int]] = {}  # path -> (bytes counted, complete lines): counted once per process
+
+
+def logged_lines(path: str | os.PathLike) -> int:
+    """Complete lines in the log, counting only the bytes added since the last call."""
+    key = os.path.abspath(path)
+    offset, count = _LINES.get(key, (0, 0))
+    try:
+        size = os.path.getsize(key)
+    except OSError:
+        return 0
+    if size < offset:  # a new run replaced the log
+        offset, count = 0, 0
+    with open(key, "rb") as log:
+        log.seek(offset)
+        data = log.read(size - offset)
+    end = data.rfind(b"\n") + 1
+    offset, count = offset + end, count + data[:end].count(b"\n")
+    _LINES[key] = (offset, count)
+    return count
+
+
+def append_outcome(path: str | os.PathLike, task: str, level: str, acc: float, step: int | None = None, rollouts_per_step: int | None = None) -> None:
+    """One JSON line, written with O_APPEND in one write call: concurrent writers never interleave.
+
+    step: the training step the outcome belongs to; without it, `rollouts_per_step` (every step
+    logs exactly that many training outcomes, as verl's reward does) derives it from the lines
+    already logged: they all belong to earlier steps or to this one."""
+    if step is None and rollouts_per_step:
+        step = logged_lines(path) // int(rollouts_per_step) + 1
+    record = {"task": str(task), "level": str(level), "acc": round(float(acc), 6)}
+    if step is not None:
+        record["step"] = int(step)
+    line = json.dumps(record) + "\n"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     except FileNotFoundError:  # the run's folder may not exist yet at the first rollout
@@ -139,6 +170,21 @@ class LogFollower:
             self.lines += 1
         self.offset += end
         return self.controller
+
+
+SERVED: dict[str, str] = {}  # task -> the level the curriculum dataset last served it, in this process
+
+
+def level_metrics(served: dict[str, str] | None = None) -> dict[str, float]:
+    """`curriculum/<task>`: the level each task is served at (default: SERVED, what this
+    process's curriculum dataset served for the current step), as its position in LEVELS
+    (0 = easy, 1 = medium, 2 = hard), for verl's step line and TensorBoard.
+
+    >>> level_metrics({"masking": "easy", "link": "medium", "rotation": "default"})
+    {'curriculum/link': 1.0, 'curriculum/masking': 0.0}
+    """
+    served = SERVED if served is None else served
+    return {f"curriculum/{task}": float(LEVELS.index(level)) for task, level in sorted(served.items()) if level in LEVELS}
 
 
 class LevelIndex:
@@ -293,6 +339,7 @@ def _make_curriculum_dataset():
                 if self._shown.setdefault(task, self.level_index.levels[0]) != level:  # the console shows each move once
                     print(f"curriculum: {task} {self._shown[task]} -> {level}")
                     self._shown[task] = level
+                SERVED[task] = level  # the plugin logs it with the step's metrics
                 item = self.level_index.pick(int(item), level)
             return super().__getitem__(item)
 

@@ -100,7 +100,7 @@ def _truth_is_valid(task: str, ground_truth: str, count: int) -> bool:
 SCORING = ("permutation", "parity")
 
 
-OPTIONS = ("format_weight", "jigsaw_scoring", "curriculum_log")
+OPTIONS = ("format_weight", "jigsaw_scoring", "curriculum_log", "curriculum_step_rollouts")
 
 
 @functools.lru_cache(maxsize=256)
@@ -165,6 +165,8 @@ def compute_score(
     format_weight: float = 0.0,
     jigsaw_scoring: str = "permutation",
     curriculum_log: str | None = None,
+    curriculum_step_rollouts: int | None = None,
+    curriculum_step: int | None = None,
     **others: object,
 ) -> dict:
     """score = (1 - format_weight) * acc + format_weight * format. Never raises on a response;
@@ -174,9 +176,13 @@ def compute_score(
     'parity' (the reference's per-position scoring).
     curriculum_log: the adaptive curriculum's outcome log (ssl4rl.curriculum): each training
     row's outcome (task, extra_info.difficulty, acc) is appended to it; validation rows
-    (extra_info.split 'test') are not.
+    (extra_info.split 'test') are not. Each line carries its training step: `curriculum_step`
+    (TRL knows it), else derived from `curriculum_step_rollouts`, the training outcomes of one
+    step (verl: train batch x rollout.n; the launcher sets it).
     """
     check_options(format_weight, jigsaw_scoring, curriculum_log, others)
+    if curriculum_step_rollouts is not None and (isinstance(curriculum_step_rollouts, bool) or not isinstance(curriculum_step_rollouts, int) or curriculum_step_rollouts < 1):
+        raise ValueError(f"ssl4rl reward: curriculum_step_rollouts must be a positive integer (got {curriculum_step_rollouts!r})")
     task = task_of(data_source, extra_info)
     params = _params(data_source, extra_info)
     if not isinstance(ground_truth, (str, int)) or not _truth_is_valid(task, str(ground_truth), count_from(params, default=0)):
@@ -189,17 +195,41 @@ def compute_score(
     fmt = format_ok(response)
     weight = float(format_weight)
     if curriculum_log:
-        _record(curriculum_log, task, extra_info, acc)
+        _record(curriculum_log, task, extra_info, acc, curriculum_step, curriculum_step_rollouts)
     return {"score": (1.0 - weight) * acc + weight * fmt, "acc": float(acc), "format": fmt, "task": task}
 
 
-def _record(path: str, task: str, extra_info: dict | None, acc: float) -> None:
+TWO_ANSWERS = ("contrastive", "link")  # positive/negative, yes/no
+PERMUTATIONS = ("jigsaw", "ordering")
+
+
+def chance(data_source: str, ground_truth: str, extra_info: dict | None = None) -> float:
+    """The expected score (acc) of a uniform random valid answer under the verifier: a
+    permutation's per-position credit makes it 1/n for an n-tile puzzle (any permutation puts
+    the right tile at each position with probability 1/n), whatever answers a build contains.
+    Shared by `eval --puzzles`, `ssl4rl audit` and `ssl4rl report`."""
+    task = task_of(data_source, extra_info)
+    params = _params(data_source, extra_info)
+    if task in PERMUTATIONS:
+        return 1.0 / len(str(ground_truth).split(","))
+    if task in TWO_ANSWERS:
+        return 0.5
+    if task == "rotation":
+        return float(params.get("granularity", 90)) / 360.0
+    if task == "position":
+        return 1.0 / int(params.get("grid", 2)) ** 2
+    if task == "flip" and isinstance(params.get("boxes"), list) and params["boxes"]:
+        return 1.0 / min(len(params["boxes"]), MAX_CANDIDATES)
+    return 1.0 / count_from(params, default=4)
+
+
+def _record(path: str, task: str, extra_info: dict | None, acc: float, step: int | None = None, rollouts_per_step: int | None = None) -> None:
     """Append the outcome to the curriculum log; a failed write loses one outcome, never the step."""
     info = extra_info or {}
     if info.get("split", "train") != "train":
         return
     try:
-        append_outcome(path, task, info.get("difficulty") or "default", acc)
+        append_outcome(path, task, info.get("difficulty") or "default", acc, step, rollouts_per_step)
     except Exception as error:  # noqa: BLE001 - the reward must not raise over bookkeeping
         if path not in _LOG_ERRORS:
             _LOG_ERRORS.add(path)

@@ -333,6 +333,7 @@ def test_trl_backend_runs_with_the_curriculum(tiny_model, levels_set, tmp_path, 
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step")]
     records = [json.loads(line) for line in (tmp_path / "trl" / "curriculum.jsonl").read_text().splitlines()]
     assert len(printed) == 2 and len(records) == 2 * 4 * 4  # one outcome per completion
+    assert [r["step"] for r in records] == [1] * 16 + [2] * 16  # every line names its step
     def fold(count):
         return _fold(records[:count], levels=("easy", "medium", "hard"), window=4).level("rotation")
 
@@ -342,3 +343,45 @@ def test_trl_backend_runs_with_the_curriculum(tiny_model, levels_set, tmp_path, 
     assert {r["level"] for r in records[16:]} <= {fold(0), fold(16)} and len({r["level"] for r in records[16:]}) == 1
     for step, line in enumerate(printed, 1):  # the printed level is the fold of the log so far
         assert line.endswith(f"level rotation={fold(16 * step)}")
+
+
+def test_outcome_lines_carry_their_step(tmp_path):
+    """verl's reward knows no step: with rollouts_per_step it is derived from the lines before."""
+    from ssl4rl.curriculum import append_outcome, level_metrics
+
+    log = tmp_path / "curriculum.jsonl"
+    for i in range(7):
+        append_outcome(log, "link", "easy", 1.0, rollouts_per_step=3)
+    append_outcome(log, "link", "easy", 0.0, step=9)
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == [1, 1, 1, 2, 2, 2, 3, 9]
+    assert level_metrics({"link": "hard", "masking": "easy", "x": "default"}) == {"curriculum/link": 2.0, "curriculum/masking": 0.0}
+
+
+def test_the_launcher_sets_the_rollouts_per_step_and_the_plugin_switch(tmp_path, rotation_set):
+    from ssl4rl.build import BuildConfig, build
+    from ssl4rl.train.verl_launch import verl_command, verl_env
+
+    plain = verl_command(str(rotation_set), "m", profile="cpu", curriculum=None)
+    assert not any("curriculum_step_rollouts" in arg for arg in plain) and "SSL4RL_CURRICULUM" not in verl_env(plain)
+    data = tmp_path / "levels"
+    build(BuildConfig(task="rotation", source=str(write_folder(tmp_path / "p", 6)), out=str(data), difficulty=["easy", "medium"]), progress_bar=False)
+    command = verl_command(str(data), "m", profile="cpu", curriculum="adaptive", overrides=["data.train_batch_size=6"])
+    assert command[-1] == "+reward.custom_reward_function.reward_kwargs.curriculum_step_rollouts=12"  # 6 prompts x 2 rollouts (cpu profile)
+    assert verl_env(command)["SSL4RL_CURRICULUM"] == "1"
+
+
+def test_trl_curriculum_lines_carry_the_step_with_a_text_model(tmp_path):
+    """The quick twin of the test above (a tiny text model on graph puzzles): every outcome line
+    names the TRL step whose rollouts it scored."""
+    from ssl4rl.build import BuildConfig, build
+    from ssl4rl.curriculum import CurriculumOptions
+    from ssl4rl.tiny_lm import make_tiny_qwen2
+    from ssl4rl.train.trl_grpo import LocalGRPOConfig, train_trl
+
+    data = tmp_path / "levels"
+    build(BuildConfig(task="link", source="synthetic", out=str(data), difficulty=["easy", "medium"], limit=16, test_fraction=0), progress_bar=False)
+    cfg = LocalGRPOConfig(batch_size=2, mini_batch_size=2, rollout_n=2, max_steps=3, max_response_length=4, logger="none", save_freq=100)
+    train_trl(str(data), str(make_tiny_qwen2(tmp_path / "lm")), str(tmp_path / "trl"), cfg, print_steps=False, curriculum=CurriculumOptions(0.2, 0.8, 4))
+    records = [json.loads(line) for line in (tmp_path / "trl" / "curriculum.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1] * 4 + [2] * 4 + [3] * 4

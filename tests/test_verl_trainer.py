@@ -158,17 +158,26 @@ def test_graph_puzzles_train_a_text_model_with_lora_on_two_ranks_then_merge_and_
     model = make_tiny_qwen2(tmp_path / "lm")
     out = tmp_path / "outputs"
     lora = ["actor_rollout_ref.model.lora_rank=8", "actor_rollout_ref.model.lora_alpha=16", "actor_rollout_ref.actor.optim.lr=1e-3"]
-    train = ["--gpus", "2", "--curriculum", "adaptive", *lora, "actor_rollout_ref.actor.entropy_coeff=0.01"]
-    log = _train(data, model, out, *train, "trainer.total_training_steps=2")
+    args = ("--gpus", "2", "--curriculum", "adaptive", *lora, "actor_rollout_ref.actor.entropy_coeff=0.01", "trainer.total_training_steps=2")
+    log = _train(data, model, out, *args)
     run = out / "verl" / f"{data.parent.name}-{data.name}"
     assert sorted(p.name for p in (run / "global_step_2" / "actor").glob("model_world_size_*")) == [
         "model_world_size_2_rank_0.pt", "model_world_size_2_rank_1.pt"]
-    assert [int(s) for s in STEP_LINE.findall(log)] == [1, 2]
+    steps = [int(s) for s in STEP_LINE.findall(log)]
+    assert steps == [1, 2]
+    planned = re.search(r"train rows: \d+ steps per epoch, (\d+) steps in all", log)
+    assert planned and int(planned.group(1)) == len(steps)  # the preflight's count is the steps verl ran
     tags = _scalars(run)
     for task in _tasks(data, "test"):
         assert sorted(tags[f"val-core/ssl4rl/{task}/acc/mean@1"]) == [0, 2]
     outcomes = [json.loads(line) for line in (run / "curriculum.jsonl").read_text().splitlines()]
     assert len(outcomes) == 2 * 4 * 2 and {o["task"] for o in outcomes} <= {"masking", "neighbour", "link"}
+    assert [o["step"] for o in outcomes] == [1] * 8 + [2] * 8  # every line names its step
+    for task in {o["task"] for o in outcomes}:  # each task's level, every step, in TensorBoard and the step line
+        assert sorted(tags[f"curriculum/{task}"]) == [1, 2]
+        assert len(re.findall(rf"curriculum/{task}:[0-9.]+", log)) == 2
+    again = _train(data, model, out, *args)  # finished: one line, no launch
+    assert "finished at step 2 of 2" in again and not STEP_LINE.findall(again)
     merged = tmp_path / "merged"
     assert main(["merge", str(run), str(merged)]) == 0
     assert not (merged / "lora_adapter").exists()

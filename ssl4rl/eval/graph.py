@@ -2,7 +2,8 @@
 link prediction, asked as prompts in the puzzles' own serialisation.
 
 - node-classification: zero-shot multiple choice over the class names (all of them up to 10, else
-  the truth and 9 others drawn per node), with the node's neighbourhood (texts only: no label is
+  the truth and 9 others drawn per node; their order shuffled per node, so the right letter is
+  uniform), with the node's neighbourhood (texts only: no label is
   ever shown, in puzzles or here). Asked on the nodes of the test split (the builder's rule: by
   content hash, `--test-fraction`), so no training puzzle was centred on them; `--heldout BUILD`
   also marks nodes any of those builds' train splits was made from.
@@ -71,7 +72,10 @@ def node_classification(graph: Graph, test_fraction: float, seed: int) -> list[I
             continue
         rng = rng_for(seed, "node-classification", graph.ids[node])
         names = classes if len(classes) <= MAX_CLASSES else [label, *(str(c) for c in rng.choice([c for c in classes if c != label], MAX_CLASSES - 1, replace=False))]
+        # Shuffled per question (seeded by the node): a fixed class order would let an always-B
+        # model score the share of the class listed second, not chance.
         names = sorted(names)
+        names = [names[int(i)] for i in rng_for(seed, "node-classification-options", graph.ids[node]).permutation(len(names))]
         options = {LETTERS[i]: name for i, name in enumerate(names)}
         layout = Layout(rng, graph, ball(rng, graph, [node], 1, MAX_NODES))
         prompt = template.format(nodes=layout.node_lines(TEXT_CHARS), edges=layout.edge_text(), target=layout.number[node],

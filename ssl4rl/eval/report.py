@@ -1,7 +1,7 @@
 """Reports: a markdown table per run, and a chart comparing runs (base vs trained) per category.
 
-The chart is read at a glance: every bar carries its value, every category its n, a dashed
-line marks chance where the summary knows it, a run with nothing parseable says so, and many
+The chart is read at a glance: every bar carries its value, every category the n of each bar in
+the bars' order, a dashed line over each bar marks that run's chance where its summary knows it, a run with nothing parseable says so, and many
 categories wrap into several panels instead of one ever wider strip.
 """
 
@@ -65,9 +65,15 @@ def markdown(summary: dict) -> str:
     if summary.get("per_l2_category"):
         lines += ["", "| l2-category | n | accuracy |", "| --- | --- | --- |"]
         lines += [f"| {name} | {v['n']} | {100 * v['accuracy']:.2f} |" for name, v in summary["per_l2_category"].items()]
+    if summary.get("answers_given"):
+        lines += ["", f"Answers given (letter bias shows here): {_shares(summary['answers_given'])}; right answers: {_shares(summary.get('answers_true', {}))}."]
     answered = summary["questions"] - summary.get("errors", 0)
     lines += ["", f"Unparseable answers (scored wrong): {summary.get('unparseable', 0)} of {answered}. Error rows: {summary.get('errors', 0)}."]
     return "\n".join(lines) + "\n"
+
+
+def _shares(shares: dict[str, float]) -> str:
+    return ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items()) or "-"
 
 
 def write_markdown(summary: dict, path: Path) -> None:
@@ -86,6 +92,8 @@ def comparison_table(summaries: list[dict], names: list[str]) -> str:
     for category in _categories(summaries):
         cells = [f"{100 * row[category][1]:.2f} (n={row[category][0]})" if category in row else "-" for row in lookup]
         lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    if any(s.get("answers_given") for s in summaries):
+        lines.append("| answers given | " + " | ".join(_shares(s.get("answers_given", {})) for s in summaries) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -131,15 +139,16 @@ def draw(summaries: list[dict], names: list[str]):
             bars = axis.bar(xs, values, width, label=name, color=colors[k % len(colors)])
             labels = [f"{v:.1f}" if c in lookup else "-" for v, c in zip(values, panel)]
             axis.bar_label(bars, labels, padding=3, fontsize=8, bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3})
-        for i, category in enumerate(panel):
-            known = [c[category] for c in chances if category in c]
-            if known:
-                level = 100 * sum(known) / len(known)
-                axis.hlines(level, i - 0.45, i + 0.45, colors="black", linestyles="dashed", linewidth=1, label="chance" if "chance" not in axis.get_legend_handles_labels()[1] else None)
+        for i, category in enumerate(panel):  # each run's own chance, over its own bar: runs may differ
+            for k, chance in enumerate(chances):
+                if category in chance:
+                    x = i + (k - (len(summaries) - 1) / 2) * width
+                    first = "chance" not in axis.get_legend_handles_labels()[1]
+                    axis.hlines(100 * chance[category], x - width / 2, x + width / 2, colors="black", linestyles="dashed", linewidth=1, label="chance" if first else None)
         ticks = []
-        for category in panel:
-            counts = sorted({lookup[category][0] for lookup in lookups if category in lookup})
-            ticks.append(f"{category}\nn={'/'.join(map(str, counts))}")
+        for category in panel:  # n of each bar, in the bars' order ("-" where a run lacks the category)
+            counts = [str(lookup[category][0]) if category in lookup else "-" for lookup in lookups]
+            ticks.append(f"{category}\nn={'/'.join(counts)}")
         axis.set_xticks(range(len(panel)), ticks, rotation=30 if per_panel > 6 else 0, ha="right" if per_panel > 6 else "center", fontsize=8)
         axis.set_ylabel("accuracy (%)")
         axis.set_ylim(0, 109)

@@ -7,8 +7,8 @@ row, scored wrong and counted, and the run goes on.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -23,10 +23,9 @@ from ssl4rl.eval.questions import load_mcq_template, mcq_prompt, read_questions
 from ssl4rl.eval.report import write_markdown
 from ssl4rl.eval.scoring import summarize, summarize_puzzles
 from ssl4rl.images import load
-from ssl4rl.reward import compute_score
+from ssl4rl.reward import chance, compute_score
 from ssl4rl.schema import PUZZLE_COLUMNS, is_puzzle_build
 from ssl4rl.tasks import TASKS
-from ssl4rl.tiny_vlm import answer_pools
 
 PREDICTIONS = "predictions.jsonl"
 SUMMARY = "summary.json"
@@ -44,6 +43,40 @@ class Item:
     meta: dict
     problem: str | None = None  # set when the row cannot be asked as written: an error row, never asked
 
+    @property
+    def fingerprint(self) -> str:
+        """The question's content (prompt, images, truth): a saved answer is reused only for it."""
+        digest = hashlib.sha256(self.prompt.encode())
+        for data in self.images:
+            digest.update(hashlib.sha256(data or b"").digest())
+        digest.update(json.dumps(self.meta.get("answer"), sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:32]
+
+
+def questions_fingerprint(items: list[Item]) -> str:
+    """All questions of a run by content, not path: a rebuilt data set has another."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(f"{item.key}\0{item.fingerprint}\n".encode())
+    return digest.hexdigest()
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".msgpack", ".h5")
+
+
+def model_fingerprint(model: str) -> str:
+    """A local model folder by the content of its config and weight files (a retrained model
+    in the same folder has another); a hub id by its name."""
+    root = Path(model).expanduser()
+    if not root.is_dir():
+        return f"hub:{model}"
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name == "config.json")):
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 def _decode_all(images: list[bytes]) -> list[Image.Image]:
     decoded = []
@@ -77,7 +110,7 @@ def puzzle_items(folder: str, limit: int | None) -> list[Item]:
     if not Path(folder).is_dir() or not is_puzzle_build(folder):
         raise UserError(f"{folder}: not a puzzle build (no manifest.json or ssl4rl rows); --puzzles takes a folder made by `ssl4rl build`")
     if not files:
-        raise UserError(f"{folder}: no test-*.parquet files (built with --test-fraction 0?)")
+        raise UserError(f"{folder}: no test rows ({no_test_reason(folder)})")
     rows = []
     for file in files:
         table = pq.read_table(file)
@@ -86,10 +119,6 @@ def puzzle_items(folder: str, limit: int | None) -> list[Item]:
         rows.extend(table.to_pylist()[: limit - len(rows) if limit else None])
         if limit and len(rows) >= limit:
             break
-    # Chance comes from every answer the build uses (both splits), not only the rows asked.
-    pools = answer_pools(
-        info for split in ("train", "test") for path in sorted(Path(folder).glob(f"{split}-*.parquet")) for info in pq.read_table(path, columns=["reward_model", "extra_info"]).to_pylist()
-    )
     items = []
     for row in rows:
         info, truth = row["extra_info"], row["reward_model"]["ground_truth"]
@@ -100,23 +129,22 @@ def puzzle_items(folder: str, limit: int | None) -> list[Item]:
             return {"acc": result["acc"], "format": result["format"], "parsed": parsed, "correct": result["acc"] == 1.0}
 
         key = f"{info['task']}/{info['index']}"
-        meta = {"index": key, "category": info["task"], "answer": truth, "chance": _chance(row, pools)}
+        meta = {"index": key, "category": info["task"], "answer": truth, "chance": round(chance(row["data_source"], truth, info), 4)}
         items.append(Item(key, row["prompt"][0]["content"], [image["bytes"] for image in row["images"]], score, meta))
     return items
 
 
-CHANCE_SAMPLE = 64
-
-
-def _chance(row: dict, pools: dict) -> float:
-    """The expected score of guessing uniformly among the answers the build uses for the row's
-    task and level (its verifier's partial credit included); at most CHANCE_SAMPLE of them."""
-    info = row["extra_info"]
-    pool = pools[(info["task"], info.get("difficulty") or "default")]
-    if len(pool) > CHANCE_SAMPLE:
-        pool = random.Random(0).sample(pool, CHANCE_SAMPLE)
-    truth = row["reward_model"]["ground_truth"]
-    return round(sum(compute_score(row["data_source"], f"<answer>{a}</answer>", truth, info)["acc"] for a in pool) / len(pool), 4)
+def no_test_reason(folder: str | Path) -> str:
+    """Why a build has no test split, from its manifest: the fraction it was built with."""
+    try:
+        manifest = json.loads((Path(folder) / "manifest.json").read_text())
+        fraction, images = manifest["config"]["test_fraction"], manifest["source"]["images"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no test-*.parquet files"
+    if not fraction:
+        return "built with --test-fraction 0: rebuild with a fraction above 0"
+    return (f"built with --test-fraction {fraction} from {images} source image(s), none of which fell in the test split "
+            "(split by content hash): rebuild from more images or with a larger --test-fraction")
 
 
 def _done(path: Path) -> dict[str, dict]:
@@ -139,7 +167,7 @@ def _batches(items: list[Item], size: int) -> Iterator[list[Item]]:
 
 def _error_record(item: Item, message: str) -> dict:
     failed = {"choice": None, "correct": False, "acc": 0.0, "format": 0.0, "parsed": False}
-    return {**item.meta, "prediction": None, **failed, "error": message}
+    return {**item.meta, "question": item.fingerprint, "prediction": None, **failed, "error": message}
 
 
 def _rescored(record: dict, item: Item) -> dict:
@@ -149,20 +177,45 @@ def _rescored(record: dict, item: Item) -> dict:
     return record
 
 
-def _claim(out_dir: Path, identity: dict) -> None:
-    """Resume only the same evaluation: predictions of another model or data set never mix."""
+# run.json keys that only inform (where the data was): moving a file does not change a run.
+INFO_KEYS = ("data_path", "model_path")
+OUR_FILES = (PREDICTIONS, SUMMARY, "report.md", RUN)
+
+
+def _claim(out_dir: Path, identity: dict, overwrite: bool = False) -> None:
+    """Resume only the same evaluation: predictions of another model (by its weights), other
+    questions (by content) or other generation settings never mix; --overwrite starts afresh."""
     marker = out_dir / RUN
-    if marker.exists() and json.loads(marker.read_text()) != identity:
-        raise UserError(f"{out_dir} holds predictions of another run ({marker.name} differs); choose another --out")
+    if overwrite:
+        for name in OUR_FILES:
+            (out_dir / name).unlink(missing_ok=True)
+    if marker.exists():
+        try:
+            saved = json.loads(marker.read_text())
+        except ValueError:
+            saved = {}
+        changed = sorted(k for k in set(saved) | set(identity) if k not in INFO_KEYS and saved.get(k) != identity.get(k))
+        if changed:
+            raise UserError(
+                f"{out_dir} holds predictions of another run ({', '.join(changed)} differ{'s' if len(changed) == 1 else ''}); "
+                "pass --overwrite to start afresh or choose another --out"
+            )
+    elif (out_dir / PREDICTIONS).exists() and not overwrite:
+        raise UserError(f"{out_dir} holds predictions without {RUN}; pass --overwrite to start afresh or choose another --out")
     marker.write_text(json.dumps(identity, indent=2, sort_keys=True) + "\n")
 
 
-def run(items: list[Item], backend, out: str, batch_size: int = 8, puzzles: bool = False, circular: bool = False, label: str = "", identity: dict | None = None) -> dict:
+def run(items: list[Item], backend, out: str, batch_size: int = 8, puzzles: bool = False, circular: bool = False, label: str = "",
+        identity: dict | None = None, overwrite: bool = False) -> dict:
+    """`identity`: what must match for `out` to be resumed (questions and model are fingerprinted
+    here when absent); a saved answer is reused only for a question of identical content."""
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _claim(out_dir, identity or {"model": label, "rows": len(items), "puzzles": puzzles})
+    identity = {"model": label, **(identity or {}), "questions": questions_fingerprint(items), "puzzles": puzzles}
+    _claim(out_dir, identity, overwrite)
     predictions = out_dir / PREDICTIONS
-    done = _done(predictions)
+    fingerprints = {item.key: item.fingerprint for item in items}
+    done = {k: r for k, r in _done(predictions).items() if r.get("question") == fingerprints.get(k)}
     # Rewrite what is kept, so a torn last line does not stay in the file.
     predictions.write_text("".join(json.dumps(done[k]) + "\n" for k in done))
     todo = [item for item in items if item.key not in done]
@@ -191,7 +244,7 @@ def run(items: list[Item], backend, out: str, batch_size: int = 8, puzzles: bool
                 if isinstance(response, Exception):
                     records.append(_error_record(item, f"generation failed: {response}"))
                 else:
-                    records.append({**item.meta, "prediction": response, **item.score(response), "error": None})
+                    records.append({**item.meta, "question": item.fingerprint, "prediction": response, **item.score(response), "error": None})
             for record in records:
                 sink.write(json.dumps(record) + "\n")
                 done[record["index"]] = record

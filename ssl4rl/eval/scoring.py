@@ -61,10 +61,22 @@ def circular_groups(records: list[dict]) -> list[dict]:
     return merged
 
 
+def answer_shares(records: list[dict], key: str) -> dict[str, float]:
+    """Share of each answer (letter, yes/no) among the records: a model that always answers B
+    shows it here, beside an accuracy that the truth's letter distribution could inflate."""
+    counts: dict[str, int] = defaultdict(int)
+    for record in records:
+        value = record.get(key)
+        counts["none" if value is None else str(value)] += 1
+    return {k: _rate(v, len(records)) for k, v in sorted(counts.items())}
+
+
 def summarize(records: list[dict], circular: bool = False) -> dict:
     summary = {
         "questions": len(records),
         "accuracy": _rate(sum(bool(r["correct"]) for r in records), len(records)),
+        "answers_given": answer_shares(records, "choice"),
+        "answers_true": answer_shares(records, "answer"),
         "unparseable": sum(r["choice"] is None and not r.get("error") for r in records),
         "errors": sum(bool(r.get("error")) for r in records),
         **_chance(records),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawImage
+from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawImage, build_folders
 from ssl4rl.sources.folder import FolderSource
 from ssl4rl.sources.graph import BUNDLED
 from ssl4rl.sources.hf import HFSource, data_files
@@ -37,14 +37,27 @@ def open_path(path: Path, image_columns: list[str] | None = None, max_bytes: int
         if suffix in IMAGE_EXTENSIONS:
             return FolderSource(path.parent, [path], max_bytes)
         raise UserError(f"{path}: not a .tsv, .parquet or .arrow file or an image folder")
+    # A build is never a source: the dataset reader walks every depth, so a build anywhere under
+    # `path` is refused; parquet files inside builds do not make an image folder a dataset.
+    builds = build_folders(path)
+    if path.resolve() in {b.resolve() for b in builds}:
+        raise UserError(f"{path} is an ssl4rl puzzle build; give the images it was built from as --source")
+    dataset = [f for f in data_files(path) if not any(b in f.parents for b in builds)]
+    if dataset and builds:
+        raise UserError(
+            f"{path}: holds the puzzle build {builds[0].relative_to(path).as_posix()}/ beside its dataset files; "
+            "a build is never a source: move the build out of the source folder"
+        )
     tsv_files = sorted(path.glob("*.tsv"))
-    if len(tsv_files) == 1 and not data_files(path):
+    if len(tsv_files) == 1 and not dataset:
         return TsvSource(tsv_files[0], image_columns[0] if image_columns else None, max_bytes)
-    if data_files(path):
+    if dataset:
         return HFSource(path, image_columns, max_bytes)
     folder = FolderSource(path, max_bytes=max_bytes)
     if folder.files:
         return folder
+    if builds:
+        raise UserError(f"{path}: holds only puzzle builds ({builds[0].relative_to(path).as_posix()}/), no source images")
     raise UserError(f"{path}: holds no .tsv, .parquet, .arrow or image files")
 
 

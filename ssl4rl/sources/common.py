@@ -9,6 +9,19 @@ from pathlib import Path
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"}
 MAX_FILE_BYTES = 256 * 2**20  # larger files are skipped unread: a 50-megapixel PNG is at most ~150 MB
+BUILD_MARKERS = ("manifest.json", ".progress.json")  # what `ssl4rl build` leaves in its output folder
+
+
+def is_build_folder(folder: Path) -> bool:
+    """A finished or interrupted `ssl4rl build` output: its puzzles must never become sources."""
+    return any((Path(folder) / marker).is_file() for marker in BUILD_MARKERS)
+
+
+def build_folders(root: Path) -> list[Path]:
+    """Every build folder at or under `root` (at any depth a reader could walk)."""
+    root = Path(root)
+    found = {marker.parent for name in BUILD_MARKERS for marker in root.rglob(name) if marker.is_file()}
+    return sorted(found)
 
 
 @dataclass

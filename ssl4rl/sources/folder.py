@@ -1,8 +1,9 @@
 """Image folders, read recursively in sorted order (ImageNet's class folders, COCO's flat folder).
 
 The source id is the file's path relative to the folder, so it survives moving the folder.
-Sub-folders that cannot be listed, and symbolic links to folders (not followed: they can loop),
-are counted as skipped rather than silently missing.
+Sub-folders that cannot be listed, symbolic links to folders (not followed: they can loop) and
+puzzle builds (`puzzle-build`: a build's images are puzzles, never sources) are counted as
+skipped rather than silently missing.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawImage, read_file
+from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawImage, is_build_folder, read_file
 
 
 def scan(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -29,6 +30,9 @@ def scan(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
                 dirs.remove(name)
                 if not name.startswith("."):
                     skipped.append(((here / name).relative_to(root).as_posix() + "/", "symlinked-folder"))
+            elif is_build_folder(here / name):
+                dirs.remove(name)
+                skipped.append(((here / name).relative_to(root).as_posix() + "/", "puzzle-build"))
         files.extend(
             here / name
             for name in names

@@ -90,10 +90,24 @@ def _shows_images(data: Path) -> bool:
 
 
 def _steps(plan: Plan, batch: int, epochs: int, cap: int | None) -> None:
+    """verl: one step per batch (the last partial batch dropped), for the epochs, stopped early
+    at trainer.total_training_steps (its loop ends with the epochs even when the cap is higher)."""
     plan.steps_per_epoch = plan.train_rows // batch if batch > 0 else 0  # the last partial batch is dropped
     plan.total_steps = plan.steps_per_epoch * epochs
     if cap is not None and cap > 0:
         plan.total_steps = min(plan.total_steps, cap) if plan.total_steps else 0
+
+
+def _trl_steps(plan: Plan, batch: int, mini: int, epochs: int, max_steps: int) -> None:
+    """TRL counts optimizer steps: each batch of prompts is generated once and split into
+    batch / mini-batch updates (its steps_per_generation); --max-steps > 0 replaces the epochs
+    and cycles the data (transformers' Trainer), so it is the count, not a cap."""
+    updates = batch // mini if mini > 0 and batch % mini == 0 else 0
+    plan.steps_per_epoch = (plan.train_rows // batch) * updates if batch > 0 else 0
+    if not plan.steps_per_epoch:
+        plan.total_steps = 0
+    else:
+        plan.total_steps = max_steps if max_steps > 0 else plan.steps_per_epoch * epochs
 
 
 def _frequency_warnings(plan: Plan, **frequencies: int | None) -> None:
@@ -213,7 +227,7 @@ def check_trl(data_dir: str, cfg, model: str) -> Plan:
                 f"{data}: its longest prompt ({facts['longest']} tokens) plus --max-response-length {cfg.max_response_length} exceeds the "
                 f"model's context of {context}: rebuild with a smaller --max-prompt-tokens or lower --max-response-length"
             )
-    _steps(plan, cfg.batch_size, cfg.total_epochs, cfg.max_steps if cfg.max_steps > 0 else None)
+    _trl_steps(plan, cfg.batch_size, cfg.mini_batch_size, cfg.total_epochs, cfg.max_steps)
     _frequency_warnings(plan, **{"--save-freq": cfg.save_freq})
     _model_warning(model, plan, data)
     return plan

@@ -85,18 +85,20 @@ def _text(completion) -> str:
     return "".join(m["content"] if isinstance(m.get("content"), str) else "" for m in completion)
 
 
-def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring: str, curriculum_log: str | None = None):
+def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring: str, curriculum_log: str | None = None, step_of=None):
     """The training reward plus zero-weight metric functions: accuracy and format per task.
 
     TRL logs every reward function's mean (`rewards/<name>/mean`); a metric returns None for rows
     of other tasks, so each task's accuracy is averaged over its own rows only. With a
-    curriculum log, the training reward appends each outcome to it (once per completion).
+    curriculum log, the training reward appends each outcome to it (once per completion), with
+    the step `step_of()` names.
     """
 
     def scores(completions, data_source, reward_model, extra_info, log=None):
         return [
             compute_score(
-                source, _text(c), truth["ground_truth"], extra, format_weight=format_weight, jigsaw_scoring=jigsaw_scoring, curriculum_log=log
+                source, _text(c), truth["ground_truth"], extra, format_weight=format_weight, jigsaw_scoring=jigsaw_scoring, curriculum_log=log,
+                curriculum_step=step_of() if log and step_of else None,
             )
             for c, source, truth, extra in zip(completions, data_source, reward_model, extra_info)
         ]
@@ -117,12 +119,42 @@ def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring
     return functions
 
 
-def _number(value) -> float:
-    return float("nan") if value is None else float(value)
+def _known(value) -> bool:
+    """A logged value that means something: TRL logs None (or NaN) for a task with no row in the step."""
+    return value is not None and not (isinstance(value, float) and value != value)
+
+
+def step_line(step: int, logs: dict, tasks: list[str]) -> str:
+    """One step's line: the reward and each task's accuracy, `-` for a task absent from the step.
+
+    >>> step_line(3, {"reward": 0.5, "rewards/rotation_acc/mean": 0.25}, ["jigsaw", "rotation"])
+    'step    3  reward 0.500  jigsaw acc -  rotation acc 0.250'
+    """
+    accuracy = "  ".join(
+        f"{t} acc {logs[f'rewards/{t}_acc/mean']:.3f}" if _known(logs.get(f"rewards/{t}_acc/mean")) else f"{t} acc -" for t in tasks
+    )
+    return f"step {step:4d}  reward {logs['reward']:.3f}  {accuracy}"
+
+
+# Settings a resumed run may change: how long it runs, how often it saves, where it logs.
+RESUMABLE = ("max_steps", "total_epochs", "save_freq", "logger")
+
+
+def run_identity(data_dir: str, model_path: str, cfg: LocalGRPOConfig, curriculum: CurriculumOptions | None) -> dict:
+    """What must match for OUT/trl to be resumed rather than refused (ssl4rl.train.runs)."""
+    from dataclasses import asdict
+
+    from ssl4rl.train.runs import data_fingerprint
+
+    model = str(Path(model_path).resolve()) if Path(model_path).exists() else model_path
+    config = {k: v for k, v in asdict(cfg).items() if k not in RESUMABLE}
+    return {"backend": "trl", "data": data_fingerprint(data_dir), "model": model, **config,
+            "curriculum": asdict(curriculum) if curriculum is not None else None}  # fmt: skip
 
 
 def train_trl(
-    data_dir: str, model_path: str, out_dir: str, cfg: LocalGRPOConfig, print_steps: bool = True, curriculum: CurriculumOptions | None = None
+    data_dir: str, model_path: str, out_dir: str, cfg: LocalGRPOConfig, print_steps: bool = True, curriculum: CurriculumOptions | None = None,
+    resume_from: str | None = None,
 ) -> list[dict]:
     """Run GRPO; returns the log history (one dict per logged step).
 
@@ -130,6 +162,8 @@ def train_trl(
     the reward appends outcomes to OUT/curriculum.jsonl (started afresh) and each item is a row
     of its task at the task's current level; levels are logged as `curriculum/<task>` (0 = the
     easiest) and printed on each step's line.
+    resume_from: a checkpoint-N folder of this run (`ssl4rl train` passes the newest): training
+    continues from it, the curriculum log kept.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, TrainerCallback
@@ -147,7 +181,8 @@ def train_trl(
     if curriculum is not None:
         log = Path(out_dir) / "curriculum.jsonl"
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.unlink(missing_ok=True)  # a new run starts its curriculum from the easiest level
+        if resume_from is None:
+            log.unlink(missing_ok=True)  # a new run starts its curriculum from the easiest level
         window = curriculum.window or default_window(cfg.batch_size * cfg.rollout_n, len(tasks))
         try:
             rows = AdaptiveRows(train, log, curriculum.low, curriculum.high, window)
@@ -165,7 +200,12 @@ def train_trl(
         model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
         vocab = processor.tokenizer.get_vocab()
     vision_ids = [vocab[t] for t in VISION_TOKENS if t in vocab]  # never sampled: they crash the forward
-    rewards = make_reward_functions(tasks, cfg.format_weight, cfg.jigsaw_scoring, curriculum_log=str(log) if log else None)
+    running: dict = {}  # the trainer, once made: the curriculum log's step is its next step
+
+    def step_of() -> int | None:
+        return running["trainer"].state.global_step + 1 if "trainer" in running else None
+
+    rewards = make_reward_functions(tasks, cfg.format_weight, cfg.jigsaw_scoring, curriculum_log=str(log) if log else None, step_of=step_of)
     args = GRPOConfig(
         output_dir=out_dir,
         learning_rate=cfg.lr,
@@ -193,12 +233,18 @@ def train_trl(
     class PrintReward(TrainerCallback):
         def on_log(self, _args, state, _control, logs=None, **__):
             if print_steps and logs and "reward" in logs:
-                # None when no row of the task was in the step's batch
-                accuracy = "  ".join(f"{t} acc {_number(logs.get(f'rewards/{t}_acc/mean')):.3f}" for t in tasks)
                 levels = ""
                 if rows is not None:
                     levels = "  level " + " ".join(f"{t}={rows.index.levels[int(logs[f'curriculum/{t}'])]}" for t in rows.index.tasks)
-                print(f"step {state.global_step:4d}  reward {logs['reward']:.3f}  {accuracy}{levels}", flush=True)
+                print(step_line(state.global_step, logs, tasks) + levels, flush=True)
+
+    class DropUnknown(TrainerCallback):
+        """First of the callbacks: a task with no row in the step has no accuracy (TRL logs None),
+        so the key goes before TensorBoard's callback warns about it and drops it."""
+
+        def on_log(self, _args, _state, _control, logs=None, **__):
+            for key in [k for k, v in (logs or {}).items() if not _known(v)]:
+                del logs[key]
 
     class Trainer(GRPOTrainer):
         def get_train_dataloader(self):
@@ -218,9 +264,11 @@ def train_trl(
             super().log(logs, start_time)
 
     trainer = Trainer(model=model, reward_funcs=rewards, args=args, train_dataset=train, processing_class=processor, callbacks=[PrintReward()])
+    running["trainer"] = trainer
     for noisy in (PrinterCallback, ProgressCallback):  # our one line per step replaces raw log dicts
         trainer.remove_callback(noisy)
-    trainer.train()
+    trainer.callback_handler.callbacks.insert(0, DropUnknown())
+    trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model(str(Path(out_dir) / "final"))
     processor.save_pretrained(str(Path(out_dir) / "final"))
-    return [entry for entry in trainer.state.log_history if "reward" in entry]
+    return [{k: v for k, v in entry.items() if _known(v)} for entry in trainer.state.log_history if "reward" in entry]

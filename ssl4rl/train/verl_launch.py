@@ -152,7 +152,18 @@ def verl_command(
         command += curriculum_overrides(Path(out_dir).resolve() / name / CURRICULUM_LOG, curriculum)
     for key, value in (reward_kwargs or {}).items():
         command.append(f"+reward.custom_reward_function.reward_kwargs.{key}={value}")
-    return command + list(overrides)
+    command += list(overrides)
+    if curriculum is not None and curriculum != "off":  # each curriculum.jsonl line's step: one step logs batch x n outcomes
+        from ssl4rl.train.preflight import verl_settings
+
+        settings = verl_settings(command)
+        try:
+            rollouts = int(settings["data.train_batch_size"]) * int(settings["actor_rollout_ref.rollout.n"])
+        except (KeyError, TypeError, ValueError):
+            rollouts = None
+        if rollouts:
+            command.append(f"+reward.custom_reward_function.reward_kwargs.curriculum_step_rollouts={rollouts}")
+    return command
 
 
 def _check_levels(data: Path) -> None:
@@ -193,6 +204,20 @@ def curriculum_overrides(log: Path, curriculum: str | CurriculumOptions = "adapt
     return command
 
 
+# Overrides a resumed run may change: how long it runs, how often it saves and validates.
+RESUMABLE_KEYS = ("trainer.total_training_steps=", "trainer.total_epochs=", "trainer.save_freq=", "trainer.test_freq=", "trainer.resume_mode=")
+
+
+def run_identity(command: list[str], data_dir: str, model: str) -> dict:
+    """What must match for a run folder to be resumed rather than refused (ssl4rl.train.runs):
+    the data (by its manifest), the model and every other argument of the launch."""
+    from ssl4rl.train.runs import data_fingerprint
+
+    kept = [arg for arg in command[1:] if not arg.lstrip("+").startswith(RESUMABLE_KEYS)]  # not the interpreter's path
+    model = str(Path(model).expanduser().resolve()) if Path(model).expanduser().exists() else model
+    return {"backend": "verl", "data": data_fingerprint(data_dir), "model": model, "command": kept}
+
+
 def run_dir(command: list[str]) -> Path:
     """The run folder: checkpoints, TensorBoard events and the curriculum log."""
     return Path(next(arg for arg in reversed(command) if arg.startswith("trainer.default_local_dir=")).split("=", 1)[1])
@@ -208,6 +233,8 @@ def verl_env(command: list[str], device: str = "gpu") -> dict[str, str]:
     }
     if device == "cpu":
         env.update({"SSL4RL_VERL_DEVICE": "cpu", "OMP_NUM_THREADS": "1"})
+    if any(arg.startswith("+data.curriculum.log=") for arg in command):
+        env["SSL4RL_CURRICULUM"] = "1"  # the plugin logs each task's level per step (curriculum/<task>)
     return env
 
 

@@ -16,6 +16,8 @@ version it stops at import with one line.
   sets `actor_rollout_ref.model.lora.merge=true`, so the replica receives merged weights.
 - Always: trl's presence must not switch on verl's value-head patch, which imports a class
   trl 1.x no longer has (`AutoModelForCausalLMWithValueHead`).
+- With `SSL4RL_CURRICULUM` (`--curriculum adaptive`): each step's metrics carry the level the
+  curriculum served each task (`curriculum/<task>`), for the step line and TensorBoard.
 - With `SSL4RL_VERL_DEVICE=cpu` (`--device cpu`): a CPU platform on gloo process groups, the FSDP
   engine found for it, FSDP2 CPU offload without pinned memory (pinning needs a CUDA driver),
   and a process-group backend string without the duplicate "cpu:gloo,cpu:gloo".
@@ -32,6 +34,7 @@ from types import SimpleNamespace
 
 VERL_VERSION = "0.9.1"
 DEVICE_ENV = "SSL4RL_VERL_DEVICE"
+CURRICULUM_ENV = "SSL4RL_CURRICULUM"  # set by the launcher for --curriculum adaptive
 ROLLOUT_NAME = "hf"
 
 if version("verl") != VERL_VERSION:
@@ -311,5 +314,33 @@ def _install_cpu_mode() -> None:
     fsdp_utils.CPUOffloadPolicy = UnpinnedCPUOffloadPolicy
 
 
+def _install_curriculum_metrics() -> None:
+    """Each step's metrics (verl's step line, TensorBoard) get `curriculum/<task>`, the level the
+    adaptive curriculum dataset served each task for the step (ssl4rl.curriculum.level_metrics:
+    the dataset and the trainer share a process, as the launcher sets no dataloader workers).
+    verl's trainers bind compute_data_metrics when imported, after this module (loaded by
+    verl/__init__), so replacing it in metric_utils reaches them."""
+    import sys
+
+    from verl.trainer.ppo import metric_utils
+
+    from ssl4rl.curriculum import level_metrics
+
+    original = metric_utils.compute_data_metrics
+    if getattr(original, "ssl4rl_levels", False):
+        return
+
+    def compute_data_metrics(*args, **kwargs):
+        return {**original(*args, **kwargs), **level_metrics()}
+
+    compute_data_metrics.ssl4rl_levels = True
+    metric_utils.compute_data_metrics = compute_data_metrics
+    for name in ("verl.trainer.ppo.ray_trainer", "verl.trainer.ppo.v1.trainer_base"):
+        if name in sys.modules:
+            sys.modules[name].compute_data_metrics = compute_data_metrics
+
+
 if os.environ.get(DEVICE_ENV) == "cpu":
     _install_cpu_mode()
+if os.environ.get(CURRICULUM_ENV):
+    _install_curriculum_metrics()
