@@ -3,7 +3,7 @@
     python bench/learning.py [--out outputs/learning] [--runs rotation-verl,rotation-trl,...] [--steps N]
 
 Every step is the command a user types (`ssl4rl build`, `ssl4rl tiny-model --size small
---warm-start`, `ssl4rl train`, `ssl4rl merge`, `ssl4rl eval --puzzles`; see ssl4rl.learning),
+--warm-start --warm-start-grey`, `ssl4rl train`, `ssl4rl merge`, `ssl4rl eval --puzzles`; see ssl4rl.learning),
 on `--source shapes` with the short prompts in bench/prompts/. Each run writes heldout.csv,
 reward.csv and curves.png into OUT/RUN; the table (task, backend, steps, wall minutes, held-out
 accuracy before -> after with 95 % intervals) is printed and written to OUT/table.md.
@@ -38,7 +38,7 @@ def build(out: Path, task: str, *extra: str) -> str:
 def model(out: Path, data: str, name: str) -> str:
     folder = out / "models" / name
     if not (folder / "config.json").exists():
-        ssl4rl("tiny-model", str(folder), "--size", "small", "--warm-start", data)
+        ssl4rl("tiny-model", str(folder), "--size", "small", "--warm-start", data, "--warm-start-steps", "200", "--warm-start-grey")
     return str(folder)
 
 

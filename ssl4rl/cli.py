@@ -222,6 +222,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--text", action="store_true", help="a text-only Qwen2 (AutoModelForCausalLM), for graph puzzles")
     tiny.add_argument("--size", choices=["tiny", "small"], default="tiny", help="tiny: ~0.2 M parameters (tests); small: ~1 M, 168-px pictures (the learning benchmark) (default: %(default)s)")
     tiny.add_argument("--warm-start-steps", type=int, default=80, metavar="N", help="format warm-start steps (default: %(default)s)")
+    tiny.add_argument("--warm-start-grey", action="store_true", help="warm-start on grey canvases in place of the pictures (keeps more of the model's view of them; needs more steps)")
     tiny.add_argument("--overwrite", action="store_true", help="replace what OUT holds (a non-empty OUT is refused otherwise)")
 
     merge = _command(commands, "merge", help="verl FSDP checkpoint -> Hugging Face model (LoRA fused; any model, any number of ranks)")
@@ -484,7 +485,7 @@ def _run_tiny_model(args) -> None:
         shutil.rmtree(target)
     out = make_tiny_qwen2(args.out, seed=args.seed) if args.text else make_tiny_qwen2_5_vl(args.out, seed=args.seed, size=args.size)
     if args.warm_start:
-        losses = warm_start(out, args.warm_start, steps=args.warm_start_steps, seed=args.seed)
+        losses = warm_start(out, args.warm_start, steps=args.warm_start_steps, seed=args.seed, grey=args.warm_start_grey)
         print(f"format warm-start loss {losses[0]:.2f} -> {losses[-1]:.2f}")
     print(out)
 

@@ -179,16 +179,17 @@ def blank(image):
     return Image.new("RGB", image.size, (128, 128, 128))
 
 
-def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, batch_size: int = 4, lr: float = 3e-3, seed: int = 0, progress: bool = True) -> list[float]:
+def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, batch_size: int = 4, lr: float = 3e-3, seed: int = 0, progress: bool = True, grey: bool = False) -> list[float]:
     """Teach the random model the answer *format* with a few SFT steps on random answers.
 
     Targets are `<think> </think> <answer>A</answer>` with A drawn uniformly from the answers
     the row's task and level use (`answer_pools`), so the model learns to emit a parseable answer
     but nothing about the puzzle: GRPO then starts near chance with reward variance to learn
-    from. The images are shown as flat grey canvases of their own sizes: targets that ignore
-    real pictures would teach the model to ignore pictures (the image-dependent part of its
-    last hidden state shrank 15x in 200 such steps), which GRPO must then undo. Shows a progress
-    bar (a minute or two on 2 cores). Returns the losses.
+    from. `grey`: show every picture as a flat grey canvas of its size. Targets that ignore real
+    pictures teach the model to ignore pictures (the image-dependent part of its last hidden
+    state shrank 20x in 200 such steps; 7x on canvases, see bench/vision_probe.py), but a short
+    warm-start on canvases does not hold its format on real pictures (the demo's 60 steps: no
+    answer parsed). Shows a progress bar (a minute or two on 2 cores). Returns the losses.
     """
     import random
 
@@ -218,7 +219,7 @@ def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, bat
         rows = [data[rng.randrange(len(data))] for _ in range(batch_size)]
         prompts = [processor.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows]
         targets = [format_target(rng, r, pools) + "<|im_end|>" for r in rows]
-        images = None if text_only else [[blank(image) for image in r["images"]] for r in rows]
+        images = None if text_only else [[blank(image) if grey else image for image in r["images"]] for r in rows]
         prompt_lengths = [len(x) for x in encode(prompts, images)["input_ids"]]
         batch = encode([p + t for p, t in zip(prompts, targets)], images, return_tensors="pt", padding=True)
         labels = batch["input_ids"].clone()

@@ -84,3 +84,11 @@ def lora_fused(weights: dict, r: int, alpha: float) -> dict:
             target = name.split(".lora_A.")[0].removeprefix("base_model.model.") + ".weight"
             plain[target] = plain[target] + (alpha / r) * (up @ down)
     return plain
+
+
+@pytest.fixture(scope="session")
+def text_model(tmp_path_factory):
+    """The tiny offline Qwen2 text model (graph puzzles), untrained; shared by the session."""
+    from ssl4rl.tiny_lm import make_tiny_qwen2
+
+    return make_tiny_qwen2(tmp_path_factory.mktemp("lm") / "tiny")

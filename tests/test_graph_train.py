@@ -15,13 +15,6 @@ from ssl4rl.sources.graph import GraphRef, load_graph
 
 
 @pytest.fixture(scope="module")
-def text_model(tmp_path_factory):
-    from ssl4rl.tiny_lm import make_tiny_qwen2
-
-    return make_tiny_qwen2(tmp_path_factory.mktemp("lm") / "tiny")
-
-
-@pytest.fixture(scope="module")
 def graph_set(tmp_path_factory):
     out = tmp_path_factory.mktemp("graph") / "mix"
     build(BuildConfig(task="mix", tasks={"masking": 1.0, "neighbour": 1.0, "link": 1.0}, source="synthetic", out=str(out),

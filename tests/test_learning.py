@@ -103,3 +103,22 @@ def test_track_scores_every_checkpoint_of_a_trl_run(shapes_build, tmp_path):
     assert [step for step, _ in result["rewards"]] == [1, 2]
     for name in ("heldout.csv", "reward.csv", "curves.png"):
         assert (tmp_path / "run" / name).stat().st_size > 0
+
+
+def test_grey_warm_start_never_sees_the_pictures(shapes_build, tmp_path):
+    """On canvases the warm-start learns the same weights from a build and from its blank copy
+    (same prompts, answers and sizes, other pixels); on pictures it does not."""
+    import torch
+    from safetensors.torch import load_file
+
+    from ssl4rl.tiny_vlm import make_tiny_qwen2_5_vl, warm_start
+
+    blank = blank_copy(str(shapes_build), tmp_path / "blank")
+    weights = {}
+    for grey in (True, False):
+        for name, data in (("real", shapes_build), ("blank", blank)):
+            model = make_tiny_qwen2_5_vl(tmp_path / f"{name}-{grey}")
+            warm_start(model, data, steps=3, progress=False, grey=grey)
+            weights[name, grey] = load_file(str(model / "model.safetensors"))
+    assert all(torch.equal(t, weights["blank", True][k]) for k, t in weights["real", True].items())
+    assert not all(torch.equal(t, weights["blank", False][k]) for k, t in weights["real", False].items())

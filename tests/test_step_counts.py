@@ -11,13 +11,6 @@ from ssl4rl.train.trl_grpo import LocalGRPOConfig, train_trl
 
 
 @pytest.fixture(scope="module")
-def text_model(tmp_path_factory):
-    from ssl4rl.tiny_lm import make_tiny_qwen2
-
-    return make_tiny_qwen2(tmp_path_factory.mktemp("lm") / "tiny")
-
-
-@pytest.fixture(scope="module")
 def six_rows(tmp_path_factory):
     out = tmp_path_factory.mktemp("graph") / "link"
     build(BuildConfig(task="link", source="synthetic", out=str(out), limit=6, test_fraction=0), progress_bar=False)
