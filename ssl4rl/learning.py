@@ -223,12 +223,12 @@ def blank_copy(data: str, out: str | Path) -> str:
     import pyarrow as pa
     from PIL import Image
 
+    from ssl4rl.images import encode_png
+
     def grey(image: dict) -> dict:
         with Image.open(io.BytesIO(image["bytes"])) as picture:
             size = picture.size
-        buffer = io.BytesIO()
-        Image.new("RGB", size, (128, 128, 128)).save(buffer, "PNG")
-        return {"bytes": buffer.getvalue(), "path": image["path"]}
+        return {"bytes": encode_png(Image.new("RGB", size, (128, 128, 128))), "path": image["path"]}
 
     def rewrite(table):
         images = [[grey(image) for image in row] for row in table.column("images").to_pylist()]

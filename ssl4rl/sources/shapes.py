@@ -16,7 +16,6 @@ build), encoded as PNG; `shapes` gives 1000 pictures, `shapes:N` gives N.
 from __future__ import annotations
 
 import hashlib
-import io
 import random
 from typing import Iterator
 
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ssl4rl.errors import UserError
+from ssl4rl.images import encode_png
 from ssl4rl.sources.common import RawImage
 
 DEFAULT_COUNT = 1000
@@ -91,12 +91,6 @@ def draw_picture(index: int) -> Image.Image:
     # an 8-pixel block structure that turns with the picture (the audit's block-phase probe)
     grain = np.random.default_rng(rng.getrandbits(64)).integers(-GRAIN, GRAIN + 1, (SIZE, SIZE, 3))
     return Image.fromarray(np.clip(np.asarray(image, np.int16) + grain, 0, 255).astype(np.uint8), "RGB")
-
-
-def encode_png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 class ShapesSource:
