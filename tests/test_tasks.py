@@ -260,8 +260,10 @@ def test_same_seed_same_puzzle_and_different_seed_different_puzzle():
     "task, response, expected",
     [
         (Rotation, "<think>hmm</think><answer>90°</answer>", 1.0),
-        (Rotation, "<answer>-270</answer>", 1.0),
-        (Rotation, "<answer>450 degrees</answer>", 1.0),
+        (Rotation, "<answer>-270</answer>", 0.0),  # the same turn, but not one of the listed angles
+        (Rotation, "<answer>450 degrees</answer>", 0.0),
+        (Rotation, "<answer>27090</answer>", 0.0),  # digit soup that is 90 modulo 360
+        (Rotation, "<answer>090</answer>", 0.0),
         (Rotation, "<answer>180</answer>", 0.0),
         (Rotation, "90", 0.0),
         (Position, "<answer>Top_Right</answer>", 0.0),
@@ -271,3 +273,11 @@ def test_same_seed_same_puzzle_and_different_seed_different_puzzle():
 def test_verifiers_normalise_answers(task, response, expected):
     truth = {Rotation: "90", Position: "top-left", Contrastive: "positive"}[task]
     assert task.score(response, truth) == expected
+
+
+@pytest.mark.parametrize("truth", ["0", "90", "180", "270"])
+def test_rotation_rewards_exactly_the_true_angle_among_all_integers(truth):
+    """No integer but the truth itself scores: angles read modulo 360 paid digit soup such as
+    `27090` for 90, which a GRPO policy found and learned instead of the puzzle."""
+    paid = [n for n in range(-1000, 100_000) if Rotation.score(f"<answer>{n}</answer>", truth)]
+    assert paid == [int(truth)]

@@ -157,16 +157,22 @@ class Rotation:
 
     @staticmethod
     def parse(response: str) -> int | None:
-        """The answered angle in [0, 360), or None.
+        """The answered angle, an integer in [0, 360) written plainly, or None.
 
-        >>> [Rotation.parse(f"<answer>{a}</answer>") for a in ("90", "90°", "90 degrees", "-270", "450")]
-        [90, 90, 90, 90, 90]
+        Only plain angles count: reading `27090` or `450` modulo 360 let a policy collect the
+        reward with digit soup (every `...90` string is 90 modulo 360), which GRPO found within
+        ten steps on the tiny model and which wrecked its answer format.
+
+        >>> [Rotation.parse(f"<answer>{a}</answer>") for a in ("90", "90°", "90 degrees", "0", "270.")]
+        [90, 90, 90, 0, 270]
+        >>> [Rotation.parse(f"<answer>{a}</answer>") for a in ("-270", "450", "360", "27090", "090", "9 0")]
+        [None, None, None, None, None, None]
         """
         text = extract_answer(response)
         if text is None:
             return None
-        match = re.fullmatch(r"([+-]?\d{1,9})\s*(?:°|º|deg|degs|degree|degrees)?\.?", text, re.IGNORECASE)
-        return int(match.group(1)) % 360 if match else None
+        match = re.fullmatch(r"(0|[1-9]\d{0,2})\s*(?:°|º|deg|degs|degree|degrees)?\.?", text, re.IGNORECASE)
+        return int(match.group(1)) if match and int(match.group(1)) < 360 else None
 
     @classmethod
     def score(cls, response: str, ground_truth: str, params: dict | None = None) -> float:
