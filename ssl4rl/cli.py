@@ -157,6 +157,8 @@ def _build_parser() -> argparse.ArgumentParser:
         task_parser.add_argument("--data", metavar="PATH", help="with a preset: the downloaded files (TSV file or folder)")
         task_parser.add_argument("--out", required=True, metavar="DIR", help="output folder for train-*.parquet, test-*.parquet, manifest.json")
         task_parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="worker processes (default: %(default)s; output is identical for any number)")
+        task_parser.add_argument("--engine", choices=["local", "ray"], default="local", help="local: a process pool on this machine; ray: tasks on a Ray cluster (same output bytes; docs/scale.md)")
+        task_parser.add_argument("--ray-address", metavar="ADDRESS", help="with --engine ray: the cluster to join (auto: the one `ray start` runs here; default: a private Ray on this machine with --workers CPUs)")
         task_parser.add_argument("--seed", type=int, default=0, help="global seed: every random choice derives from (seed, task, sample id)")
         task_parser.add_argument("--limit", type=int, metavar="N", help="stop after this many rows (train + test) (default: the whole source)")
         task_parser.add_argument("--test-fraction", type=float, default=0.1, metavar="F", help="share of images (by content hash) in the test split")
@@ -321,7 +323,9 @@ def _run_build(args) -> None:
         curriculum=args.curriculum, max_prompt_tokens=args.max_prompt_tokens, patch_size=args.patch_size, processor=args.processor,
         max_pixels=int(args.max_megapixels * 1e6), max_file_bytes=int(args.max_file_mb * 2**20),
     )  # fmt: skip
-    manifest = build(cfg, workers=args.workers, overwrite=args.overwrite, progress_bar=not args.quiet)
+    if args.ray_address and args.engine != "ray":
+        raise UserError("--ray-address needs --engine ray")
+    manifest = build(cfg, workers=args.workers, overwrite=args.overwrite, progress_bar=not args.quiet, engine=args.engine, ray_address=args.ray_address)
     rows = manifest["rows"]
     skipped = ", ".join(f"{k} {v}" for k, v in manifest["skipped"].items()) or "none"
     longest = max((stats.get("max", 0) for stats in manifest["prompt_tokens"].values()), default=0)
