@@ -63,7 +63,7 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def wait_for_nodes(address: str, count: int, env: dict, timeout: float = 60.0) -> None:
+def wait_for_nodes(address: str, count: int, env: dict, timeout: float = 120.0) -> None:
     script = (
         "import ray, time, sys\n"
         f"ray.init(address={address!r}, logging_level='ERROR', log_to_driver=False)\n"
@@ -94,7 +94,7 @@ def local_cluster(nodes: int = 2, cpus: int = 1, pythonpath: str | None = None) 
             common = ["--num-cpus", str(cpus), "--node-ip-address", "127.0.0.1", "--temp-dir", temp, "--disable-usage-stats", "--block"]
             with open(Path(temp) / f"start-{k}.log", "w") as log:
                 started.append(subprocess.Popen(ray + role + ports + common, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        wait_for_nodes(address, nodes, env)
+            wait_for_nodes(address, k + 1, env)  # a node joins a head that is up
         yield {"address": address, "env": env, "groups": [p.pid for p in started], "temp": temp}
     finally:
         stop_groups(started)
