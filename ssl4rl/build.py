@@ -35,6 +35,7 @@ from ssl4rl.budget import TokenBudget, length_stats
 from ssl4rl.errors import UserError
 from ssl4rl.images import MAX_PIXELS, SkipImage, SourceImage, decode, encode
 from ssl4rl.lock import FolderLock
+from ssl4rl.prescale import fitted_size, predicts
 from ssl4rl.schema import GRAPH_ABILITY, is_puzzle_build, make_row
 from ssl4rl.shards import ShardWriter, atomic_write_json
 from ssl4rl.sources import open_source
@@ -199,11 +200,14 @@ def make_rows(job: Job) -> JobResult:
     task, level = _worker["tasks"][job.spec]
     if _worker["graph"] is not None:
         return make_graph_rows(job, task, level)
+    # Tasks that can tell their largest images from the source's size are decoded straight to
+    # the size that fits the token budget (ssl4rl.prescale): one decode, one resize, one puzzle.
+    fit = functools.partial(fitted_size, task, _worker["templates"][task.name], _worker["budget"]) if predicts(task) else None
     try:
-        source = decode(job.data, task.min_side, job.source_id, _worker["max_pixels"])
+        source = decode(job.data, task.min_side, job.source_id, _worker["max_pixels"], fit=fit)
     except SkipImage as skip:
         return JobResult(job.split, job.seq, [], [], skip.reason)
-    rows, answers, lengths, downscaled = [], [], [], 0
+    rows, answers, lengths, downscaled = [], [], [], int(source.downscaled)
     source_hash = content_key(job.data).hex()  # the key the split was decided by
     for sample_id, partner_data in job.samples:
         others = []

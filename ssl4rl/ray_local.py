@@ -1,7 +1,7 @@
 """A Ray cluster of several nodes on this one machine, as `ray start` makes them on a real one:
 for the CI test and the benchmark of the Ray engine (`--engine ray`).
 
-Each node is a `ray start --block` in its own process group, on loopback, in a private temp dir,
+Each node is a `ray start --block` in its own process group, in a private temp dir,
 with its own auth token and free ports, so it never meets another cluster on the machine; on
 exit only those process groups are ended (never `ray stop`, which stops every Ray here).
 """
@@ -91,7 +91,7 @@ def local_cluster(nodes: int = 2, cpus: int = 1, pythonpath: str | None = None) 
                      "--dashboard-port", str(dashboard)] if k == 0 else ["--address", address])  # fmt: skip
             ports = ["--dashboard-agent-listen-port", str(agents[3 * k]), "--dashboard-agent-grpc-port", str(agents[3 * k + 1]),
                      "--metrics-export-port", str(agents[3 * k + 2])]  # fmt: skip
-            common = ["--num-cpus", str(cpus), "--node-ip-address", "127.0.0.1", "--temp-dir", temp, "--disable-usage-stats", "--block"]
+            common = ["--num-cpus", str(cpus), "--temp-dir", temp, "--disable-usage-stats", "--block"]
             with open(Path(temp) / f"start-{k}.log", "w") as log:
                 started.append(subprocess.Popen(ray + role + ports + common, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
             wait_for_nodes(address, k + 1, env)  # a node joins a head that is up
