@@ -305,8 +305,36 @@ def _task_option(task: str, setting: str, item: str) -> tuple[str, object]:
         raise UserError(f"--tasks: {key} of {task} takes a {type(default).__name__} (got {value!r})") from None
 
 
+class _NoPandas:
+    """An import hook under which `import pandas` fails."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "pandas":
+            raise ModuleNotFoundError("No module named 'pandas'", name=name)
+        return None
+
+
+def _pyarrow_without_pandas() -> None:
+    """pyarrow imports pandas (about 0.2 s) the first time it makes an array, only to ask whether
+    its input is a DataFrame; a build never passes one. Tell it once that pandas is absent: in
+    this process only, which ends with the build."""
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    hook = _NoPandas()
+    sys.meta_path.insert(0, hook)  # pyarrow now records "no pandas" for this process
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(hook)
+
+
 def _run_build(args) -> None:
     from ssl4rl.build import BuildConfig, build
+
+    _pyarrow_without_pandas()
 
     if args.workers < 1 or args.per_image < 1 or args.shard_rows < 1 or (args.limit is not None and args.limit < 1):
         raise UserError("--workers, --per-image, --shard-rows and --limit must be positive")
