@@ -254,7 +254,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="ssl4rl-bench-") as tmp:
         tmp = Path(tmp)
-        print(f"making {3 * args.images} photos ...", flush=True)
+        print(f"making {(1 if args.no_scaling else 3) * args.images} photos ...", flush=True)
         photos = make_photos(tmp / "photos_3n", (1 if args.no_scaling else 3) * args.images)
         source = link_first(photos[: args.images], tmp / "photos_n")
         fixed = fixed_cost(tmp / "photos_1", photos[0], tmp / "out_fixed", max(worker_counts))

@@ -30,15 +30,15 @@ def commands(tmp: Path) -> dict[str, list[str]]:
 
 
 def timed(args: list[str], checkout: Path, runs: int) -> tuple[float, list[str]]:
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    env, cwd = {**os.environ, "PYTHONPATH": str(checkout)}, tempfile.gettempdir()  # not a checkout: it would come first on sys.path
     seconds = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "ssl4rl", *args], env=env, check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "ssl4rl", *args], env=env, cwd=cwd, check=True, capture_output=True)
         seconds.append(time.perf_counter() - start)
     probe = ("import sys\nfrom ssl4rl.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
              f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))")  # fmt: skip
-    loaded = subprocess.run([sys.executable, "-c", probe, *args], env=env, check=True, capture_output=True, text=True).stdout
+    loaded = subprocess.run([sys.executable, "-c", probe, *args], env=env, cwd=cwd, check=True, capture_output=True, text=True).stdout
     imported = sorted(set(loaded.splitlines()[-1].split()) if loaded.strip() else set())
     return statistics.median(seconds), imported
 

@@ -94,7 +94,11 @@ def local_cluster(nodes: int = 2, cpus: int = 1, pythonpath: str | None = None) 
             common = ["--num-cpus", str(cpus), "--temp-dir", temp, "--disable-usage-stats", "--block"]
             with open(Path(temp) / f"start-{k}.log", "w") as log:
                 started.append(subprocess.Popen(ray + role + ports + common, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-            wait_for_nodes(address, k + 1, env)  # a node joins a head that is up
+            try:
+                wait_for_nodes(address, k + 1, env)  # a node joins a head that is up
+            except RuntimeError as error:
+                log = (Path(temp) / f"start-{k}.log").read_text()[-2000:]
+                raise RuntimeError(f"{error}\nnode {k} (`ray start`) said:\n{log}") from None
         yield {"address": address, "env": env, "groups": [p.pid for p in started], "temp": temp}
     finally:
         stop_groups(started)
