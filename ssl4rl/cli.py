@@ -153,7 +153,7 @@ def _build_parser() -> argparse.ArgumentParser:
     for name, task_class in [("mix", None), *TASKS.items()]:
         summary = "several tasks in one interleaved dataset" if task_class is None else (task_class.__doc__ or "").strip().splitlines()[0]
         task_parser = _command(tasks, name, help=summary, description=summary)
-        task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), or a path (TSV file, parquet/HF folder, image folder); graph tasks: a bundled graph, a graph preset or a graph folder")
+        task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), a path (TSV file, parquet/HF folder, image folder, .tar) or a quoted glob ('DIR/*.tar' WebDataset shards, 'DIR/*.parquet'); graph tasks: a bundled graph, a graph preset or a graph folder")
         task_parser.add_argument("--data", metavar="PATH", help="with a preset: the downloaded files (TSV file or folder)")
         task_parser.add_argument("--out", required=True, metavar="DIR", help="output folder for train-*.parquet, test-*.parquet, manifest.json")
         task_parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="worker processes (default: %(default)s; output is identical for any number)")
