@@ -690,9 +690,10 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
     makes the puzzles on a Ray cluster (ssl4rl.ray_build): the same bytes as 'local'."""
     mapper = ordered_map
     if engine == "ray":
-        from ssl4rl.ray_build import import_ray, ray_ordered_map
+        from ssl4rl.ray_build import check_reachable, import_ray, ray_ordered_map
 
         import_ray()
+        check_reachable(ray_address)
         mapper = functools.partial(ray_ordered_map, address=ray_address)
     elif engine != "local":
         raise UserError(f"--engine must be local or ray (got {engine!r})")

@@ -13,6 +13,7 @@ block-level shuffling to undo. Only the driver reads the source and writes the o
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections import deque
 from typing import Iterable, Iterator
@@ -31,6 +32,20 @@ def import_ray():
     except ImportError:
         raise UserError("--engine ray needs Ray: pip install 'ray>=2.9' (it comes with ssl4rl[verl])") from None
     return ray
+
+
+def check_reachable(address: str | None) -> None:
+    """A HOST:PORT that nothing answers on is one line now, before the output folder is touched
+    (Ray itself would retry for minutes)."""
+    if not address or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray-address must be auto or HOST:PORT (got {address!r})")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as error:
+        raise UserError(f"cannot reach the Ray cluster at {address} ({error.strerror or error}); start it with `ray start --head` or fix --ray-address") from None
 
 
 def _runtime_env() -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -124,3 +125,13 @@ def test_ray_engine_without_ray_is_one_clear_line(tmp_path, photo_folder, monkey
     with pytest.raises(UserError, match=r"--engine ray needs Ray: pip install"):
         build(cfg, engine="ray", progress_bar=False)
     assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_an_address_nothing_answers_on_is_one_line_before_anything_is_written(tmp_path, photo_folder):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    cfg = BuildConfig(task="rotation", source=str(photo_folder), out=str(tmp_path / "out"))
+    with pytest.raises(UserError, match=rf"cannot reach the Ray cluster at 127.0.0.1:{port}"):
+        build(cfg, engine="ray", ray_address=f"127.0.0.1:{port}", progress_bar=False)
+    assert not (tmp_path / "out").exists()
