@@ -1,11 +1,14 @@
 """Build throughput and memory of `ssl4rl build`, next to a codec-only floor.
 
-    python bench/build_throughput.py [--images N] [--tasks rotation,jigsaw,...] [--workers 1,2] [--json PATH]
+    python bench/build_throughput.py [--images N] [--tasks rotation,jigsaw,...] [--workers 1,2] [--ray] [--json PATH]
 
 Each build runs as the real CLI in a subprocess, so the numbers include process start, the
 worker pool and parquet writing; peak RSS is summed over the whole process tree. The floor
 is what one process needs just to decode each source image once and encode the row's output
-images: the part of the work no builder can avoid.
+images: the part of the work no builder can avoid; N workers are compared with N times it.
+`--ray` also builds with `--engine ray` on a local Ray cluster of two one-CPU nodes (started
+and stopped by the script, as `ray start` would on two machines), next to the local pool at the
+same core count (the RSS of the Ray processes is not counted).
 """
 
 from __future__ import annotations
@@ -123,12 +126,15 @@ class PeakRss:
 
 
 # ---------------------------------------------------------------- the real build
-def run_build(task: str, source: Path, out: Path, workers: int) -> dict:
-    """One `ssl4rl build` as a subprocess: wall time, rows, and peak RSS of its process tree."""
+def run_build(task: str, source: Path, out: Path, workers: int, cluster: dict | None = None) -> dict:
+    """One `ssl4rl build` as a subprocess: wall time, rows, and peak RSS of its process tree;
+    with `cluster` (ssl4rl.ray_local), on that Ray cluster."""
     command = [sys.executable, "-m", "ssl4rl", "build", task, "--source", str(source), "--out", str(out),
                "--workers", str(workers), "--quiet", "--overwrite", "--test-fraction", "0.1"]  # fmt: skip
+    if cluster:
+        command += ["--engine", "ray", "--ray-address", cluster["address"]]
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster["env"] if cluster else None)
     monitor = PeakRss(process.pid)
     _, stderr = process.communicate()
     seconds = time.perf_counter() - start
@@ -137,7 +143,7 @@ def run_build(task: str, source: Path, out: Path, workers: int) -> dict:
         raise RuntimeError(f"build {task} failed ({process.returncode}):\n{stderr}")
     manifest = json.loads((out / "manifest.json").read_text())
     rows = sum(manifest["rows"].values())
-    return {"task": task, "workers": workers, "images": len(list(source.glob("*.jpg"))), "rows": rows,
+    return {"task": task, "engine": "ray" if cluster else "local", "workers": workers, "images": len(list(source.glob("*.jpg"))), "rows": rows,
             "seconds": seconds, "rows_per_s": rows / seconds, "peak_rss_mb": peak_mb}  # fmt: skip
 
 
@@ -190,29 +196,38 @@ def verdict(ok: bool) -> str:
 
 
 def print_table(results: list[dict]) -> None:
-    header = f"{'task':<12}{'workers':>8}{'rows/s':>9}{'peak RSS MB':>13}{'floor rows/s':>14}{'build/floor':>13}{'target':>9}{'speed':>7}{'RSS':>6}"
+    header = f"{'task':<12}{'engine':>7}{'workers':>8}{'rows/s':>9}{'peak RSS MB':>13}{'floor rows/s':>14}{'build/floor':>13}{'target':>9}{'speed':>7}{'RSS':>6}"
     print(header)
     print("-" * len(header))
     for r in results:
-        target = TARGET_ROWS_PER_S.get(r["task"]) if r["workers"] == 2 else None
+        target = TARGET_ROWS_PER_S.get(r["task"]) if r["workers"] == 2 and r["engine"] == "local" else None
         speed = verdict(r["rows_per_s"] >= target) if target else "-"
+        floor = r["floor_rows_per_s"] * r["workers"]  # N processes: N times one process's floor, at best
         print(
-            f"{r['task']:<12}{r['workers']:>8}{r['rows_per_s']:>9.1f}{r['peak_rss_mb']:>13.0f}{r['floor_rows_per_s']:>14.1f}"
-            f"{r['rows_per_s'] / r['floor_rows_per_s']:>13.2f}{target or '-':>9}{speed:>7}{verdict(r['peak_rss_mb'] <= TARGET_RSS_MB):>6}"
+            f"{r['task']:<12}{r['engine']:>7}{r['workers']:>8}{r['rows_per_s']:>9.1f}{r['peak_rss_mb']:>13.0f}{floor:>14.1f}"
+            f"{r['rows_per_s'] / floor:>13.2f}{target or '-':>9}{speed:>7}{verdict(r['peak_rss_mb'] <= TARGET_RSS_MB):>6}"
         )
-    print(f"targets apply to 2 workers (jigsaw at its default 2x2); RSS target <= {TARGET_RSS_MB} MB")
+    print(f"floor: N workers against N x the 1-process codec floor; targets apply to 2 local workers (jigsaw at its default 2x2); "
+          f"RSS target <= {TARGET_RSS_MB} MB")  # fmt: skip
+    local = {(r["task"], r["workers"]): r["rows_per_s"] for r in results if r["engine"] == "local"}
+    for r in results:
+        if r["engine"] == "ray" and (r["task"], r["workers"]) in local:
+            ratio = r["rows_per_s"] / local[(r["task"], r["workers"])]
+            print(f"{r['task']}: Ray engine on {r['workers']} one-CPU nodes / local pool of {r['workers']} workers: {ratio:.2f} ({verdict(ratio >= 0.8)}: >= 0.8)")
 
 
-def measure_builds(tasks: list[str], worker_counts: list[int], source: Path, tmp: Path) -> list[dict]:
-    """Every (task, workers) build, each with the codec floor of its task."""
+def measure_builds(tasks: list[str], worker_counts: list[int], source: Path, tmp: Path, cluster: dict | None = None) -> list[dict]:
+    """Every (task, workers) build, each with the codec floor of its task; with `cluster`, also
+    the Ray engine on it (as many workers as the cluster has nodes)."""
     results = []
     for task in tasks:
         out, floor = tmp / f"out_{task}", None
-        for workers in worker_counts:
-            result = run_build(task, source, out, workers)
-            floor = floor or codec_floor(source, out)  # the output is identical for any worker count
+        runs = [(workers, None) for workers in worker_counts] + ([(len(cluster["groups"]), cluster)] if cluster else [])
+        for workers, on in runs:
+            result = run_build(task, source, out, workers, on)
+            floor = floor or codec_floor(source, out)  # the output is identical for any worker count and engine
             results.append({**result, "floor_rows_per_s": floor["rows_per_s"]})
-            print(f"  {task} x{workers}: {result['rows']} rows in {result['seconds']:.2f} s; "
+            print(f"  {task} {result['engine']} x{workers}: {result['rows']} rows in {result['seconds']:.2f} s; "
                   f"floor: decode {floor['decode_s']:.2f} s + encode {floor['encode_s']:.2f} s", flush=True)  # fmt: skip
     return results
 
@@ -231,24 +246,32 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000, help="input photos (default: %(default)s)")
     parser.add_argument("--tasks", default=",".join(TARGET_ROWS_PER_S), help="comma-separated tasks")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts (default: %(default)s)")
+    parser.add_argument("--ray", action="store_true", help="also build with --engine ray on a local two-node Ray cluster")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the RSS-vs-N check (3N photos, two more builds)")
     parser.add_argument("--json", help="also save the results to this JSON file")
     args = parser.parse_args()
     tasks, worker_counts = args.tasks.split(","), [int(w) for w in args.workers.split(",")]
 
     with tempfile.TemporaryDirectory(prefix="ssl4rl-bench-") as tmp:
         tmp = Path(tmp)
-        print(f"making {3 * args.images} photos ...", flush=True)
-        photos = make_photos(tmp / "photos_3n", 3 * args.images)
+        print(f"making {(1 if args.no_scaling else 3) * args.images} photos ...", flush=True)
+        photos = make_photos(tmp / "photos_3n", (1 if args.no_scaling else 3) * args.images)
         source = link_first(photos[: args.images], tmp / "photos_n")
         fixed = fixed_cost(tmp / "photos_1", photos[0], tmp / "out_fixed", max(worker_counts))
         print(f"fixed cost per build (1 image, {max(worker_counts)} workers): {fixed:.2f} s", flush=True)
         load_before = os.getloadavg()[0]
-        results = measure_builds(tasks, worker_counts, source, tmp)
+        if args.ray:
+            from ssl4rl.ray_local import local_cluster
+
+            with local_cluster(nodes=2, cpus=1, pythonpath=str(Path(__file__).resolve().parents[1])) as cluster:
+                results = measure_builds(tasks, worker_counts, source, tmp, cluster)
+        else:
+            results = measure_builds(tasks, worker_counts, source, tmp)
         print()
         print_table(results)
         print(f"1-min load average {load_before:.2f} before the builds, {os.getloadavg()[0]:.2f} after, "
               f"on {os.cpu_count()} CPUs (other load skews the timings)\n")  # fmt: skip
-        scaling = rss_scaling(source, tmp / "photos_3n", tmp / "out_scaling")
+        scaling = None if args.no_scaling else rss_scaling(source, tmp / "photos_3n", tmp / "out_scaling")
 
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

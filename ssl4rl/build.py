@@ -12,6 +12,7 @@ A build interrupted part-way resumes from its last complete shard (`.progress.js
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -34,6 +35,7 @@ from ssl4rl.budget import TokenBudget, length_stats
 from ssl4rl.errors import UserError
 from ssl4rl.images import MAX_PIXELS, SkipImage, SourceImage, decode, encode
 from ssl4rl.lock import FolderLock
+from ssl4rl.prescale import fitted_size, predicts
 from ssl4rl.schema import GRAPH_ABILITY, is_puzzle_build, make_row
 from ssl4rl.shards import ShardWriter, atomic_write_json
 from ssl4rl.sources import open_source
@@ -198,11 +200,14 @@ def make_rows(job: Job) -> JobResult:
     task, level = _worker["tasks"][job.spec]
     if _worker["graph"] is not None:
         return make_graph_rows(job, task, level)
+    # Tasks that can tell their largest images from the source's size are decoded straight to
+    # the size that fits the token budget (ssl4rl.prescale): one decode, one resize, one puzzle.
+    fit = functools.partial(fitted_size, task, _worker["templates"][task.name], _worker["budget"]) if predicts(task) else None
     try:
-        source = decode(job.data, task.min_side, job.source_id, _worker["max_pixels"])
+        source = decode(job.data, task.min_side, job.source_id, _worker["max_pixels"], fit=fit)
     except SkipImage as skip:
         return JobResult(job.split, job.seq, [], [], skip.reason)
-    rows, answers, lengths, downscaled = [], [], [], 0
+    rows, answers, lengths, downscaled = [], [], [], int(source.downscaled)
     source_hash = content_key(job.data).hex()  # the key the split was decided by
     for sample_id, partner_data in job.samples:
         others = []
@@ -679,8 +684,19 @@ def _prepare_out(out: Path, identity: dict, overwrite: bool) -> dict | None:
     return None
 
 
-def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_bar: bool = True) -> dict:
-    """Build the dataset described by `cfg` into cfg.out; returns the manifest."""
+def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_bar: bool = True, engine: str = "local",
+          ray_address: str | None = None) -> dict:
+    """Build the dataset described by `cfg` into cfg.out; returns the manifest. engine 'ray'
+    makes the puzzles on a Ray cluster (ssl4rl.ray_build): the same bytes as 'local'."""
+    mapper = ordered_map
+    if engine == "ray":
+        from ssl4rl.ray_build import check_reachable, import_ray, ray_ordered_map
+
+        import_ray()
+        check_reachable(ray_address)
+        mapper = functools.partial(ray_ordered_map, address=ray_address)
+    elif engine != "local":
+        raise UserError(f"--engine must be local or ray (got {engine!r})")
     specs, templates, partners = _check_task(cfg)
     cfg.budget()  # bad budget options fail here, before the output folder is touched
     for given in (cfg.source, cfg.data):
@@ -694,14 +710,15 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
     _make_out(out)
     try:
         with FolderLock(out):
-            return _build(cfg, reader, specs, templates, partners, out, workers, overwrite, progress_bar)
+            return _build(cfg, reader, specs, templates, partners, out, workers, overwrite, progress_bar, mapper)
     except OSError as error:  # a folder we cannot write in (read-only, full): one line, not a traceback
         if not str(error.filename or "").startswith(str(out)):
             raise
         raise UserError(f"{out}: cannot write the build ({error.strerror or error}: {error.filename})") from None
 
 
-def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, workers: int, overwrite: bool, progress_bar: bool) -> dict:
+def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, workers: int, overwrite: bool, progress_bar: bool,
+           mapper=ordered_map) -> dict:
     identity = cfg.identity(templates)
     saved = _prepare_out(out, identity, overwrite)
     if saved and "complete" in saved:
@@ -734,7 +751,7 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, work
     expected = cfg.limit or _expected_rows(reader, cfg.per_image) if progress_bar else None
     bar = tqdm(total=expected, initial=total, unit="rows", desc=f"build {cfg.task}", disable=not progress_bar, dynamic_ncols=True)
     exhausted = cfg.limit is None or total < cfg.limit
-    results = ordered_map(planner if exhausted else (), workers, initargs)
+    results = mapper(planner if exhausted else (), workers, initargs)
     try:
         for result in results:
             log, source_bytes = planner.pending.popleft()
@@ -750,6 +767,7 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, work
             if keep and writers[result.split].add(keep):
                 snapshots[result.split] = split.snapshot(writers[result.split].shard, stats.prefix())
                 save_progress()
+                bar.set_postfix(shards=sum(writer.shard for writer in writers.values()), refresh=False)
             if cfg.limit is not None and total >= cfg.limit:
                 exhausted = False
                 break

@@ -153,10 +153,12 @@ def _build_parser() -> argparse.ArgumentParser:
     for name, task_class in [("mix", None), *TASKS.items()]:
         summary = "several tasks in one interleaved dataset" if task_class is None else (task_class.__doc__ or "").strip().splitlines()[0]
         task_parser = _command(tasks, name, help=summary, description=summary)
-        task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), or a path (TSV file, parquet/HF folder, image folder); graph tasks: a bundled graph, a graph preset or a graph folder")
+        task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), a path (TSV file, parquet/HF folder, image folder, .tar) or a quoted glob ('DIR/*.tar' WebDataset shards, 'DIR/*.parquet'); graph tasks: a bundled graph, a graph preset or a graph folder")
         task_parser.add_argument("--data", metavar="PATH", help="with a preset: the downloaded files (TSV file or folder)")
         task_parser.add_argument("--out", required=True, metavar="DIR", help="output folder for train-*.parquet, test-*.parquet, manifest.json")
         task_parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="worker processes (default: %(default)s; output is identical for any number)")
+        task_parser.add_argument("--engine", choices=["local", "ray"], default="local", help="local: a process pool on this machine; ray: tasks on a Ray cluster (same output bytes; docs/scale.md)")
+        task_parser.add_argument("--ray-address", metavar="ADDRESS", help="with --engine ray: the cluster to join (auto: the one `ray start` runs here; default: a private Ray on this machine with --workers CPUs)")
         task_parser.add_argument("--seed", type=int, default=0, help="global seed: every random choice derives from (seed, task, sample id)")
         task_parser.add_argument("--limit", type=int, metavar="N", help="stop after this many rows (train + test) (default: the whole source)")
         task_parser.add_argument("--test-fraction", type=float, default=0.1, metavar="F", help="share of images (by content hash) in the test split")
@@ -303,8 +305,36 @@ def _task_option(task: str, setting: str, item: str) -> tuple[str, object]:
         raise UserError(f"--tasks: {key} of {task} takes a {type(default).__name__} (got {value!r})") from None
 
 
+class _NoPandas:
+    """An import hook under which `import pandas` fails."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "pandas":
+            raise ModuleNotFoundError("No module named 'pandas'", name=name)
+        return None
+
+
+def _pyarrow_without_pandas() -> None:
+    """pyarrow imports pandas (about 0.2 s) the first time it makes an array, only to ask whether
+    its input is a DataFrame; a build never passes one. Tell it once that pandas is absent: in
+    this process only, which ends with the build."""
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    hook = _NoPandas()
+    sys.meta_path.insert(0, hook)  # pyarrow now records "no pandas" for this process
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(hook)
+
+
 def _run_build(args) -> None:
     from ssl4rl.build import BuildConfig, build
+
+    _pyarrow_without_pandas()
 
     if args.workers < 1 or args.per_image < 1 or args.shard_rows < 1 or (args.limit is not None and args.limit < 1):
         raise UserError("--workers, --per-image, --shard-rows and --limit must be positive")
@@ -321,7 +351,9 @@ def _run_build(args) -> None:
         curriculum=args.curriculum, max_prompt_tokens=args.max_prompt_tokens, patch_size=args.patch_size, processor=args.processor,
         max_pixels=int(args.max_megapixels * 1e6), max_file_bytes=int(args.max_file_mb * 2**20),
     )  # fmt: skip
-    manifest = build(cfg, workers=args.workers, overwrite=args.overwrite, progress_bar=not args.quiet)
+    if args.ray_address and args.engine != "ray":
+        raise UserError("--ray-address needs --engine ray")
+    manifest = build(cfg, workers=args.workers, overwrite=args.overwrite, progress_bar=not args.quiet, engine=args.engine, ray_address=args.ray_address)
     rows = manifest["rows"]
     skipped = ", ".join(f"{k} {v}" for k, v in manifest["skipped"].items()) or "none"
     longest = max((stats.get("max", 0) for stats in manifest["prompt_tokens"].values()), default=0)

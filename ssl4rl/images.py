@@ -40,6 +40,7 @@ class SourceImage:
     data: bytes
     passthrough: bool  # True when `data` decodes to exactly `pixels` as RGB
     source_id: str = ""
+    downscaled: bool = False  # decoded straight to a smaller size (`decode(fit=...)`)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -75,16 +76,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
 MAX_PIXELS = 50_000_000  # well under Pillow's bomb limit (89 MP warns, 179 MP fails): ~150 MB as RGB
 
 
-def decode(data: bytes, min_side: int = 1, source_id: str = "", max_pixels: int = MAX_PIXELS) -> SourceImage:
+def decode(data: bytes, min_side: int = 1, source_id: str = "", max_pixels: int = MAX_PIXELS, fit=None) -> SourceImage:
     """Decode `data` to RGB or raise SkipImage('unreadable' | 'truncated' | 'too-large' | 'too-small').
 
     No other exception escapes: one hostile file must not stop a build. An image declaring
     more than `max_pixels` is skipped from its header, before its pixels are decoded.
+    `fit(upright size)` may return a smaller (width, height) to decode to: a JPEG is then
+    decoded at a reduced DCT scale (Pillow's draft), and resized once (Lanczos) to exactly that.
     """
     try:
         with warnings.catch_warnings():  # Pillow's warnings on odd files (and its bomb warning: our
             warnings.simplefilter("ignore")  # limit decides) would only be noise from the workers
-            return _decode(data, min_side, source_id, max_pixels)
+            return _decode(data, min_side, source_id, max_pixels, fit)
     except SkipImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError):
@@ -95,17 +98,27 @@ def decode(data: bytes, min_side: int = 1, source_id: str = "", max_pixels: int 
         raise SkipImage("truncated" if "truncated" in str(error).lower() else "unreadable") from None
 
 
-def _decode(data: bytes, min_side: int, source_id: str, max_pixels: int) -> SourceImage:
+def _decode(data: bytes, min_side: int, source_id: str, max_pixels: int, fit=None) -> SourceImage:
     image = Image.open(io.BytesIO(data))
     if image.width * image.height > max_pixels:
         raise SkipImage("too-large")
+    orientation = _exif_orientation(image)
+    target = None
+    if fit is not None:
+        upright = image.size if orientation < 5 else image.size[::-1]  # 5-8 turn the image by 90 degrees
+        if min(upright) < min_side:
+            raise SkipImage("too-small")
+        target = fit(upright)
+        if target is not None and image.format == "JPEG":
+            image.draft(None, target if orientation < 5 else target[::-1])
     image.load()
     source_format, source_mode = image.format, image.mode
-    upright = _exif_orientation(image) == 1
-    rgb = to_rgb(image if upright else ImageOps.exif_transpose(image))
+    rgb = to_rgb(image if orientation == 1 else ImageOps.exif_transpose(image))
+    if target is not None:
+        return SourceImage(rgb.resize(target, Image.Resampling.LANCZOS), data, False, source_id, downscaled=True)
     if min(rgb.size) < min_side:
         raise SkipImage("too-small")
-    passthrough = source_format in PASSTHROUGH_FORMATS and source_mode == "RGB" and upright
+    passthrough = source_format in PASSTHROUGH_FORMATS and source_mode == "RGB" and orientation == 1
     return SourceImage(rgb, data, passthrough, source_id)
 
 

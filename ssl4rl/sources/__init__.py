@@ -3,15 +3,17 @@
 `open_source(name_or_path, data=...)` picks the reader: `samples` (bundled photos), `shapes`
 (synthetic pictures a model trained from nothing can learn from), a preset
 name from PRESETS (with `data` pointing at the user's downloaded files), or a path that is a
-VLMEvalKit TSV file, a Hugging Face dataset folder (parquet or `save_to_disk`) or an image folder.
+VLMEvalKit TSV file, a Hugging Face dataset folder (parquet or `save_to_disk`), an image folder,
+WebDataset tar shards, or a glob of tar or parquet files (`DIR/*.tar`, `DIR/*.parquet`).
 """
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawImage, build_folders
+from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawImage, build_folders, is_build_folder
 from ssl4rl.sources.folder import FolderSource
 from ssl4rl.sources.graph import BUNDLED
 from ssl4rl.sources.hf import HFSource, data_files
@@ -19,8 +21,9 @@ from ssl4rl.sources.presets import PRESETS
 from ssl4rl.sources.samples import SamplesSource
 from ssl4rl.sources.shapes import ShapesSource, parse_count
 from ssl4rl.sources.tsv import TsvSource
+from ssl4rl.sources.webdataset import TarSource
 
-__all__ = ["open_source", "open_path", "PRESETS", "RawImage", "TsvSource", "HFSource", "FolderSource", "SamplesSource", "ShapesSource"]
+__all__ = ["open_source", "open_path", "PRESETS", "RawImage", "TsvSource", "HFSource", "FolderSource", "SamplesSource", "ShapesSource", "TarSource"]
 
 
 def open_path(path: Path, image_columns: list[str] | None = None, max_bytes: int = MAX_FILE_BYTES):
@@ -36,7 +39,9 @@ def open_path(path: Path, image_columns: list[str] | None = None, max_bytes: int
             return HFSource(path, image_columns, max_bytes)
         if suffix in IMAGE_EXTENSIONS:
             return FolderSource(path.parent, [path], max_bytes)
-        raise UserError(f"{path}: not a .tsv, .parquet or .arrow file or an image folder")
+        if suffix == ".tar":
+            return TarSource(path.parent, [path], max_bytes)
+        raise UserError(f"{path}: not a .tsv, .parquet, .arrow or .tar file or an image folder")
     # A build is never a source: the dataset reader walks every depth, so a build anywhere under
     # `path` is refused; parquet files inside builds do not make an image folder a dataset.
     builds = build_folders(path)
@@ -56,9 +61,31 @@ def open_path(path: Path, image_columns: list[str] | None = None, max_bytes: int
     folder = FolderSource(path, max_bytes=max_bytes)
     if folder.files:
         return folder
+    tars = sorted(path.glob("*.tar"))
+    if tars:
+        return TarSource(path, tars, max_bytes)
     if builds:
         raise UserError(f"{path}: holds only puzzle builds ({builds[0].relative_to(path).as_posix()}/), no source images")
-    raise UserError(f"{path}: holds no .tsv, .parquet, .arrow or image files")
+    raise UserError(f"{path}: holds no .tsv, .parquet, .arrow, .tar or image files")
+
+
+def open_glob(pattern: str, image_columns: list[str] | None = None, max_bytes: int = MAX_FILE_BYTES):
+    """`DIR/*.tar` (WebDataset shards) or `DIR/*.parquet` (a dataset's files), in sorted order;
+    ids are relative to DIR, the part of the pattern before its first wildcard."""
+    files = sorted(Path(f) for f in glob.glob(pattern, recursive=True) if Path(f).is_file())
+    if not files:
+        raise UserError(f"{pattern}: no files match")
+    prefix = pattern[: min(pattern.index(c) for c in "*?[" if c in pattern)]
+    root = Path(prefix) if prefix.endswith("/") else Path(prefix).parent
+    builds = sorted({f.parent for f in files if is_build_folder(f.parent)})
+    if builds:
+        raise UserError(f"{pattern}: matches files of the puzzle build {builds[0]}; a build is never a source")
+    suffixes = {f.suffix.lower() for f in files}
+    if suffixes == {".tar"}:
+        return TarSource(root, files, max_bytes)
+    if suffixes <= {".parquet", ".arrow"}:
+        return HFSource(root, image_columns, max_bytes, files=files)
+    raise UserError(f"{pattern}: matches {', '.join(sorted(suffixes))} files; a glob source is .tar shards or .parquet/.arrow files")
 
 
 def open_source(source: str, data: str | Path | None = None, image_columns: list[str] | None = None, max_bytes: int = MAX_FILE_BYTES):
@@ -79,6 +106,8 @@ def open_source(source: str, data: str | Path | None = None, image_columns: list
         return reader
     if data is not None:
         raise UserError(f"unknown source '{source}' (presets: samples, {', '.join(PRESETS)})")
+    if not Path(source).exists() and any(c in source for c in "*?["):
+        return open_glob(source, image_columns, max_bytes)
     if not Path(source).exists():
         raise UserError(f"source '{source}' is neither a preset (samples, {', '.join(PRESETS)}) nor an existing path")
     return open_path(Path(source), image_columns, max_bytes)

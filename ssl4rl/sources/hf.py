@@ -80,9 +80,10 @@ def _batches(file: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
 class HFSource:
     kind = "hf"
 
-    def __init__(self, path: Path, image_columns: list[str] | None = None, max_bytes: int = MAX_FILE_BYTES):
+    def __init__(self, path: Path, image_columns: list[str] | None = None, max_bytes: int = MAX_FILE_BYTES, files: list[Path] | None = None):
+        """`files`: the parquet/Arrow files of a glob (`DIR/*.parquet`), ids relative to `path`."""
         self.path, self.max_bytes = Path(path), max_bytes
-        self.files = data_files(self.path)
+        self.files = list(files) if files is not None else data_files(self.path)
         if not self.files:
             raise UserError(f"{self.path}: no .parquet or .arrow files")
         try:

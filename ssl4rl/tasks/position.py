@@ -65,6 +65,16 @@ class Position:
     def min_side(self) -> int:
         return int(np.ceil(MIN_CROP / self.max_crop)) * self.grid
 
+    def prompt_vars(self) -> dict:
+        return {"names": ", ".join(cell_names(self.grid)), "grid": self.grid}
+
+    def sizes_at_most(self, width: int, height: int) -> list[tuple[int, int]]:
+        """The largest the puzzle's images can be for a width x height source (the full image,
+        the largest crop of the widest cell): the builder fits the token budget from these
+        before making the puzzle (ssl4rl.prescale)."""
+        cell_w, cell_h = -(-width // self.grid), -(-height // self.grid)
+        return [(width, height), (max(MIN_CROP, int(self.max_crop * cell_w)), max(MIN_CROP, int(self.max_crop * cell_h)))]
+
     def make(self, rng: np.random.Generator, source: SourceImage, others=()) -> Puzzle:
         names = cell_names(self.grid)
         cell = int(rng.integers(len(names)))
@@ -83,7 +93,7 @@ class Position:
         return Puzzle(
             images=[source.original(), crop],
             answer=names[cell],
-            prompt_vars={"names": ", ".join(names), "grid": self.grid},
+            prompt_vars=self.prompt_vars(),
             params={"grid": self.grid, "box": [x, y, x + crop_w, y + crop_h]},
         )
 
