@@ -37,3 +37,16 @@ def test_trl_preflight_of_the_issue_example_says_two_steps(six_rows, text_model)
     plan = check_trl(str(six_rows), cfg, str(text_model))
     assert plan.report().splitlines()[0] == "6 train rows: 1 steps per epoch, 2 steps in all"
     assert any("--save-freq=50 is more than the run's 2 steps" in w for w in plan.warnings)
+
+
+def test_trl_keeps_verls_constant_learning_rate(text_model, six_rows, tmp_path):
+    """The two backends run one schedule: verl's actor.optim holds the rate constant; TRL's
+    default decayed it linearly to zero, half the learning over a run of the same flags."""
+    import yaml
+    from importlib.resources import files
+
+    verl_optim = yaml.safe_load((files("verl") / "trainer/config/optim/fsdp.yaml").read_text())
+    assert verl_optim["lr_scheduler_type"] == "constant"
+    cfg = LocalGRPOConfig(batch_size=2, mini_batch_size=2, rollout_n=2, max_steps=3, lr=1e-4, max_response_length=4, logger="none", save_freq=10_000)
+    history = train_trl(str(six_rows), str(text_model), str(tmp_path / "trl"), cfg, print_steps=False)
+    assert [entry["learning_rate"] for entry in history] == [1e-4] * 3

@@ -209,6 +209,9 @@ def train_trl(
     args = GRPOConfig(
         output_dir=out_dir,
         learning_rate=cfg.lr,
+        lr_scheduler_type="constant",  # verl's actor.optim defaults: a constant rate, AdamW decay 0.01, clip 1.0
+        weight_decay=0.01,
+        max_grad_norm=1.0,
         beta=cfg.kl_loss_coef,
         num_generations=cfg.rollout_n,
         per_device_train_batch_size=cfg.mini_batch_size * cfg.rollout_n,
