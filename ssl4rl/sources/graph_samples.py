@@ -21,7 +21,7 @@ COMMON = "study note report about with from between new old small large early la
 SUBTOPICS = 3  # each topic's words fall into this many threads of 4 words
 
 
-def synthetic_graph(seed: int = 0, nodes: int = 160, p_thread: float = 0.2, p_topic: float = 0.03, p_out: float = 0.004) -> Graph:
+def synthetic_graph(seed: int = 0, nodes: int = 160, p_thread: float = 0.35, p_topic: float = 0.02, p_out: float = 0.003) -> Graph:
     """A stochastic block model over TOPICS, each split into SUBTOPICS threads (4 words of the
     topic each): a node's text is mostly words of its thread (60 %), then of its topic (25 %) and
     common words; edges mostly inside a thread, some inside a topic. Its label is the topic. The

@@ -44,11 +44,15 @@ def distances(graph: Graph, source: int, max_hops: int, hidden: list[tuple[int, 
 
 def ball(rng: np.random.Generator, graph: Graph, roots: list[int], hops: int, limit: int, hidden: list[tuple[int, int]] = ()) -> list[int]:
     """The roots, then nodes layer by layer up to `hops` away, at most `limit` nodes in all (the
-    roots always). Within a layer the roots take turns, the first (the puzzle's focus) first, each
-    adding one node of its own part of the layer at a time (a random order within it), so when the
-    limit bites every root still shows its nearest nodes and the farthest go first."""
+    roots always). Within a layer the roots take turns, each adding one node of its own part of
+    the layer (a random order within it): the root showing the fewest edges so far goes next
+    (ties: the first root, the puzzle's focus, first). So when the limit bites every root still
+    shows its nearest nodes, the farthest go first, and candidates show about as many edges as
+    each other (a node linked to several roots counts for each)."""
     chosen = list(dict.fromkeys(roots))
     seen = set(chosen)
+    linked = [set(neighbours(graph, root, hidden)) for root in chosen]
+    shown = [len(linked[i] & seen) for i in range(len(chosen))]
     fronts = [[root] for root in chosen]  # each root's part of the current layer
     for _ in range(hops):
         queues = []
@@ -56,17 +60,22 @@ def ball(rng: np.random.Generator, graph: Graph, roots: list[int], hops: int, li
             nxt = sorted({o for n in front for o in neighbours(graph, n, hidden)} - seen)
             queues.append([nxt[i] for i in rng.permutation(len(nxt))])
         fronts = [[] for _ in queues]
-        turn = 0
-        while len(chosen) < limit and any(queues):
-            queue = queues[turn % len(queues)]
-            while queue:
-                node = queue.pop(0)
-                if node not in seen:
-                    seen.add(node)
-                    chosen.append(node)
-                    fronts[turn % len(queues)].append(node)
-                    break
-            turn += 1
+        added = [0] * len(queues)
+        while len(chosen) < limit:
+            for queue in queues:
+                while queue and queue[0] in seen:
+                    queue.pop(0)
+            waiting = [i for i, queue in enumerate(queues) if queue]
+            if not waiting:
+                break
+            turn = min(waiting, key=lambda i: (shown[i], added[i], i))
+            node = queues[turn].pop(0)
+            seen.add(node)
+            chosen.append(node)
+            fronts[turn].append(node)
+            added[turn] += 1
+            for i, near in enumerate(linked):
+                shown[i] += node in near
         if len(chosen) >= limit:
             break
     return chosen

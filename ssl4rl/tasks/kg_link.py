@@ -69,7 +69,7 @@ class KGLink(LetterAnswer):
         distractors = self._distractors(rng, graph, node, relation)
         order, slot = place(rng, truth, distractors)
         hidden = (node, relation, truth)
-        nodes = ball(rng, graph, [node, *order], self.hops, self.max_nodes)
+        nodes = ball(rng, graph, [node, *order], self.hops, self.max_nodes, [(node, c) for c in order])  # as shown: no head-candidate fact
         layout = Layout(rng, graph, nodes, hidden_fact=hidden, unlinked=(node, order))
         if not layout.shows_edge(node):
             raise SkipImage("head-shows-no-fact")

@@ -30,7 +30,7 @@ FIRST_ENDS = 4  # first ends of an unlinked pair tried, closest in degree first
 
 
 def structure(graph, nodes: list[int], a: int, b: int, hidden: list[tuple[int, int]] = ()) -> tuple[int, int]:
-    """The shape of a pair in the shown graph: (shared neighbours up to 2, path length 2, 3 or 0
+    """The shape of a pair in the shown graph: (shared neighbours up to 3, path length 2, 3 or 0
     for longer or none), what a linked pair and an unlinked pair are matched on."""
     links: dict[int, set[int]] = {n: set() for n in nodes}
     for x, y in induced_edges(graph, nodes, hidden):
@@ -38,7 +38,7 @@ def structure(graph, nodes: list[int], a: int, b: int, hidden: list[tuple[int, i
         links[y].add(x)
     shared = len(links[a] & links[b])
     path = 2 if shared else 3 if any(links[z] & links[b] for z in links[a]) else 0
-    return min(shared, 2), path
+    return min(shared, 3), path
 
 NEGATIVES = ("any", "two", "mixed")
 

@@ -5,8 +5,8 @@ The true neighbour is a uniformly drawn neighbour of the centre (hubs are drawn 
 friendship paradox); distractors are the nodes whose degree is closest to the truth's shown
 degree (its degree minus the hidden edge) among nodes that are not linked to the centre (a
 puzzle is skipped when one of them is off by more than half that degree, and 2) (hop distance >= 2; at
-`hard`, exactly 2 without the hidden edge: they share a neighbour with the centre, as the truth
-usually does once its edge is hidden). The shown subgraph is the neighbourhood of the centre and
+`hard`, exactly 2 without the hidden edge: they share a neighbour with the centre, and so must
+the truth once its edge is hidden, else the puzzle is skipped). The shown subgraph is the neighbourhood of the centre and
 every candidate (nearest first, the centre's turn first), the truth's edge to the centre removed;
 a centre that would show no edge is skipped. The right letter is drawn uniformly.
 """
@@ -110,6 +110,8 @@ class Neighbour(LetterAnswer):
             raise SkipImage("isolated-node")
         truth = friends[int(rng.integers(len(friends)))]
         hidden = [(node, truth)]
+        if self.distance == "two" and distances(graph, node, 2, hidden).get(truth) != 2:
+            raise SkipImage("truth-not-two-hops")  # distractors share a neighbour with the centre: so must the truth
         # the truth shows one edge fewer than it has (the hidden one): distractors match that
         distractors = draw_far(rng, graph, node, self.candidates - 1, self.distance, {truth}, hidden, len(graph.adj[truth]) - 1)
         order, slot = place(rng, truth, distractors)
