@@ -40,7 +40,7 @@ def puzzles(task_name: str, source: str, level: str, seed: int = 0):
         except SkipImage:
             continue
         out.append((graph, node, puzzle, template.format(**puzzle.prompt_vars)))
-    assert len(out) >= max(4, len(graph) // (8 if level == "hard" else 2)), (task_name, source, level, len(out))  # hard skips many
+    assert len(out) >= max(4, len(graph) // (8 if level == "hard" else 3)), (task_name, source, level, len(out))  # hard skips many; link matches shapes
     return out
 
 
