@@ -15,9 +15,10 @@ UTF-8 bytes, plus Qwen's default chat template around one user turn (system prom
 tokens at most). The bound is about 4x too high on English, which starved graph prompts (mostly
 text), so graph builds use a calibrated estimate instead (`estimate_text_tokens`): Qwen's
 pre-tokenizer splits numbers into single digits, so digits, punctuation and newlines count one
-token each, a word of n letters ceil(n / 3) tokens, other characters one per UTF-8 byte. On English
-that is about 3 characters per token where published tokenizer ratios are about 4 (docs/graphs.md
-has the measured figures), so it errs high by about a quarter; `--processor` is exact.
+token each, a word of n letters ceil(n / 3) tokens, other characters one per UTF-8 byte. On the
+words of graph prompts that is 3.0 characters per token where the published ratio of the
+cl100k-style BPE Qwen's tokenizer starts from is about 4, so it errs high by about a third
+(docs/graphs.md has the measured figures); `--processor` is exact.
 """
 
 from __future__ import annotations

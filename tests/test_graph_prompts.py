@@ -73,7 +73,7 @@ def test_the_text_estimate_is_far_below_the_byte_bound_and_above_a_4_chars_per_t
     prose = "The migration of songbirds follows the river basin, where the wetland offers a nest and food. " * 5
     estimate = estimate_text_tokens(prose)
     assert len(prose) / 4 < estimate < len(prose.encode()) / 2  # published ratios: about 4 characters a token in English
-    assert estimate_text_tokens("12-345, 6-7") == 11  # digits one by one, as Qwen's pre-tokenizer splits them
+    assert estimate_text_tokens("12-345, 6-7") == 10  # digits one by one, as Qwen's pre-tokenizer splits them; spaces free
     assert TokenBudget(1024, estimate=True).text_tokens(prose) < TokenBudget(1024).text_tokens(prose)
 
 
@@ -91,10 +91,11 @@ def test_every_focus_node_shows_an_edge_and_no_text_is_cut_below_100_characters(
             assert params["text_chars"] >= 100
 
 
-def test_the_brought_in_graph_shows_its_texts_whole_and_many_nodes(builds):
+def test_the_brought_in_graph_keeps_its_texts_at_the_default_length_and_many_nodes(builds):
+    """Texts of 150-260 characters: cut only to the default --text-chars (160), never shorter to fit."""
     for task in ("neighbour", "link", "masking"):
         shown = json.loads((builds[f"{task}/tag"] / "manifest.json").read_text())["graph_shown"][task]
-        assert shown["texts_cut"] == 0 and shown["nodes_median"] >= (4 if task == "masking" else 8), (task, shown)
+        assert shown["shortest_cut_chars"] == 160 and shown["nodes_median"] >= (4 if task == "masking" else 8), (task, shown)
 
 
 def shared(params: dict) -> int:
@@ -116,16 +117,41 @@ def test_link_yes_and_no_pairs_share_shown_neighbours_equally_often(builds, grap
 
 def test_kg_link_never_shows_a_fact_between_the_head_and_a_candidate(builds):
     graph = load_graph(GraphRef("synthetic-kg"))
-    reverse_exists = 0
+    would_show = 0
     for row in rows(builds["kg-link/synthetic-kg"]):
         params = json.loads(row["extra_info"]["params"])
         head, candidates = params["head"], set(params["candidate_nodes"])
         assert not any({a, b} & {head} and {a, b} & candidates for a, b in params["edges"])
         ids = params["original"]
         truth = params["candidate_nodes"][LETTERS.index(row["reward_model"]["ground_truth"])]
-        h, t = graph.index[ids[head]], graph.index[ids[truth]]
-        reverse_exists += bool(graph.relations.get((t, h)))
-    assert reverse_exists > 0  # the graph has facts that would restate answers: they are the ones dropped
+        h = graph.index[ids[head]]
+        for c in (graph.index[ids[n]] for n in candidates):
+            would_show += any(not (pair == (h, graph.index[ids[truth]]) and r == params["relation"]) for pair in ((h, c), (c, h)) for r in graph.relations.get(pair, []))
+    assert would_show > 0  # such facts exist in the graph: they are the ones dropped
+
+
+def test_kg_link_never_shows_the_reverse_of_a_symmetric_answer(tmp_path):
+    """A knowledge graph whose 'married to' and 'sibling of' facts are stated both ways."""
+    folder = tmp_path / "kg"
+    folder.mkdir()
+    people = [f"p{i}" for i in range(60)]
+    (folder / "nodes.csv").write_text("id,text\n" + "".join(f"{p},Person {p}\n" for p in people) + "c0,Town A\nc1,Town B\n")
+    lines = ["src,dst,relation"]
+    for i in range(0, 60, 2):
+        a, b = people[i], people[i + 1]
+        lines += [f"{a},{b},married to", f"{b},{a},married to", f"{a},c{i % 4 // 2},lives in", f"{b},c{i % 4 // 2},lives in"]
+        lines += [f"{a},{people[(i + 2) % 60]},sibling of", f"{people[(i + 2) % 60]},{a},sibling of"]
+    (folder / "edges.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    build(BuildConfig(task="kg-link", source=str(folder), out=str(out), per_image=3, test_fraction=0.0), progress_bar=False)
+    checked = 0
+    for row in rows(out):
+        params = json.loads(row["extra_info"]["params"])
+        truth = params["candidate_nodes"][LETTERS.index(row["reward_model"]["ground_truth"])]
+        facts = row["prompt"][0]["content"].split("Facts:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        assert f"{truth} --{params['relation']}--> {params['head']}" not in facts
+        checked += params["relation"] in ("married to", "sibling of")
+    assert checked >= 20
 
 
 def skill(report: dict, task: str) -> tuple[float, float]:
