@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
+from ssl4rl import graph_solver
 from ssl4rl.errors import UserError
 from ssl4rl.reward import chance
 from ssl4rl.tasks.common import LETTERS
@@ -197,6 +198,7 @@ class Row:
     images: list[np.ndarray]
     sizes: list[int]  # encoded bytes of each image
     fold: int  # half of the build this row is in: by source image, so a lookup cannot memorise one
+    prompt: str = ""  # the user turn (graph puzzles: the solver reads its texts)
 
 
 def fold_of(sample_id: str) -> int:
@@ -210,13 +212,14 @@ def read_rows(folder: Path):
     if not files:
         raise UserError(f"{folder}: no train-*.parquet or test-*.parquet files (is it an ssl4rl build folder?)")
     for file in files:
-        for batch in pq.ParquetFile(file).iter_batches(batch_size=64, columns=["images", "extra_info"]):
+        for batch in pq.ParquetFile(file).iter_batches(batch_size=64, columns=["prompt", "images", "extra_info"]):
             for record in batch.to_pylist():
                 info = record["extra_info"]
                 datas = [image["bytes"] for image in record["images"]]
                 images = [np.asarray(Image.open(io.BytesIO(d)).convert("RGB")) for d in datas]
+                prompt = "\n".join(m.get("content") or "" for m in record["prompt"] or [] if m.get("role") == "user")
                 yield Row(info["task"], info.get("difficulty") or "default", info["answer"], json.loads(info["params"] or "{}"),
-                          images, [len(d) for d in datas], fold_of(info["source_id"]))  # fmt: skip
+                          images, [len(d) for d in datas], fold_of(info["source_id"]), prompt)  # fmt: skip
 
 
 # ---------------------------------------------------------------- probes per task family
@@ -476,19 +479,33 @@ def _shared(row: Row, a: int, b: int) -> int:
     return len(links[a] & links[b])
 
 
+SOLVER = " (the task itself: text similarity and shown structure, ssl4rl.graph_solver)"
+
+
 def probe_masking(tally: Tally, row: Row) -> None:
     p = row.params
+    k, truth = len(p["candidate_lengths"]), LETTERS.index(row.answer)
     _candidate_probes(tally, row, [], p["candidate_lengths"])
-    tally.observe("masked node's number", "the letter most common for the masked node's number", p["target"], row.answer, row.fold, 1 / len(p["candidate_lengths"]))
+    tally.observe("masked node's number", "the letter most common for the masked node's number", p["target"], row.answer, row.fold, 1 / k)
+    tally.add("intended skill", "the candidate text most like the masked node's neighbours' (TF-IDF)" + SOLVER,
+              pick_credit(graph_solver.candidate_scores(row.task, p, row.prompt), truth, True), 1 / k, flaggable=False)  # fmt: skip
 
 
 def probe_neighbour(tally: Tally, row: Row) -> None:
+    """neighbour and kg-link: the centre (head) and its candidates."""
     p = row.params
     numbers, lengths = p["candidate_nodes"], p["lengths"]
+    k, truth = len(numbers), LETTERS.index(row.answer)
     _candidate_probes(tally, row, numbers, [lengths[n] for n in numbers])
     centre = p.get("centre", p.get("head"))
-    tally.add("most shared neighbours", "the candidate sharing the most shown neighbours with the centre" + GRAPH_SKILL,
-              pick_credit([_shared(row, centre, n) for n in numbers], LETTERS.index(row.answer), True), 1 / len(numbers), flaggable=False)  # fmt: skip
+    shared = [_shared(row, centre, n) for n in numbers]
+    tally.add("most shared neighbours", "the candidate sharing the most shown neighbours with the centre" + GRAPH_SKILL, pick_credit(shared, truth, True), 1 / k, flaggable=False)
+    tally.add("fewest shared neighbours", "the candidate sharing the fewest shown neighbours with the centre", pick_credit(shared, truth, False), 1 / k)
+    linked = [float(sorted((centre, n)) in [sorted(e) for e in p["edges"]]) for n in numbers]
+    tally.add("linked to the centre", "a candidate linked to the centre (head) in the shown edges or facts", pick_credit(linked, truth, True), 1 / k)
+    tally.add("not linked to the centre", "a candidate not linked to the centre (head) in the shown edges or facts", pick_credit(linked, truth, False), 1 / k)
+    tally.add("intended skill", "the candidate closest to the centre: shared neighbours, path length, then TF-IDF text similarity" + SOLVER,
+              pick_credit(graph_solver.candidate_scores(row.task, p, row.prompt), truth, True), 1 / k, flaggable=False)  # fmt: skip
 
 
 def probe_link(tally: Tally, row: Row) -> None:
@@ -501,8 +518,11 @@ def probe_link(tally: Tally, row: Row) -> None:
     tally.observe("text lengths", "the answer most common for u's and v's text lengths (binned sum)", lengths[u] + lengths[v], row.answer, row.fold, 0.5, continuous=True)
     tally.observe("shown nodes", "the answer most common for the number of nodes shown", p["nodes"], row.answer, row.fold, 0.5)
     tally.observe("edgeless end", "the answer most common for whether u or v shows no edge", min(degree[u], degree[v]) == 0, row.answer, row.fold, 0.5)
-    tally.observe("shared neighbours", "the answer most common for the number of shown neighbours u and v share" + GRAPH_SKILL,
-                  min(_shared(row, u, v), 3), row.answer, row.fold, 0.5, flaggable=False)  # fmt: skip
+    tally.observe("shared neighbours", "the answer most common for the number of shown neighbours u and v share", min(_shared(row, u, v), 3), row.answer, row.fold, 0.5)
+    length = graph_solver.path_length(graph_solver.links(p["edges"]), u, v)
+    tally.observe("path length", "the answer most common for the hops between u and v in the shown graph", length, row.answer, row.fold, 0.5)
+    tally.observe("intended skill", "the answer most common for how alike u's and v's texts are (TF-IDF cosine, binned)" + SOLVER,
+                  graph_solver.pair_score(p, row.prompt), row.answer, row.fold, 0.5, flaggable=False, continuous=True)  # fmt: skip
 
 
 PROBES: dict[str, Callable[[Tally, Row], None]] = {

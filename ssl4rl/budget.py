@@ -9,17 +9,23 @@ rounded to a multiple of the patch factor (28 px for Qwen2-VL / Qwen2.5-VL: 14 p
 merged 2x2; 32 for Qwen3-VL), the area clamped to [min_pixels, max_pixels], one token per
 factor x factor cell, plus `<|vision_start|>` and `<|vision_end|>`.
 
-Text tokens: exact with a processor folder (its tokenizer and chat template). Without one, an
-upper bound: a byte-level BPE (Qwen's) never makes more tokens than the text has UTF-8 bytes,
-plus Qwen's default chat template around one user turn (system prompt included, 57 tokens at
-most). The bound is loose, about 4x on English prompts, so budgets are kept with room to spare;
-pass `--processor` for the exact count.
+Text tokens: exact with a processor folder (its tokenizer and chat template). Without one, image
+builds use an upper bound: a byte-level BPE (Qwen's) never makes more tokens than the text has
+UTF-8 bytes, plus Qwen's default chat template around one user turn (system prompt included, 57
+tokens at most). The bound is about 4x too high on English, which starved graph prompts (mostly
+text), so graph builds use a calibrated estimate instead (`estimate_text_tokens`): Qwen's
+pre-tokenizer splits numbers into single digits, so digits, punctuation and newlines count one
+token each, a word of n letters ceil(n / 3) tokens, other characters one per UTF-8 byte. On the
+words of graph prompts that is 3.0 characters per token where the published ratio of the
+cl100k-style BPE Qwen's tokenizer starts from is about 4, so it errs high by about a third
+(docs/graphs.md has the measured figures); `--processor` is exact.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import re
 from dataclasses import dataclass
 
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER
@@ -28,6 +34,28 @@ from ssl4rl.tasks.common import IMAGE_PLACEHOLDER
 # "<|im_end|>\n<|im_start|>assistant\n": 5 special tokens and 52 bytes of text.
 CHAT_TEMPLATE_TOKENS = 57
 VISION_MARKERS = 2  # <|vision_start|> ... <|vision_end|> around each image's pad tokens
+LETTERS_PER_TOKEN = 3  # the estimate's word cost: ceil(letters / 3); English averages about 4 per token
+_PIECES = re.compile(r"[A-Za-z]+|[0-9]|\n|[ \t]+|[\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]|[^\x00-\x7f]+|.", re.S)
+
+
+def estimate_text_tokens(text: str) -> int:
+    """A calibrated count of a byte-level BPE's tokens without its vocabulary (see the module
+    docstring): words ceil(letters / 3), digits, punctuation and newlines one each, spaces free
+    (BPE merges them into the next word), other characters one per UTF-8 byte.
+
+    >>> estimate_text_tokens("12: a telescope, then 7-8")
+    13
+    """
+    total = 0
+    for piece in _PIECES.findall(text):
+        first = piece[0]
+        if first.isascii() and first.isalpha():
+            total += -(-len(piece) // LETTERS_PER_TOKEN)
+        elif first in " \t":
+            continue
+        else:
+            total += len(piece.encode("utf-8"))
+    return total
 
 
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
@@ -60,6 +88,7 @@ class TokenBudget:
     min_pixels: int = 4 * 28 * 28  # qwen-vl-utils' and verl's defaults
     max_pixels: int = 16384 * 28 * 28
     processor: str | None = None  # a processor folder: exact text tokens
+    estimate: bool = False  # without a processor: the calibrated estimate (graphs), not the byte bound
 
     @classmethod
     def from_processor(cls, path: str, max_tokens: int = 1024) -> "TokenBudget":
@@ -79,6 +108,8 @@ class TokenBudget:
 
     def text_tokens(self, prompt: str) -> int:
         """Tokens of everything but the images' own tokens: the prompt in the chat template."""
+        if self.processor is None and self.estimate:
+            return estimate_text_tokens(prompt.replace(IMAGE_PLACEHOLDER, "")) + CHAT_TEMPLATE_TOKENS
         if self.processor is None:
             return len(prompt.replace(IMAGE_PLACEHOLDER, "").encode("utf-8")) + CHAT_TEMPLATE_TOKENS
         processor = _processor(self.processor)

@@ -81,8 +81,9 @@ class BuildConfig:
     def budget(self) -> TokenBudget:
         if self.max_prompt_tokens < 0 or self.patch_size < 1:
             raise UserError(f"--max-prompt-tokens must be >= 0 and --patch-size >= 1 (got {self.max_prompt_tokens}, {self.patch_size})")
-        if self.processor is None:
-            return TokenBudget(self.max_prompt_tokens, self.patch_size)
+        if self.processor is None:  # graph prompts are all text: the calibrated estimate, not the byte bound
+            graphs = any(is_graph_task(name) for name in [self.task, *(self.tasks or {})])
+            return TokenBudget(self.max_prompt_tokens, self.patch_size, estimate=graphs)
         if not Path(self.processor).is_dir():
             raise UserError(f"{self.processor}: no such processor folder (a model folder saved with its processor)")
         try:
@@ -162,6 +163,7 @@ class JobResult:
     skip: str | None = None
     tokens: list[int] = field(default_factory=list)  # each row's prompt length
     downscaled: int = 0  # 1 when the source was downscaled to fit the token budget
+    shown: list[dict] = field(default_factory=list)  # graph rows: what each prompt shows (graph_shown)
 
 
 def content_key(data: bytes) -> bytes:
@@ -246,7 +248,7 @@ def make_graph_rows(job: Job, task, level: str) -> JobResult:
     """The rows of one graph node: its puzzles, text only (no images)."""
     graph = _worker["graph"]
     node = graph.index[job.source_id]
-    rows, answers, lengths = [], [], []
+    rows, answers, lengths, shown = [], [], [], []
     source_hash = content_key(job.data).hex()
     for sample_id, _ in job.samples:
         try:
@@ -254,37 +256,56 @@ def make_graph_rows(job: Job, task, level: str) -> JobResult:
         except SkipImage as skip:
             return JobResult(job.split, job.seq, [], [], skip.reason)
         lengths.append(tokens)
+        shown.append(graph_shown(task.name, puzzle.params))
         rows.append(make_row(task=task.name, prompt=prompt, images=[], answer=puzzle.answer, source=_worker["source"], source_id=sample_id,
                              split=job.split, index=-1, params=puzzle.params, difficulty=level, source_hash=source_hash, ability=GRAPH_ABILITY))  # fmt: skip
         answers.append(f"{task.name}:{puzzle.answer}" if _worker["mixed"] else puzzle.answer)
-    return JobResult(job.split, job.seq, rows, answers, tokens=lengths)
+    return JobResult(job.split, job.seq, rows, answers, tokens=lengths, shown=shown)
 
 
-SHORT_TEXT_CHARS, MIN_TEXT_CHARS = 32, 8
+FOCUS_KEYS = {"neighbour": ("centre",), "kg-link": ("head",), "masking": ("target",), "link": ("u", "v")}
+
+
+def graph_shown(task: str, params: dict) -> dict:
+    """What one graph row shows, for the manifest: nodes, edges (facts), whether every focus node
+    (the centre, head, masked node, or both ends) shows an edge, and texts cut (how many, to what)."""
+    ends = {n for pair in params["edges"] for n in pair}
+    return {"task": task, "nodes": params["nodes"], "edges": len(params["edges"]),
+            "focus_edge": all(params[key] in ends for key in FOCUS_KEYS.get(task, ())), "cut": params.get("cut", 0), "text_chars": params["text_chars"]}  # fmt: skip
+
+
+MIN_TEXT_CHARS = 100  # node texts are never cut shorter to fit: fewer nodes are shown first, then the row is skipped
 
 
 def make_graph_within_budget(task, sample_id: str, graph, node: int) -> tuple:
-    """(puzzle, prompt, prompt tokens) within the token budget: when a row is over, node texts
-    are cut shorter (down to SHORT_TEXT_CHARS), then fewer nodes are shown (down to the focus
-    nodes and a few more), then texts are cut to MIN_TEXT_CHARS, each time with the same rng
-    seed. Raises SkipImage('over-token-budget') when even the smallest puzzle does not fit."""
+    """(puzzle, prompt, prompt tokens) within the token budget: when a row is over, fewer nodes
+    are shown (the farthest go first: the shown neighbourhood fills nearest first, the focus
+    nodes taking turns), down to the focus nodes and about one neighbour each; then texts are cut
+    shorter, down to MIN_TEXT_CHARS; each time with the same rng seed. Raises
+    SkipImage('over-token-budget') when even the smallest puzzle does not fit."""
     budget, template = _worker["budget"], _worker["templates"][task.name]
     made_by = task
+    fewest = 2 * focus_count(task)
     while True:
         puzzle = made_by.make(rng_for(_worker["seed"], task.name, sample_id), graph, node)
         prompt = template.format(**puzzle.prompt_vars)
         tokens = budget.count(prompt, [])
         if budget.fits(tokens):
             return puzzle, prompt, tokens
-        fewest = max(4, getattr(made_by, "candidates", 1) + 1)
-        if made_by.text_chars > SHORT_TEXT_CHARS:
-            made_by = replace(made_by, text_chars=max(SHORT_TEXT_CHARS, made_by.text_chars * 2 // 3))
-        elif made_by.max_nodes > fewest:
-            made_by = replace(made_by, max_nodes=max(fewest, made_by.max_nodes * 3 // 4))
+        if made_by.max_nodes > fewest:
+            made_by = replace(made_by, max_nodes=max(fewest, made_by.max_nodes - max(1, made_by.max_nodes // 8)))
         elif made_by.text_chars > MIN_TEXT_CHARS:
-            made_by = replace(made_by, text_chars=max(MIN_TEXT_CHARS, made_by.text_chars * 2 // 3))
+            made_by = replace(made_by, text_chars=max(MIN_TEXT_CHARS, made_by.text_chars * 3 // 4))
         else:
             raise SkipImage("over-token-budget")
+
+
+def focus_count(task) -> int:
+    """The nodes a graph puzzle is about (always shown): the centre and its candidates, u and v,
+    or the masked node."""
+    if task.name == "link":
+        return 2
+    return 1 + (getattr(task, "candidates", 0) if task.name != "masking" else 0)
 
 
 def make_within_budget(task, sample_id: str, source: SourceImage, others: list) -> tuple:
@@ -385,6 +406,7 @@ class SplitState:
     answers: Counter = field(default_factory=Counter)
     tokens: Counter = field(default_factory=Counter)  # prompt length -> rows
     downscaled: int = 0  # source images downscaled to fit the token budget
+    graph: dict = field(default_factory=dict)  # graph rows, per task: counts of what the prompts show
 
     def add(self, result: JobResult, kept_rows: list[dict]) -> None:
         if result.skip:
@@ -394,6 +416,15 @@ class SplitState:
             self.rows += 1
             self.answers[answer] += 1
             self.tokens[tokens] += 1
+        for shown in result.shown[: len(kept_rows)]:
+            tally = self.graph.setdefault(shown["task"], {"rows": 0, "focus_edge": 0, "cut_rows": 0, "cut_texts": 0, "nodes": {}, "edges": {}, "text_chars": {}})
+            tally["rows"] += 1
+            tally["focus_edge"] += shown["focus_edge"]
+            tally["cut_rows"] += shown["cut"] > 0
+            tally["cut_texts"] += shown["cut"]
+            for key in ("nodes", "edges") + (("text_chars",) if shown["cut"] else ()):
+                value = str(shown[key])
+                tally[key][value] = tally[key].get(value, 0) + 1
         self.downscaled += result.downscaled if kept_rows else 0
         self.jobs = result.seq + 1
 
@@ -403,12 +434,15 @@ class SplitState:
             "shards": shards, "rows": self.rows, "jobs": self.jobs, "skipped": dict(self.skipped), "answers": dict(self.answers),
             "tokens": {str(k): v for k, v in sorted(self.tokens.items())}, "downscaled": self.downscaled,
         }  # fmt: skip
+        if self.graph:
+            snapshot["graph"] = json.loads(json.dumps(self.graph))
         return {**snapshot, "source": source} if source else snapshot
 
     @classmethod
     def restore(cls, saved: dict) -> "SplitState":
         tokens = Counter({int(k): v for k, v in saved.get("tokens", {}).items()})
-        return cls(saved.get("rows", 0), saved.get("jobs", 0), Counter(saved.get("skipped", {})), Counter(saved.get("answers", {})), tokens, saved.get("downscaled", 0))
+        return cls(saved.get("rows", 0), saved.get("jobs", 0), Counter(saved.get("skipped", {})), Counter(saved.get("answers", {})), tokens,
+                   saved.get("downscaled", 0), json.loads(json.dumps(saved.get("graph", {}))))  # fmt: skip
 
     def prompt_tokens(self) -> dict:
         return {**length_stats(self.tokens), "downscaled_images": self.downscaled}
@@ -543,7 +577,8 @@ class JobPlanner:
                 if len(passes) > 1 and int.from_bytes(key[8:16], "little") % len(passes) != number:
                     continue
                 spec = specs[int(rng_for(cfg.seed, "spec", raw.source_id).choice(len(specs), p=weights / weights.sum()))]
-                split = split_of(key, cfg.test_fraction)
+                published = getattr(self.reader, "split_of", None)  # a graph release's own test split
+                split = (published and published(raw.source_id)) or split_of(key, cfg.test_fraction)
                 window = windows[split]
                 samples = []
                 for repeat in range(cfg.per_image):
@@ -805,7 +840,9 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, work
         # per split: min / median / p99 / max prompt tokens, and how many sources were downscaled
         "prompt_tokens": {s: state[s].prompt_tokens() for s in SPLITS},
         "token_budget": {"max_prompt_tokens": budget.max_tokens, "patch_factor": budget.factor, "processor": budget.processor,
-                         "text": "exact (processor)" if budget.processor else "upper bound (UTF-8 bytes + chat template)"},
+                         "text": "exact (processor)" if budget.processor else "estimate (ssl4rl.budget.estimate_text_tokens + chat template)" if budget.estimate
+                         else "upper bound (UTF-8 bytes + chat template)"},
+        **({"graph_shown": graph_summary(state)} if any(state[s].graph for s in SPLITS) else {}),
         "image_format": cfg.image_format,
         "versions": _versions(),
         "config": identity,
@@ -813,6 +850,33 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, work
     atomic_write_json(out / MANIFEST_FILE, manifest)
     (out / PROGRESS_FILE).unlink(missing_ok=True)
     return manifest
+
+
+def graph_summary(state: dict) -> dict:
+    """Per graph task, over both splits: median nodes and edges shown, the share of rows whose
+    focus nodes show an edge, the share of rows with a text cut and the shortest cut."""
+    summary = {}
+    for task in sorted({t for s in SPLITS for t in state[s].graph}):
+        parts = [state[s].graph[task] for s in SPLITS if task in state[s].graph]
+        rows = sum(p["rows"] for p in parts)
+
+        def merged(key: str) -> dict:
+            total: Counter = Counter()
+            for part in parts:
+                total.update({int(k): v for k, v in part[key].items()})
+            return total
+
+        cut_to = merged("text_chars")
+        summary[task] = {
+            "rows": rows,
+            "nodes_median": length_stats(merged("nodes")).get("median"),
+            "edges_median": length_stats(merged("edges")).get("median"),
+            "focus_shows_edge": round(sum(p["focus_edge"] for p in parts) / max(rows, 1), 4),
+            "rows_with_texts_cut": round(sum(p["cut_rows"] for p in parts) / max(rows, 1), 4),
+            "texts_cut": sum(p["cut_texts"] for p in parts),
+            "shortest_cut_chars": min(cut_to) if cut_to else None,
+        }
+    return summary
 
 
 def _expected_rows(reader, per_image: int) -> int | None:

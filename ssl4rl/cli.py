@@ -237,7 +237,8 @@ def _build_parser() -> argparse.ArgumentParser:
     target = evaluate.add_mutually_exclusive_group(required=True)
     target.add_argument("--data", metavar="FILE", help="benchmark file: a VLMEvalKit TSV or a Hugging Face parquet file/folder")
     target.add_argument("--puzzles", metavar="DIR", help="a build folder: score its test split with the training verifiers")
-    target.add_argument("--graph-task", choices=["node-classification", "link-prediction"], help="graph evaluation on --source: node labels of the test split, or held-out edges / KG triples")
+    target.add_argument("--graph-task", choices=["node-classification", "link-prediction", "link-ranking"],
+                        help="graph evaluation on --source: node labels of the test split, held-out edges / KG triples, or KG triples ranked (filtered MRR, Hits@1/3/10)")
     evaluate.add_argument("--source", metavar="GRAPH", help="--graph-task: a bundled graph (see `ssl4rl sources`), a graph preset with --source-data, or a graph folder")
     evaluate.add_argument("--source-data", metavar="PATH", help="--graph-task with a graph preset: its downloaded folder")
     evaluate.add_argument("--test-fraction", type=float, default=0.1, metavar="F", help="--graph-task node-classification: the builds' --test-fraction; its test nodes are asked")
@@ -548,8 +549,11 @@ def _run_eval(args) -> None:
     elif args.graph_task:
         from ssl4rl.eval.graph import graph_items
 
+        from ssl4rl.eval.heldout import train_graph_pairs
+
         hashes = train_image_hashes(args.heldout) if args.heldout else None
-        items = graph_items(args.graph_task, args.source, args.source_data, args.limit, args.test_fraction, hashes)
+        pairs = train_graph_pairs(args.heldout) if args.heldout and args.graph_task != "node-classification" else None
+        items = graph_items(args.graph_task, args.source, args.source_data, args.limit, args.test_fraction, hashes, train_pairs=pairs)
     else:
         hashes = train_image_hashes(args.heldout) if args.heldout else None
         items = benchmark_items(args.data, args.limit, args.prompt, args.matcher, hashes)
@@ -567,6 +571,8 @@ def _run_eval(args) -> None:
     if "heldout" in summary:
         held = summary["heldout"]
         extra += f"; held out {100 * held['accuracy']:.2f} on {held['questions']} ({held['excluded']} seen in training)"
+    if "ranking" in summary:
+        extra += "; " + ", ".join(f"{k} {v:.4f}" for k, v in summary["ranking"].items() if k != "questions")
     print(f"{name}: accuracy {100 * summary['accuracy']:.2f} on {summary['questions']} questions{extra} -> {args.out}/report.md")
 
 

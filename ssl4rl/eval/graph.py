@@ -4,14 +4,19 @@ link prediction, asked as prompts in the puzzles' own serialisation.
 - node-classification: zero-shot multiple choice over the class names (all of them up to 10, else
   the truth and 9 others drawn per node; their order shuffled per node, so the right letter is
   uniform), with the node's neighbourhood (texts only: no label is
-  ever shown, in puzzles or here). Asked on the nodes of the test split (the builder's rule: by
-  content hash, `--test-fraction`), so no training puzzle was centred on them; `--heldout BUILD`
+  ever shown, in puzzles or here). Asked on the nodes of the test split (a release's published
+  test split when it has one, as Wiki-CS; else the builder's rule: by content hash, `--test-fraction`), so no training puzzle was centred on them; `--heldout BUILD`
   also marks nodes any of those builds' train splits was made from.
 - link-prediction: the held-out edges (`ssl4rl.sources.graph.HELDOUT_EDGES`; a knowledge graph's
   valid and test triples), which no puzzle ever showed: a plain graph asks "are u and v
   connected?" for each held-out edge and for as many non-edges (the nodes closest in degree),
   a knowledge graph asks which of 4 entities completes (head, relation, ?), distractors being
   tails of the same relation that make no fact.
+- link-ranking (knowledge graphs): the literature's protocol, filtered MRR and Hits@1/3/10: for
+  each held-out triple the model lists up to 10 entities, best first, by name; names are matched
+  to all entities of the graph, other true tails (of any split) are dropped from the list
+  (filtered), and the truth's place in what is left is its rank (not listed: beyond 10, a
+  reciprocal rank of 0, so MRR is a lower bound). `ssl4rl.eval.ranking` computes the metrics.
 
 Accuracy overall and per class (per category: the class, yes/no, or the relation) goes to the
 same summary.json and report.md as the benchmarks.
@@ -24,26 +29,40 @@ from ssl4rl.errors import UserError
 from ssl4rl.eval.extract import extract_choice
 from ssl4rl.eval.runner import Item
 from ssl4rl.images import SkipImage
-from ssl4rl.sources.graph import Graph, GraphRef, load_graph, node_payload
+from ssl4rl.eval.ranking import filtered_rank, named_entities
+from ssl4rl.sources.graph import Graph, GraphRef, graph_presets, load_graph, node_payload
+from ssl4rl.sources.presets import PRESETS
 from ssl4rl.tasks.common import LETTERS, load_template, rng_for
 from ssl4rl.tasks.graph_common import Layout, ball, letter_lines, parse_yes_no
 from ssl4rl.tasks.neighbour import draw_far
 
-GRAPH_TASKS = ("node-classification", "link-prediction")
-MAX_NODES, TEXT_CHARS, MAX_CLASSES, CANDIDATES = 12, 60, 10, 4
+GRAPH_TASKS = ("node-classification", "link-prediction", "link-ranking")
+MAX_NODES, TEXT_CHARS, MAX_CLASSES, CANDIDATES = 12, 160, 10, 4
+
+
 def graph_items(task: str, source: str, data: str | None, limit: int | None, test_fraction: float = 0.1,
-                train_hashes: set[str] | None = None, seed: int = 0) -> list[Item]:
-    """The questions of a graph evaluation, in a fixed order."""
+                train_hashes: set[str] | None = None, seed: int = 0, train_pairs: set[frozenset] | None = None) -> list[Item]:
+    """The questions of a graph evaluation, in a fixed order. Held out (with --heldout): a node
+    question when its node made no train row (`train_hashes`); a link question when its pair was
+    neither shown as an edge nor asked in any train row (`train_pairs`, by node id)."""
     if task not in GRAPH_TASKS:
         raise UserError(f"unknown --graph-task {task!r} (one of {', '.join(GRAPH_TASKS)})")
+    if source in graph_presets() and data is None:
+        preset = PRESETS[source]
+        raise UserError(f"source '{source}' needs --source-data PATH: {preset.download} (download: {preset.url})")
     graph = load_graph(GraphRef(source, data))
-    items = node_classification(graph, test_fraction, seed) if task == "node-classification" else link_prediction(graph, seed)
-    if train_hashes is not None:
-        for item in items:
-            item.meta["heldout"] = not any(h in train_hashes for h in item.meta.pop("hashes"))
+    if task == "node-classification":
+        items = node_classification(graph, test_fraction, seed)
+    elif task == "link-ranking":
+        items = link_ranking(graph, seed)
     else:
-        for item in items:
-            item.meta.pop("hashes")
+        items = link_prediction(graph, seed)
+    for item in items:
+        hashes, pair = item.meta.pop("hashes"), item.meta.pop("pair", None)
+        if pair is not None and train_pairs is not None:
+            item.meta["heldout"] = frozenset(pair) not in train_pairs
+        elif pair is None and train_hashes is not None:
+            item.meta["heldout"] = not any(h in train_hashes for h in hashes)
     return items[:limit] if limit else items
 
 
@@ -68,7 +87,8 @@ def node_classification(graph: Graph, test_fraction: float, seed: int) -> list[I
     items = []
     for node, label in enumerate(graph.labels):
         key = content_key(node_payload(graph.ids[node]))
-        if label is None or split_of(key, test_fraction) != "test":
+        published = node in graph.test_nodes if graph.test_nodes else None  # a release's test split (Wiki-CS)
+        if label is None or not (published if published is not None else split_of(key, test_fraction) == "test"):
             continue
         rng = rng_for(seed, "node-classification", graph.ids[node])
         names = classes if len(classes) <= MAX_CLASSES else [label, *(str(c) for c in rng.choice([c for c in classes if c != label], MAX_CLASSES - 1, replace=False))]
@@ -112,7 +132,8 @@ def link_prediction(graph: Graph, seed: int) -> list[Item]:
                 choice = parse_yes_no(response)
                 return {"choice": choice, "correct": choice == answer}
 
-            meta = {"index": key, "group": key, "category": answer, "answer": answer, "chance": 0.5, "hashes": [_hash(graph, u), _hash(graph, other)]}
+            meta = {"index": key, "group": key, "category": answer, "answer": answer, "chance": 0.5, "hashes": [_hash(graph, u), _hash(graph, other)],
+                    "pair": (graph.ids[u], graph.ids[other])}  # fmt: skip
             items.append(Item(key, prompt, [], score, meta))
     return items
 
@@ -128,13 +149,53 @@ def _completion(graph: Graph, seed: int) -> list[Item]:
         distractors = [tails[int(i)] for i in rng.choice(len(tails), CANDIDATES - 1, replace=False)]
         slot = int(rng.integers(CANDIDATES))
         order = distractors[:slot] + [t] + distractors[slot:]
-        layout = Layout(rng, graph, ball(rng, graph, [h, *order], 1, MAX_NODES))
+        layout = Layout(rng, graph, ball(rng, graph, [h, *order], 1, MAX_NODES, [(h, c) for c in order]), unlinked=(h, order))
         numbers = [layout.number[n] for n in order]
         prompt = template.format(head=layout.number[h], relation=relation, nodes=layout.node_lines(TEXT_CHARS), edges=layout.edge_text(),
                                  candidates=letter_lines([f"entity {n}" for n in numbers]), k=CANDIDATES,
                                  letters=", ".join(LETTERS[:CANDIDATES]))  # fmt: skip
         options = {LETTERS[i]: f"entity {n}" for i, n in enumerate(numbers)}
-        items.append(_choice_item(f"fact/{k}", prompt, options, LETTERS[slot], relation, [_hash(graph, h), _hash(graph, t)]))
+        item = _choice_item(f"fact/{k}", prompt, options, LETTERS[slot], relation, [_hash(graph, h), _hash(graph, t)])
+        item.meta["pair"] = (graph.ids[h], graph.ids[t])
+        items.append(item)
     if not items:
         raise UserError(f"{graph.name}: no held-out triple (valid.txt/test.txt) with enough same-relation candidates")
+    return items
+
+
+RANKING_PROMPT = """Below is part of a knowledge graph. Each entity has a number and a name; the numbers were given at random. Facts are written "head --relation--> tail".
+Entities:
+{nodes}
+Facts:
+{edges}
+
+Complete the fact: {head_name} --{relation}--> ?
+The answer may be any entity of the knowledge graph, shown here or not. List up to 10 entity names, the most likely first, one per line."""
+RANKED = 10
+
+
+def link_ranking(graph: Graph, seed: int) -> list[Item]:
+    """One question per held-out triple (head, relation, ?), scored by the truth's filtered rank
+    among all entities (ssl4rl.eval.ranking)."""
+    if not graph.is_kg:
+        raise UserError(f"{graph.name}: link-ranking needs a knowledge graph (train.txt triples, or an edges table with a relation column)")
+    template = RANKING_PROMPT + "\n\n" + load_template("kg-link").rsplit("\n\n", 1)[1]  # the shared answer format
+    names = named_entities(graph.texts)
+    items = []
+    for k, (h, relation, t) in enumerate(graph.heldout_facts):
+        rng = rng_for(seed, "kg-ranking", k)
+        layout = Layout(rng, graph, ball(rng, graph, [h], 1, MAX_NODES, [(h, t)]), unlinked=(h, [t]))
+        prompt = template.format(nodes=layout.node_lines(TEXT_CHARS), edges=layout.edge_text(), head_name=graph.texts[h] or graph.ids[h], relation=relation)
+        known = {e for (a, r, e) in graph.facts if a == h and r == relation} - {t}
+
+        def score(response: str, t=t, known=frozenset(known)) -> dict:
+            rank = filtered_rank(response, names, t, known, RANKED)
+            return {"choice": str(rank) if rank else None, "correct": rank == 1, "rank": rank}
+
+        key = f"rank/{k}"
+        meta = {"index": key, "group": key, "category": relation, "answer": "1", "chance": round(1 / len(graph), 6),
+                "hashes": [_hash(graph, h), _hash(graph, t)], "pair": (graph.ids[h], graph.ids[t])}  # fmt: skip
+        items.append(Item(key, prompt, [], score, meta))
+    if not items:
+        raise UserError(f"{graph.name}: no held-out triple (valid.txt/test.txt) to rank")
     return items

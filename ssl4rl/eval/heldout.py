@@ -8,6 +8,7 @@ check is exact whatever the task: a benchmark image is compared by the same hash
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -31,6 +32,27 @@ def train_image_hashes(builds: list[str]) -> set[str]:
                 raise UserError(f"--heldout {build}: rows without extra_info.source_hash (built by an older ssl4rl); rebuild it")
             hashes |= found
     return hashes
+
+
+def train_graph_pairs(builds: list[str]) -> set[frozenset]:
+    """Node-id pairs of the builds' train splits that a model saw linked or asked about: every
+    shown edge, and each puzzle's asked pairs (link's u and v, a centre or head and each
+    candidate). A link-prediction question is held out when its pair is none of these."""
+    pairs: set[frozenset] = set()
+    for build in builds:
+        for path in sorted(Path(build).glob("train-*.parquet")):
+            for info in pq.read_table(path, columns=["extra_info"]).column("extra_info").to_pylist():
+                params = json.loads(info.get("params") or "{}")
+                ids = params.get("original")
+                if not ids:
+                    continue
+                asked = [(a, b) for a, b in params.get("edges", [])]
+                if "u" in params:
+                    asked.append((params["u"], params["v"]))
+                focus = params.get("centre", params.get("head"))
+                asked += [(focus, c) for c in params.get("candidate_nodes", [])] if focus is not None else []
+                pairs |= {frozenset((ids[a], ids[b])) for a, b in asked}
+    return pairs
 
 
 def image_hash(data: bytes) -> str:

@@ -59,9 +59,13 @@ def markdown(summary: dict) -> str:
         circular = f"; circular {100 * h['circular']['accuracy']:.2f} over {h['circular']['groups']}" if "circular" in h else ""
         lines += [
             "",
-            f"Held out (none of the question's images, or graph nodes, in a train split of --heldout builds): {100 * h['accuracy']:.2f} "
+            f"Held out (none of the question's images or graph nodes in a train split of --heldout builds; a link question: its pair never shown or asked there): {100 * h['accuracy']:.2f} "
             f"on {h['questions']} of {h['questions'] + h['excluded']} questions ({h['excluded']} seen in training){circular}.",
         ]
+    if "ranking" in summary:
+        r = summary["ranking"]
+        lines += ["", f"Ranking (filtered, among all entities; a truth not listed counts 0): MRR {r['mrr']:.4f}, "
+                  f"Hits@1 {r['hits@1']:.4f}, Hits@3 {r['hits@3']:.4f}, Hits@10 {r['hits@10']:.4f} on {r['questions']} questions."]  # fmt: skip
     if summary.get("per_l2_category"):
         lines += ["", "| l2-category | n | accuracy |", "| --- | --- | --- |"]
         lines += [f"| {name} | {v['n']} | {100 * v['accuracy']:.2f} |" for name, v in summary["per_l2_category"].items()]

@@ -86,6 +86,10 @@ def summarize(records: list[dict], circular: bool = False) -> dict:
     held = heldout_summary(records, circular)
     if held is not None:
         summary["heldout"] = held
+    if any("rank" in r for r in records):  # knowledge-graph link ranking: filtered MRR, Hits@k
+        from ssl4rl.eval.ranking import ranking_summary
+
+        summary["ranking"] = ranking_summary([r.get("rank") for r in records])
     if circular:
         groups = circular_groups(records)
         summary["circular"] = {

@@ -47,6 +47,7 @@ class Graph:
     relations: dict[tuple[int, int], list[str]] = field(default_factory=dict)  # KG: (head, tail) -> relations
     heldout_facts: list[tuple[int, str, int]] = field(default_factory=list)  # KG: valid/test triples
     skips: list[tuple[str, str]] = field(default_factory=list)  # (what, reason) dropped while reading
+    test_nodes: set[int] = field(default_factory=set)  # a release's published test split (Wiki-CS), else empty
 
     def __post_init__(self):
         self.index = {node_id: i for i, node_id in enumerate(self.ids)}
@@ -178,12 +179,25 @@ def load_graph(ref: GraphRef) -> Graph:
         if ref.data is None:
             preset = PRESETS[ref.source]
             raise UserError(f"source '{ref.source}' needs --data PATH: {preset.download} (download: {preset.url})")
-        return graph_tables.read_folder(Path(ref.data), ref.source)
+        return read_preset(ref.source, Path(ref.data))
     if ref.data is not None:
         raise UserError(f"unknown graph source '{ref.source}' (bundled: {', '.join(BUNDLED)}; presets: {', '.join(graph_presets())})")
     if not Path(ref.source).exists():
         raise UserError(f"graph source '{ref.source}' is neither bundled ({', '.join(BUNDLED)}), a preset ({', '.join(graph_presets())}) nor an existing folder")
     return graph_tables.read_folder(Path(ref.source), Path(ref.source).name)
+
+
+def read_preset(name: str, folder: Path) -> Graph:
+    """A preset's folder: the release as it ships (ssl4rl.sources.graph_releases), or already
+    in the table / triple layout."""
+    from ssl4rl.sources import graph_releases, graph_tables
+
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder (--data of source '{name}')")
+    tables = any(folder.glob("nodes.*")) or any(folder.glob("edges.*")) or (folder / "train.txt").is_file()
+    if name in graph_releases.READERS and not tables:
+        return graph_releases.READERS[name](folder, name)
+    return graph_tables.read_folder(folder, name)
 
 
 def graph_presets() -> list[str]:
@@ -202,6 +216,12 @@ class GraphSource:
         self.graph = load_graph(ref)
         self.path = ref.data or ref.source
         self.preset = ref.source if ref.source in BUNDLED or ref.data is not None else None
+
+    def split_of(self, node_id: str) -> str | None:
+        """A release's published split (test nodes), else None: the builder's hash split."""
+        if not self.graph.test_nodes:
+            return None
+        return "test" if self.graph.index[node_id] in self.graph.test_nodes else "train"
 
     def __iter__(self) -> Iterator[RawImage]:
         for what, reason in self.graph.skips:

@@ -18,19 +18,31 @@ TOPICS = {
 COMMON = "study note report about with from between new old small large early late first".split()
 
 
-def synthetic_graph(seed: int = 0, nodes: int = 160, p_in: float = 0.08, p_out: float = 0.006) -> Graph:
-    """A stochastic block model over TOPICS: each node's text is words of its community's topic
-    (70 %) and common words, its label the topic; edges mostly inside a community."""
+SUBTOPICS = 3  # each topic's words fall into this many threads of 4 words
+
+
+def synthetic_graph(seed: int = 0, nodes: int = 160, p_thread: float = 0.35, p_topic: float = 0.02, p_out: float = 0.003) -> Graph:
+    """A stochastic block model over TOPICS, each split into SUBTOPICS threads (4 words of the
+    topic each): a node's text is mostly words of its thread (60 %), then of its topic (25 %) and
+    common words; edges mostly inside a thread, some inside a topic. Its label is the topic. The
+    threads make texts of one topic distinguishable, so a masked text or a neighbour can be told
+    from its neighbourhood, not only its topic."""
     rng = np.random.default_rng(seed)
     topics = list(TOPICS)
-    community = rng.integers(len(topics), size=nodes)
+    thread = rng.integers(len(topics) * SUBTOPICS, size=nodes)
+    community = thread // SUBTOPICS
     texts = []
     for i in range(nodes):
         vocabulary = TOPICS[topics[community[i]]].split()
-        words = [str(rng.choice(vocabulary)) if rng.random() < 0.7 else str(rng.choice(COMMON)) for _ in range(int(rng.integers(4, 13)))]
+        own = vocabulary[4 * (thread[i] % SUBTOPICS) : 4 * (thread[i] % SUBTOPICS) + 4]
+        words = []
+        for _ in range(int(rng.integers(8, 17))):
+            draw = rng.random()
+            words.append(str(rng.choice(own if draw < 0.6 else vocabulary if draw < 0.85 else COMMON)))
         texts.append(" ".join(words))
-    same = community[:, None] == community[None, :]
-    draws = rng.random((nodes, nodes)) < np.where(same, p_in, p_out)
+    same_thread = thread[:, None] == thread[None, :]
+    same_topic = community[:, None] == community[None, :]
+    draws = rng.random((nodes, nodes)) < np.where(same_thread, p_thread, np.where(same_topic, p_topic, p_out))
     edges = [(str(u), str(v)) for u, v in zip(*np.nonzero(np.triu(draws, 1)))]
     ids = [str(i) for i in range(nodes)]
     return assemble("synthetic", ids, texts, [topics[c] for c in community], edges)

@@ -53,22 +53,22 @@ PRESETS = {
     # graphs (graph tasks: masking, neighbour, link, kg-link): folders of ssl4rl.sources.graph_tables
     "cora": Preset(
         "Cora with paper titles and abstracts (2,708 nodes, 7 classes)",
-        "a folder with nodes.csv (id, text, label) and edges.csv (src, dst), converted from TAPE's cora_orig (raw texts)",
+        "TAPE's cora_orig folder as it ships: cora.content, cora.cites, mccallum/cora/papers and mccallum/cora/extractions/",
         url="https://github.com/XiaoxinHe/TAPE", kind="graph",
     ),
     "pubmed": Preset(
         "PubMed diabetes papers with titles and abstracts (19,717 nodes, 3 classes)",
-        "a folder with nodes.csv (id, text, label) and edges.csv (src, dst), converted from TAPE's PubMed_orig",
+        "TAPE's PubMed_orig folder as it ships: data/Pubmed-Diabetes.NODE.paper.tab, data/Pubmed-Diabetes.DIRECTED.cites.tab and pubmed.json",
         url="https://github.com/XiaoxinHe/TAPE", kind="graph",
     ),
     "wikics": Preset(
         "Wiki-CS: Wikipedia computer-science articles (11,701 nodes, 10 classes)",
-        "a folder with nodes.csv (id, text = article title and text, label) and edges.csv (src, dst), from the Wiki-CS metadata.json and data.json",
+        "Wiki-CS's dataset folder as it ships: data.json and metadata.json (its published test split is kept)",
         url="https://github.com/pmernyei/wiki-cs-dataset", kind="graph",
     ),
     "products": Preset(
         "ogbn-products subset with product descriptions (TAPE's 54k-node subset, 47 classes)",
-        "a folder with nodes.parquet (id, text, label) and edges.parquet (src, dst), converted from TAPE's ogbn-products subset",
+        "TAPE's ogbn-products subset as it ships: ogbn-products_subset.csv and ogbn-products_subset.pt (needs torch_geometric), in one folder or TAPE's dataset/ folder",
         url="https://github.com/XiaoxinHe/TAPE", kind="graph",
     ),
     "fb15k237": Preset(

@@ -4,8 +4,8 @@ A puzzle shows a subgraph: nodes within a few hops of its focus nodes (breadth f
 order inside each layer, at most `max_nodes`), with the edges between them (the induced
 subgraph) minus the hidden edge. Shown nodes get the numbers 0..n-1 in a random order, so a
 number says nothing about the node; nodes are listed by number and edges sorted, so the list
-order says nothing either. Texts are cut to `text_chars` characters (the builder lowers it
-until the row fits the token budget).
+order says nothing either. Texts are cut to `text_chars` characters (the builder shows fewer
+nodes, then lowers it to no less than 100, until the row fits the token budget).
 """
 
 from __future__ import annotations
@@ -43,20 +43,40 @@ def distances(graph: Graph, source: int, max_hops: int, hidden: list[tuple[int, 
 
 
 def ball(rng: np.random.Generator, graph: Graph, roots: list[int], hops: int, limit: int, hidden: list[tuple[int, int]] = ()) -> list[int]:
-    """The roots, then nodes layer by layer up to `hops` away (random order within a layer),
-    at most `limit` nodes in all (the roots always)."""
+    """The roots, then nodes layer by layer up to `hops` away, at most `limit` nodes in all (the
+    roots always). Within a layer the roots take turns, each adding one node of its own part of
+    the layer (a random order within it): the root showing the fewest edges so far goes next
+    (ties: the first root, the puzzle's focus, first). So when the limit bites every root still
+    shows its nearest nodes, the farthest go first, and candidates show about as many edges as
+    each other (a node linked to several roots counts for each)."""
     chosen = list(dict.fromkeys(roots))
     seen = set(chosen)
-    layer = list(chosen)
+    linked = [set(neighbours(graph, root, hidden)) for root in chosen]
+    shown = [len(linked[i] & seen) for i in range(len(chosen))]
+    fronts = [[root] for root in chosen]  # each root's part of the current layer
     for _ in range(hops):
-        nxt = sorted({o for n in layer for o in neighbours(graph, n, hidden)} - seen)
-        nxt = [nxt[i] for i in rng.permutation(len(nxt))]
-        room = max(0, limit - len(chosen))
-        nxt = nxt[:room]
-        chosen += nxt
-        seen.update(nxt)
-        layer = nxt
-        if not room:
+        queues = []
+        for front in fronts:
+            nxt = sorted({o for n in front for o in neighbours(graph, n, hidden)} - seen)
+            queues.append([nxt[i] for i in rng.permutation(len(nxt))])
+        fronts = [[] for _ in queues]
+        added = [0] * len(queues)
+        while len(chosen) < limit:
+            for queue in queues:
+                while queue and queue[0] in seen:
+                    queue.pop(0)
+            waiting = [i for i, queue in enumerate(queues) if queue]
+            if not waiting:
+                break
+            turn = min(waiting, key=lambda i: (shown[i], added[i], i))
+            node = queues[turn].pop(0)
+            seen.add(node)
+            chosen.append(node)
+            fronts[turn].append(node)
+            added[turn] += 1
+            for i, near in enumerate(linked):
+                shown[i] += node in near
+        if len(chosen) >= limit:
             break
     return chosen
 
@@ -100,16 +120,21 @@ class Layout:
     """
 
     def __init__(self, rng: np.random.Generator, graph: Graph, nodes: list[int], hidden: list[tuple[int, int]] = (),
-                 hidden_fact: tuple[int, str, int] | None = None):
+                 hidden_fact: tuple[int, str, int] | None = None, unlinked: tuple[int, list[int]] | None = None):
         self.graph, self.nodes = graph, nodes
         order = rng.permutation(len(nodes))
         self.number = {node: int(order[i]) for i, node in enumerate(nodes)}
         self.hidden = sorted([min(self.number[u], self.number[v]), max(self.number[u], self.number[v])] for u, v in hidden)
         pairs = induced_edges(graph, nodes, hidden)
+        # A KG question's head shows no fact with any candidate (the truth's other facts with the
+        # head would restate the answer: a symmetric relation's reverse, an inverse relation, a
+        # duplicate under another name), for every candidate alike so being linked tells nothing.
+        head, candidates = unlinked or (None, [])
+        apart = {(head, c) for c in candidates} | {(c, head) for c in candidates}
         self.facts = sorted(
             (self.number[h], r, self.number[t])
             for u, v in pairs for h, t in ((u, v), (v, u)) for r in graph.relations.get((h, t), ())
-            if (h, r, t) != hidden_fact
+            if (h, r, t) != hidden_fact and (h, t) not in apart
         )  # fmt: skip
         if graph.is_kg:
             pairs = sorted({(min(h, t), max(h, t)) for h, _, t in self.facts})
@@ -142,7 +167,13 @@ class Layout:
             "lengths": [len(MASK if n == masked else truncate(self.graph.texts[n], text_chars)) for n in by_number],
             "original": [self.graph.ids[n] for n in by_number],
             "text_chars": text_chars,
+            "cut": sum(len(self.graph.texts[n]) > text_chars for n in by_number if n != masked),  # texts shown shortened
         }
+
+    def shows_edge(self, node: int) -> bool:
+        """Whether a node has at least one shown edge (fact)."""
+        number = self.number[node]
+        return any(number in pair for pair in self.pairs)
 
 
 def letter_lines(labels: list[str]) -> str:

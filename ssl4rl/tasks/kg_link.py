@@ -1,7 +1,9 @@
 """Knowledge-graph link completion: which candidate entity completes (head, relation, ?)?
 
-The hidden fact is drawn uniformly among the head's training facts and removed from the shown
-facts (other relations between the same two entities stay). Distractors are entities e for which
+The hidden fact is drawn uniformly among the head's training facts. No fact between the head and
+any candidate is shown (a symmetric relation's reverse, an inverse relation or a duplicate would
+state the answer again; dropped for every candidate alike, so a link to the head tells nothing),
+and a head left with no shown fact is skipped. Distractors are entities e for which
 (head, relation, e) is no fact of any split: drawn with probability proportional to degree + 1
 (`any`), or among the entities that are tails of the same relation elsewhere (`relation`: the
 right type, so the type alone does not answer). The right letter is drawn uniformly.
@@ -28,7 +30,7 @@ class KGLink(LetterAnswer):
     candidates: int = 4  # K: candidate tail entities
     hops: int = 1  # neighbourhood radius shown around the head and each candidate
     max_nodes: int = 16  # most entities shown
-    text_chars: int = 60  # each entity text is cut to this many characters
+    text_chars: int = 160  # each entity text is cut to this many characters
     pool: str = "relation"  # distractors: 'any' entity, or tails of the same 'relation'
 
     name: ClassVar[str] = "kg-link"
@@ -67,8 +69,10 @@ class KGLink(LetterAnswer):
         distractors = self._distractors(rng, graph, node, relation)
         order, slot = place(rng, truth, distractors)
         hidden = (node, relation, truth)
-        nodes = ball(rng, graph, [node, *order], self.hops, self.max_nodes)
-        layout = Layout(rng, graph, nodes, hidden_fact=hidden)
+        nodes = ball(rng, graph, [node, *order], self.hops, self.max_nodes, [(node, c) for c in order])  # as shown: no head-candidate fact
+        layout = Layout(rng, graph, nodes, hidden_fact=hidden, unlinked=(node, order))
+        if not layout.shows_edge(node):
+            raise SkipImage("head-shows-no-fact")
         numbers = [layout.number[n] for n in order]
         params = layout.params(self.text_chars)
         params.update(candidates=self.candidates, head=layout.number[node], relation=relation, candidate_nodes=numbers)

@@ -8,7 +8,9 @@ each show one edge fewer than they have; the unlinked pair's ends are the nodes 
 are closest to those shown degrees (u's minus one, v's minus one), so shown degrees do not tell
 the answer, and the second end is not linked to the first: anywhere (`easy`, drawn with
 probability proportional to degree + 1) or exactly two hops away (`hard`: they share a
-neighbour); `medium` mixes both. The order of the two in the question is random.
+neighbour); `medium` mixes both. The unlinked pair is also matched to the linked pair's shape in
+the shown graph (shared neighbours, path length; `structure`), so neither answers: a node whose
+pairs cannot be matched is skipped. The order of the two in the question is random.
 """
 
 from __future__ import annotations
@@ -21,7 +23,22 @@ import numpy as np
 from ssl4rl.images import SkipImage
 from ssl4rl.tasks.common import Puzzle
 from ssl4rl.tasks.graph_common import Layout, ball, check_options, parse_yes_no
-from ssl4rl.tasks.neighbour import closest_in_degree, degree_biased_pool, draw_far
+from ssl4rl.tasks.graph_common import induced_edges
+from ssl4rl.tasks.neighbour import degree_biased_pool, draw_far, ranked_by_degree
+
+FIRST_ENDS = 4  # first ends of an unlinked pair tried, closest in degree first
+
+
+def structure(graph, nodes: list[int], a: int, b: int, hidden: list[tuple[int, int]] = ()) -> tuple[int, int]:
+    """The shape of a pair in the shown graph: (shared neighbours up to 3, path length 2, 3 or 0
+    for longer or none), what a linked pair and an unlinked pair are matched on."""
+    links: dict[int, set[int]] = {n: set() for n in nodes}
+    for x, y in induced_edges(graph, nodes, hidden):
+        links[x].add(y)
+        links[y].add(x)
+    shared = len(links[a] & links[b])
+    path = 2 if shared else 3 if any(links[z] & links[b] for z in links[a]) else 0
+    return min(shared, 3), path
 
 NEGATIVES = ("any", "two", "mixed")
 
@@ -32,7 +49,7 @@ class Link:
 
     hops: int = 1  # neighbourhood radius shown around u and v
     max_nodes: int = 16  # most nodes shown
-    text_chars: int = 60  # each node text is cut to this many characters
+    text_chars: int = 160  # each node text is cut to this many characters
     negatives: str = "mixed"  # no pairs: 'any' node not linked, 'two' hops away, or 'mixed'
 
     name: ClassVar[str] = "link"
@@ -53,26 +70,47 @@ class Link:
         v = friends[int(rng.integers(len(friends)))]
         if len(friends) == 1 or len(graph.adj[v]) == 1:  # a linked end would show no edge at all
             raise SkipImage("leaf-pair")
-        negatives = self.negatives if self.negatives != "mixed" else ("two" if rng.random() < 0.5 else "any")
+        hidden = [(node, v)]
+        linked_nodes = ball(rng, graph, [node, v], self.hops, self.max_nodes, hidden)
+        shape = structure(graph, linked_nodes, node, v, hidden)
         # The no pair is drawn whatever the answer (a failure skips the node, never one answer):
-        # its ends have the degrees the linked ends show once their edge is hidden.
-        u = closest_in_degree(rng, graph, degree_biased_pool(rng, graph, lambda n: n not in (node, v), 1), 1, len(friends) - 1)[0]
-        w = draw_far(rng, graph, u, 1, negatives, {node, v}, [], len(graph.adj[v]) - 1)[0]
+        # its ends have the degrees the linked ends show once their edge is hidden, and the shown
+        # graph around it has the linked pair's shape (shared neighbours, path length).
+        u, w, negatives, unlinked_nodes = self._unlinked(rng, graph, node, v, shape)
         linked = bool(rng.random() < 0.5)
-        ends = [node, v] if linked else [u, w]
+        ends, nodes = ([node, v], linked_nodes) if linked else ([u, w], unlinked_nodes)
         pair = ends if rng.random() < 0.5 else ends[::-1]
-        hidden = [(node, v)] if linked else []
-        nodes = ball(rng, graph, pair, self.hops, self.max_nodes, hidden)
-        layout = Layout(rng, graph, nodes, hidden)
-        u, v = (layout.number[n] for n in pair)
+        layout = Layout(rng, graph, nodes, hidden if linked else [])
+        a, b = (layout.number[n] for n in pair)
         params = layout.params(self.text_chars)
-        params.update(u=u, v=v, negatives=negatives)
+        params.update(u=a, v=b, negatives=negatives)
         return Puzzle(
             images=[],
             answer="yes" if linked else "no",
-            prompt_vars={"u": u, "v": v, "nodes": layout.node_lines(self.text_chars), "edges": layout.edge_text()},
+            prompt_vars={"u": a, "v": b, "nodes": layout.node_lines(self.text_chars), "edges": layout.edge_text()},
             params=params,
         )
+
+    def _unlinked(self, rng: np.random.Generator, graph, node: int, v: int, shape: tuple) -> tuple:
+        """(u, w, 'any' or 'two', shown nodes) of an unlinked pair: u the closest in degree to the
+        node's shown degree, w to v's, not linked to u, anywhere and/or two hops away (`negatives`),
+        the first whose shown neighbourhood has the linked pair's `shape`."""
+        firsts = ranked_by_degree(rng, graph, degree_biased_pool(rng, graph, lambda n: n not in (node, v), 1), len(graph.adj[node]) - 1)[:FIRST_ENDS]
+        kinds = ("two", "any") if self.negatives == "mixed" else (self.negatives,)
+        for u in firsts:
+            pool: dict[int, str] = {}
+            for kind in kinds:
+                try:
+                    found = draw_far(rng, graph, u, 1, kind, {node, v}, [], len(graph.adj[v]) - 1, keep_all=True)
+                except SkipImage:
+                    continue
+                for w in found:
+                    pool.setdefault(w, kind)
+            for w in ranked_by_degree(rng, graph, sorted(pool), len(graph.adj[v]) - 1):
+                nodes = ball(rng, graph, [u, w], self.hops, self.max_nodes)
+                if structure(graph, nodes, u, w) == shape:
+                    return u, w, pool[w], nodes
+        raise SkipImage("no-shape-matched-pair")
 
     @staticmethod
     def parse(response: str) -> str | None:

@@ -4,7 +4,8 @@ candidate texts is its own?
 Distractor texts come from nodes that are not shown (a shown node's text would mark itself as
 wrong), differ from the truth and from each other as shown (after truncation), and are drawn
 uniformly (`near` off) or from nodes just outside the shown neighbourhood (`near`: the same
-region of the graph, so similar topics); the right letter is drawn uniformly. No labels are used.
+region of the graph, so similar topics); the right letter is drawn uniformly. A node that shows
+no edge (isolated once held-out edges are removed) is skipped. No labels are used.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Masking(LetterAnswer):
     candidates: int = 4  # K: candidate texts
     hops: int = 1  # neighbourhood radius shown around the masked node
     max_nodes: int = 12  # most nodes shown
-    text_chars: int = 80  # each node text is cut to this many characters
+    text_chars: int = 160  # each node text is cut to this many characters
     near: bool = False  # distractors from just outside the shown neighbourhood
 
     name: ClassVar[str] = "masking"
@@ -74,10 +75,12 @@ class Masking(LetterAnswer):
         distractors = self._distractors(rng, graph, node, set(nodes))
         order, slot = place(rng, node, distractors)
         layout = Layout(rng, graph, nodes)
+        if not layout.shows_edge(node):  # isolated once held-out edges are gone: no neighbourhood to read
+            raise SkipImage("no-shown-edge")
         texts = [truncate(graph.texts[n], self.text_chars) for n in order]
         params = layout.params(self.text_chars, masked=node)
         params.update(candidates=self.candidates, target=layout.number[node], candidate_ids=[graph.ids[n] for n in order],
-                      candidate_lengths=[len(t) for t in texts])  # fmt: skip
+                      candidate_lengths=[len(t) for t in texts], cut=params["cut"] + sum(len(graph.texts[n]) > self.text_chars for n in order))  # fmt: skip
         return Puzzle(
             images=[],
             answer=LETTERS[slot],

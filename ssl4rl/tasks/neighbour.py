@@ -5,10 +5,10 @@ The true neighbour is a uniformly drawn neighbour of the centre (hubs are drawn 
 friendship paradox); distractors are the nodes whose degree is closest to the truth's shown
 degree (its degree minus the hidden edge) among nodes that are not linked to the centre (a
 puzzle is skipped when one of them is off by more than half that degree, and 2) (hop distance >= 2; at
-`hard`, exactly 2 without the hidden edge: they share a neighbour with the centre, as the truth
-usually does once its edge is hidden). The shown subgraph is the neighbourhood of the centre and
-every candidate, the truth's edge to the centre removed; the right
-letter is drawn uniformly.
+`hard`, exactly 2 without the hidden edge: they share a neighbour with the centre, and so must
+the truth once its edge is hidden, else the puzzle is skipped). The shown subgraph is the neighbourhood of the centre and
+every candidate (nearest first, the centre's turn first), the truth's edge to the centre removed;
+a centre that would show no edge is skipped. The right letter is drawn uniformly.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ POOL = 32  # degree-biased draws that the distractors closest in degree are take
 
 
 def draw_far(rng: np.random.Generator, graph: Graph, centre: int, count: int, distance: str, exclude: set[int],
-             hidden: list[tuple[int, int]], degree: int) -> list[int]:
+             hidden: list[tuple[int, int]], degree: int, keep_all: bool = False) -> list[int]:
     """`count` distinct nodes not linked to `centre` in the full graph, the closest in degree to
     `degree` (ties in random order): among POOL degree-biased draws from anywhere (`any`), or
     among the nodes exactly two hops away in the graph as shown (`two`: without the `hidden`
-    edge, since a node reached only through the hidden neighbour would hang off it)."""
+    edge, since a node reached only through the hidden neighbour would hang off it). `keep_all`:
+    the whole pool, unranked."""
     blocked = set(exclude) | {centre}
     if distance == "two":
         pool = sorted(n for n, d in distances(graph, centre, 2, hidden).items() if d == 2 and n not in blocked and not graph.linked(centre, n))
@@ -42,6 +43,8 @@ def draw_far(rng: np.random.Generator, graph: Graph, centre: int, count: int, di
             raise SkipImage("too-few-distance-2-nodes")
     else:
         pool = degree_biased_pool(rng, graph, lambda n: n not in blocked and not graph.linked(centre, n), count)
+    if keep_all:
+        return pool
     return closest_in_degree(rng, graph, pool, count, degree)
 
 
@@ -62,12 +65,18 @@ def degree_biased_pool(rng: np.random.Generator, graph: Graph, allowed, count: i
 def closest_in_degree(rng: np.random.Generator, graph: Graph, pool: list[int], count: int, degree: int) -> list[int]:
     """The `count` nodes of the pool whose degree is closest to `degree`, ties in random order;
     a skip when one is off by more than half the degree and 2 (a hub among leaves would tell)."""
-    ties = rng.random(len(pool))
-    ranked = sorted(range(len(pool)), key=lambda i: (abs(len(graph.adj[pool[i]]) - degree), ties[i]))
-    picked = [pool[i] for i in ranked[:count]]
-    if abs(len(graph.adj[picked[-1]]) - degree) > max(2, degree // 2):
+    picked = ranked_by_degree(rng, graph, pool, degree)[:count]
+    if len(picked) < count:
         raise SkipImage("no-degree-matched-distractor")
     return picked
+
+
+def ranked_by_degree(rng: np.random.Generator, graph: Graph, pool: list[int], degree: int) -> list[int]:
+    """The pool's nodes whose degree is within half of `degree` (and 2), closest first, ties in
+    random order."""
+    ties = rng.random(len(pool))
+    ranked = sorted(range(len(pool)), key=lambda i: (abs(len(graph.adj[pool[i]]) - degree), ties[i]))
+    return [pool[i] for i in ranked if abs(len(graph.adj[pool[i]]) - degree) <= max(2, degree // 2)]
 
 
 @dataclass
@@ -77,7 +86,7 @@ class Neighbour(LetterAnswer):
     candidates: int = 4  # K: candidate nodes
     hops: int = 1  # neighbourhood radius shown around the centre and each candidate
     max_nodes: int = 16  # most nodes shown
-    text_chars: int = 60  # each node text is cut to this many characters
+    text_chars: int = 160  # each node text is cut to this many characters
     distance: str = "any"  # distractors: 'any' node not linked to the centre, or 'two' hops away
 
     name: ClassVar[str] = "neighbour"
@@ -101,11 +110,15 @@ class Neighbour(LetterAnswer):
             raise SkipImage("isolated-node")
         truth = friends[int(rng.integers(len(friends)))]
         hidden = [(node, truth)]
+        if self.distance == "two" and distances(graph, node, 2, hidden).get(truth) != 2:
+            raise SkipImage("truth-not-two-hops")  # distractors share a neighbour with the centre: so must the truth
         # the truth shows one edge fewer than it has (the hidden one): distractors match that
         distractors = draw_far(rng, graph, node, self.candidates - 1, self.distance, {truth}, hidden, len(graph.adj[truth]) - 1)
         order, slot = place(rng, truth, distractors)
         nodes = ball(rng, graph, [node, *order], self.hops, self.max_nodes, hidden)
         layout = Layout(rng, graph, nodes, hidden)
+        if not layout.shows_edge(node):  # its only edge is the hidden one: nothing to reason from
+            raise SkipImage("centre-shows-no-edge")
         numbers = [layout.number[n] for n in order]
         params = layout.params(self.text_chars)
         params.update(candidates=self.candidates, centre=layout.number[node], candidate_nodes=numbers)
