@@ -276,3 +276,26 @@ def test_cpu_dry_run_sets_the_plugin_platform_and_profile(rotation_set, tiny_mod
     assert "VERL_USE_EXTERNAL_MODULES=ssl4rl.train.verl_plugin" in printed and "SSL4RL_VERL_DEVICE=cpu" in printed
     assert "actor_rollout_ref.rollout.name=hf" in printed and "trainer.device=cpu" in printed and "+ray_kwargs.ray_init.num_gpus=1" in printed
     assert f"TENSORBOARD_DIR={(tmp_path / 'out' / 'verl').resolve()}" in printed
+
+
+def test_hf_rollout_samples_from_the_model_the_actor_trains(tiny_model, rotation_set):
+    """The rollout's log-probabilities equal those of one forward pass over the prompt and its
+    response as the processor encodes them (image tokens on their M-RoPE grid). Without the
+    image tokens' types, generation placed them as text and sampled from another model."""
+    from ssl4rl.train.trl_grpo import load_split
+    from ssl4rl.train.verl_plugin import HFGenerateServer
+
+    server = HFGenerateServer(str(tiny_model), response_length=12)
+    row = load_split(rotation_set, "test")[0]
+    prompt = server.processor.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+    ids = server.processor(text=[prompt], images=row["images"])["input_ids"][0]
+    torch.manual_seed(0)
+    tokens, log_probs = server._generate(ids, {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "logprobs": True}, row["images"])
+    batch = server.processor(text=[prompt], images=row["images"], return_tensors="pt")
+    full = torch.cat([batch["input_ids"], torch.tensor([tokens])], 1)
+    kinds = torch.cat([batch["mm_token_type_ids"], torch.zeros(1, len(tokens), dtype=batch["mm_token_type_ids"].dtype)], 1)
+    with torch.no_grad():
+        logits = server.model(input_ids=full, attention_mask=torch.ones_like(full), mm_token_type_ids=kinds,
+                              pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"]).logits[0, len(ids) - 1 : -1]  # fmt: skip
+    expected = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(tokens)[:, None])[:, 0]
+    assert torch.allclose(torch.tensor(log_probs), expected, atol=1e-4)

@@ -102,9 +102,14 @@ class HFGenerateServer:
         vision = {}
         if images and self.processor is None:
             raise ValueError("hf rollout: a text model was given images")
+        ids = torch.tensor([list(prompt_ids)], device=self.device)
         if images:
             vision = {k: v.to(self.device) for k, v in self.processor.image_processor(images=images, return_tensors="pt").items()}
-        ids = torch.tensor([list(prompt_ids)], device=self.device)
+            if hasattr(self.processor, "create_mm_token_type_ids"):
+                # which ids are image tokens: without it, transformers 5 gives the image tokens text
+                # positions, so the rollout samples from another model than the actor trains (the
+                # tiny model's format broke: "<think> <answer>270</answer>90</answer>0")
+                vision["mm_token_type_ids"] = torch.tensor(self.processor.create_mm_token_type_ids([list(prompt_ids)]), device=self.device)
         temperature = float(sampling_params.get("temperature", 1.0) or 0.0)
         top_k = int(sampling_params.get("top_k", -1) or -1)
         sampling = (
