@@ -162,14 +162,26 @@ def draw(summaries: list[dict], names: list[str]):
 
 
 def comparison_chart(folders: list[str], out: str) -> Path:
-    """Grouped bars: categories on the x axis, one bar per run; the table is printed too."""
+    """Grouped bars: categories on the x axis, one bar per run; the table is printed too.
+    Captioning runs (CapArena) get their own table and chart after the accuracy ones."""
+    from ssl4rl.eval import caparena_report
+
     summaries = load_summaries(folders)
     names = run_names(summaries, folders)
-    figure = draw(summaries, names)
+    captioning = [(s, n) for s, n in zip(summaries, names) if caparena_report.is_caparena(s)]
+    accuracy = [(s, n) for s, n in zip(summaries, names) if not caparena_report.is_caparena(s)]
     import matplotlib.pyplot as plt
 
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
-    print(comparison_table(summaries, names), end="")
-    return Path(out)
+    charts = []
+    for runs, table, drawing, path in (
+        (accuracy, comparison_table, draw, Path(out)),
+        (captioning, caparena_report.comparison_table, caparena_report.draw, caparena_report.chart_path(out, bool(accuracy))),
+    ):
+        if runs:
+            figure = drawing([s for s, _ in runs], [n for _, n in runs])
+            figure.savefig(path, dpi=110)
+            plt.close(figure)
+            print(table([s for s, _ in runs], [n for _, n in runs]), end="\n" if runs is accuracy and captioning else "")
+            charts.append(path)
+    return Path(out) if accuracy else charts[0]
