@@ -574,9 +574,9 @@ def _run_caparena(args) -> None:
             raise UserError(f"--prompt {args.prompt}: {error}") from None
         if not prompt:
             raise UserError(f"--prompt {args.prompt}: empty file")
-    from ssl4rl.eval.caparena import release_paths
+    from ssl4rl.eval.caparena import read_release
 
-    release_paths(args.data, args.images)  # a wrong path fails before any model loads
+    read_release(args.data, args.images, args.limit)  # a broken release fails before any model loads
     judge = make_judge(args.judge, args.judge_model, timeout=args.judge_timeout, retries=args.judge_retries,
                        backoff=args.judge_backoff, max_tokens=args.judge_max_tokens)  # fmt: skip
     backend = make_backend(args.backend, args.model, max_new_tokens=args.max_new_tokens, min_pixels=args.min_pixels, max_pixels=args.max_pixels)

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import textured_image
 from ssl4rl.cli import main
-from ssl4rl.eval.caparena import BASELINES, outcome, read_release
+from ssl4rl.eval.caparena import BASELINES, outcome
 from ssl4rl.eval.captioning import BATTLES, CAPTIONS, run_caparena
 from ssl4rl.eval.judge import SYSTEM_PROMPT, HTTPJudge, parse_verdict
 
@@ -287,9 +287,11 @@ def test_bad_release_is_one_line_and_exit_2(tmp_path, capsys):
         code = main(["eval", "--bench", "caparena", "--model", str(tmp_path), "--out", str(tmp_path / "o"), *extra])
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.count("\n") == 1, (extra, err)
-    (data / "caparena_auto_600.json").write_text('{"test_00000.jpg": {"captions": "oops"}}')
-    with pytest.raises(Exception, match="entry 'test_00000.jpg' lacks a 'captions' object"):
-        read_release(str(data))
+    for content, message in [('{"test_00000.jpg": {"captions": "oops"}}', "entry 'test_00000.jpg' lacks a 'captions' object"), ("[1, 2", "not JSON")]:
+        (data / "caparena_auto_600.json").write_text(content)
+        code = main(["eval", "--bench", "caparena", "--model", str(tmp_path), "--out", str(tmp_path / "o"), "--data", str(data), *server])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()  # nothing written before the inputs are checked
 
 
@@ -312,3 +314,33 @@ def test_cli_with_the_tiny_model_captioning_judged_by_the_replay_server_and_by_i
     assert len(battles) == 4 and all(b["outcome"] == outcome(parse_verdict(b["reply"]), b["order"]) for b in battles)
     assert local["battles"] == 4 and local["win"] + local["loss"] + local["tie"] + local["malformed"] == 4
     assert "CapArena score" in capsys.readouterr().out
+
+
+class FirstAlwaysJudge(ScriptedJudge):
+    """Caption 1 always wins: a judge with nothing but position bias."""
+
+    identity = "first-always"
+
+    def __call__(self, image, caption_1, caption_2, reference):
+        return "Reason: it came first.\nJudgment: Caption 1 is better.", 1
+
+
+def test_report_shows_captioning_beside_multiple_choice(tmp_path, capsys):
+    from ssl4rl.eval.runner import benchmark_items, run
+    from test_eval import ScriptedBackend, write_mmbench_tsv
+
+    tsv = write_mmbench_tsv(tmp_path / "bench.tsv")
+    run(benchmark_items(str(tsv), None, None), ScriptedBackend(lambda p: "<answer>A</answer>"), str(tmp_path / "mcq-base"), label="base")
+    run(benchmark_items(str(tsv), None, None), ScriptedBackend(lambda p: "<answer>B</answer>"), str(tmp_path / "mcq-trained"), label="trained")
+    data = str(write_release(tmp_path / "data"))
+    run_caparena(data, None, WidthCaptioner(), ScriptedJudge(), str(tmp_path / "cap-base"), label="base")
+    run_caparena(data, None, WidthCaptioner(), FirstAlwaysJudge(), str(tmp_path / "cap-trained"), label="trained")
+    capsys.readouterr()
+    folders = [str(tmp_path / name) for name in ("mcq-base", "mcq-trained", "cap-base", "cap-trained")]
+    assert main(["report", *folders, "--out", str(tmp_path / "cmp.png")]) == 0
+    out = capsys.readouterr().out
+    assert "| category | base | trained |" in out and "| captioning (CapArena-Auto) | base | trained |" in out
+    assert "| score (mean of baselines) | 16.67 (n=12) | 0.00 (n=12) |" in out  # position bias alone cancels over both orders
+    assert f"| vs {GPT} | 50.00 (n=4) | 0.00 (n=4) |" in out and "| caption words (mean) | 6.0 | 6.0 |" in out
+    assert "| battles without verdict | 2 | 0 |" in out
+    assert (tmp_path / "cmp.png").stat().st_size > 0 and (tmp_path / "cmp-captioning.png").stat().st_size > 0

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ssl4rl.eval.caparena import BASELINES
+
 COMPARABLE = ("Comparable to CapArena's leaderboard only with its judge (gpt-4o-2024-08-06) and one order per battle "
               "(`--judge-orders one`); another judge gives another scale.")  # fmt: skip
+
+
+def _baselines(summaries: list[dict]) -> list[str]:
+    """Baselines of all runs, CapArena's three first in its order (summary.json sorts its keys)."""
+    found = {b for s in summaries for b in s["per_baseline"]}
+    return [b for b in BASELINES if b in found] + sorted(found - set(BASELINES))
 
 
 def is_caparena(summary: dict) -> bool:
@@ -33,7 +41,8 @@ def markdown(summary: dict) -> str:
              f"Judge: {summary['judge']}; {_orders_text(summary)}.", "",
              "| baseline | battles | score | win | loss | tie | malformed | failed | missing | model first | model second | words (model) | words (baseline) |",
              "| --- |" + " --- |" * 12]  # fmt: skip
-    for name, row in summary["per_baseline"].items():
+    for name in _baselines([summary]):
+        row = summary["per_baseline"][name]
         orders = [f"{row['by_order'][o]:.2f}" if o in row["by_order"] else "-" for o in ("model_first", "model_second")]
         lines.append(f"| {name} | {row['battles']} | {row['score']:.2f} | {row['win']} | {row['loss']} | {row['tie']} | {row['malformed']} | "
                      f"{row['failed']} | {row['missing']} | {orders[0]} | {orders[1]} | {row['words'] if row['words'] is not None else '-'} | "
@@ -56,7 +65,7 @@ def markdown(summary: dict) -> str:
 
 def comparison_table(summaries: list[dict], names: list[str]) -> str:
     """One column per captioning run: overall and per-baseline scores, length, battles without a verdict."""
-    baselines = list(dict.fromkeys(b for s in summaries for b in s["per_baseline"]))
+    baselines = _baselines(summaries)
     lines = ["| captioning (CapArena-Auto) | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     lines.append("| score (mean of baselines) | " + " | ".join(f"{s['score']:.2f} (n={s['battles']})" for s in summaries) + " |")
     for baseline in baselines:
@@ -75,7 +84,7 @@ def draw(summaries: list[dict], names: list[str]):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    categories = ["overall"] + list(dict.fromkeys(b for s in summaries for b in s["per_baseline"]))
+    categories = ["overall", *_baselines(summaries)]
     width = 0.8 / len(summaries)
     figure, axis = plt.subplots(figsize=(max(7, 1.6 * len(categories) * max(1, len(summaries) / 2) + 3), 4.6))
     for k, (summary, name) in enumerate(zip(summaries, names)):
