@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -163,7 +164,7 @@ class HTTPJudge:
             except (TimeoutError, socket.timeout) as error:
                 reason = f"no reply from {endpoint} within {self.timeout:g} s ({error or 'timed out'})"
                 continue
-            except (urllib.error.URLError, ConnectionError, OSError) as error:
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as error:  # refused, reset, cut short
                 why = getattr(error, "reason", error)
                 reason = f"{endpoint}: {'timed out' if isinstance(why, (TimeoutError, socket.timeout)) else why}"
                 continue
@@ -191,6 +192,12 @@ class LocalJudge:
         self.label = f"{folder} (local, transformers)"
 
     def __call__(self, image: bytes, caption_1: str, caption_2: str, reference: str) -> tuple[str, int]:
+        try:
+            return self._generate(image, caption_1, caption_2, reference), 1
+        except Exception as error:  # out of memory, an image the processor refuses: this battle fails, not the run
+            raise JudgeFailed(f"local judge {self.folder}: {type(error).__name__}: {error}") from None
+
+    def _generate(self, image: bytes, caption_1: str, caption_2: str, reference: str) -> str:
         from ssl4rl.images import load
 
         backend = self.backend
@@ -202,7 +209,7 @@ class LocalJudge:
         inputs = backend.processor(text=[text], images=[load(image)], return_tensors="pt").to(backend.model.device)
         with backend.torch.inference_mode():
             out = backend.model.generate(**inputs, max_new_tokens=backend.max_new_tokens, do_sample=False, suppress_tokens=backend.suppress or None)
-        return backend.processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)[0], 1
+        return backend.processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)[0]
 
 
 def make_judge(judge: str, judge_model: str | None = None, **http_options):
