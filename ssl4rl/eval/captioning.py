@@ -82,15 +82,15 @@ def make_captions(entries: list[Entry], backend, out_dir: Path, prompt: str, bat
         if old and old.get("fingerprint") == fingerprint and old.get("caption") is not None:
             records[entry.image] = old
         else:
-            todo.append((entry, data, problem, fingerprint))
+            todo.append((entry, problem, fingerprint))  # bytes read again when captioned: 600 photos stay on disk
     bar = tqdm(total=len(entries), initial=len(entries) - len(todo), unit="caption", desc=f"captions {label}".strip())
     with open(path, "a") as sink:
         for start in range(0, len(todo), batch_size):
             batch, ready = todo[start : start + batch_size], []
-            for entry, data, problem, fingerprint in batch:
+            for entry, problem, fingerprint in batch:
                 if problem is None:
                     try:
-                        picture = load(data)
+                        picture = load(entry.path.read_bytes())
                         picture.load()
                         ready.append((entry, fingerprint, picture))
                         continue
