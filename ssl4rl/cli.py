@@ -242,7 +242,7 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--source", metavar="GRAPH", help="--graph-task: a bundled graph (see `ssl4rl sources`), a graph preset with --source-data, or a graph folder")
     evaluate.add_argument("--source-data", metavar="PATH", help="--graph-task with a graph preset: its downloaded folder")
     evaluate.add_argument("--test-fraction", type=float, default=0.1, metavar="F", help="--graph-task node-classification: the builds' --test-fraction; its test nodes are asked")
-    evaluate.add_argument("--bench", choices=BENCHMARKS, help="the benchmark --data holds (mmbench turns on circular scoring)")
+    evaluate.add_argument("--bench", choices=[*BENCHMARKS, "caparena"], help="the benchmark --data holds (mmbench turns on circular scoring; caparena: captions judged in pairs, docs/captioning.md)")
     evaluate.add_argument("--heldout", nargs="+", metavar="PUZZLE_DIR", help="also score only the questions none of whose images (graph: nodes) are in these builds' train splits")
     evaluate.add_argument("--matcher", choices=MATCHERS, default="ssl4rl", help="ssl4rl: VLMEvalKit's rules on the <answer> block, refusals never matched; vlmevalkit: its exact matcher on the whole response")
     evaluate.add_argument("--out", required=True, metavar="DIR", help="folder for predictions.jsonl, summary.json, report.md")
@@ -256,6 +256,15 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--prompt", metavar="FILE", help="a template file (default: configs/prompts/mcq.txt)")
     evaluate.add_argument("--overwrite", action="store_true", help="start afresh in --out even if it holds predictions of another model or other questions")
     evaluate.add_argument("--name", help="the model's name in reports (default: the model folder, with its parent for names like final)")
+    caparena = evaluate.add_argument_group("--bench caparena (--data: caparena_auto_600.json or its folder; docs/captioning.md)")
+    caparena.add_argument("--judge", "--judge-url", dest="judge", metavar="URL|DIR", help="an OpenAI-compatible server (http://HOST:PORT/v1, key from $OPENAI_API_KEY) or a local model folder")
+    caparena.add_argument("--judge-model", metavar="NAME", help="the model name the judge server serves (e.g. gpt-4o-2024-08-06, CapArena's judge)")
+    caparena.add_argument("--judge-orders", choices=["both", "one"], default="both", help="both: judge each battle with the model's caption first and second; one: CapArena's single random order (half the cost)")
+    caparena.add_argument("--judge-timeout", type=float, default=120.0, metavar="S", help="seconds to wait for the judge server's reply")
+    caparena.add_argument("--judge-retries", type=int, default=4, metavar="N", help="retries of a timed-out or failing (429, 5xx) judge request, then the battle is recorded as failed")
+    caparena.add_argument("--judge-backoff", type=float, default=2.0, metavar="S", help="wait before the first retry, doubled before each next")
+    caparena.add_argument("--judge-max-tokens", type=int, default=1500, metavar="N", help="the judge's reply budget (CapArena: 1500)")
+    caparena.add_argument("--images", metavar="DIR", help="the release's images (default: all_images/ beside caparena_auto_600.json)")
 
     report = _command(commands, "report", help="compare eval folders: a table and a bar chart per category")
     report.add_argument("folders", nargs="+", metavar="EVAL_DIR", help="folders written by `ssl4rl eval --out`")
@@ -538,6 +547,8 @@ def _run_eval(args) -> None:
 
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise UserError("--batch-size and --limit must be positive")
+    if args.bench == "caparena" or args.judge or args.judge_model or args.images:
+        return _run_caparena(args)
     if args.heldout and args.puzzles:
         raise UserError("--heldout is for benchmarks (--data); a build's test split is held out by construction")
     if args.graph_task and not args.source:
@@ -574,6 +585,51 @@ def _run_eval(args) -> None:
     if "ranking" in summary:
         extra += "; " + ", ".join(f"{k} {v:.4f}" for k, v in summary["ranking"].items() if k != "questions")
     print(f"{name}: accuracy {100 * summary['accuracy']:.2f} on {summary['questions']} questions{extra} -> {args.out}/report.md")
+
+
+def _run_caparena(args) -> None:
+    """`eval --bench caparena`: caption the release's images, judge the battles, score as CapArena."""
+    from pathlib import Path
+
+    from ssl4rl.eval.backends import make_backend
+    from ssl4rl.eval.captioning import DEFAULT_PROMPT, run_caparena
+    from ssl4rl.eval.judge import make_judge
+    from ssl4rl.eval.runner import model_fingerprint
+
+    if args.bench != "caparena":
+        raise UserError("--judge, --judge-model and --images are for --bench caparena")
+    if not args.data or not args.judge:
+        raise UserError("--bench caparena needs --data (caparena_auto_600.json or its folder) and --judge (a server URL or a model folder)")
+    if args.heldout or args.circular or args.matcher != "ssl4rl":
+        raise UserError("--heldout, --circular and --matcher are for multiple-choice benchmarks, not --bench caparena")
+    if args.judge_retries < 0 or args.judge_timeout <= 0 or args.judge_backoff < 0 or args.judge_max_tokens < 1:
+        raise UserError("--judge-retries and --judge-backoff must be 0 or more, --judge-timeout and --judge-max-tokens positive")
+    prompt = DEFAULT_PROMPT
+    if args.prompt:
+        try:
+            prompt = Path(args.prompt).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"--prompt {args.prompt}: {error}") from None
+        if not prompt:
+            raise UserError(f"--prompt {args.prompt}: empty file")
+    from ssl4rl.eval.caparena import read_release
+
+    read_release(args.data, args.images, args.limit)  # a broken release fails before any model loads
+    judge = make_judge(args.judge, args.judge_model, timeout=args.judge_timeout, retries=args.judge_retries,
+                       backoff=args.judge_backoff, max_tokens=args.judge_max_tokens)  # fmt: skip
+    backend = make_backend(args.backend, args.model, max_new_tokens=args.max_new_tokens, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+    name = args.name or run_name(args.model)
+    identity = {
+        "model": model_fingerprint(args.model),
+        "model_path": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
+        "data_path": str(Path(args.data).resolve()),
+        "max_new_tokens": args.max_new_tokens, "min_pixels": args.min_pixels, "max_pixels": args.max_pixels,
+    }  # fmt: skip
+    summary = run_caparena(args.data, args.images, backend, judge, args.out, prompt=prompt, orders=args.judge_orders, batch_size=args.batch_size,
+                           limit=args.limit, label=name, identity=identity, overwrite=args.overwrite)  # fmt: skip
+    undecided = summary["malformed"] + summary["failed"] + summary["missing"]
+    print(f"{name}: CapArena score {summary['score']:.2f} over {summary['battles']} battles ({undecided} without verdict), "
+          f"{summary['words']} words per caption -> {args.out}/report.md")  # fmt: skip
 
 
 def run_name(model: str) -> str:
@@ -632,7 +688,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 INTERRUPTED = {
     "build": " (complete shards are kept; rerun the same command to resume)",
     "paper": " (complete shards are kept; rerun the same command to resume)",
-    "eval": " (answers so far are kept in predictions.jsonl; rerun the same command to resume)",
+    "eval": " (answers so far are kept in predictions.jsonl, or captions.jsonl and battles.jsonl; rerun the same command to resume)",
     "train": " (rerun the same command to resume from the newest checkpoint)",
 }
 

@@ -166,14 +166,31 @@ def draw(summaries: list[dict], names: list[str]):
 
 
 def comparison_chart(folders: list[str], out: str) -> Path:
-    """Grouped bars: categories on the x axis, one bar per run; the table is printed too."""
+    """Grouped bars: categories on the x axis, one bar per run; the table is printed too.
+    Captioning runs (CapArena) get their own table and chart (OUT-captioning.png beside OUT)."""
+    from ssl4rl.eval import caparena_report
+
     summaries = load_summaries(folders)
-    names = run_names(summaries, folders)
-    figure = draw(summaries, names)
+    captions = [caparena_report.is_caparena(s) for s in summaries]
+    accuracy = [(s, f) for s, f, c in zip(summaries, folders, captions) if not c]
+    captioning = [(s, f) for s, f, c in zip(summaries, folders, captions) if c]
     import matplotlib.pyplot as plt
 
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
-    print(comparison_table(summaries, names), end="")
-    return Path(out)
+    charts = []
+    for runs, table, drawing, path in (
+        (accuracy, comparison_table, draw, Path(out)),
+        (captioning, caparena_report.comparison_table, caparena_report.draw, caparena_report.chart_path(out, bool(accuracy))),
+    ):
+        if not runs:
+            continue
+        chosen = [s for s, _ in runs]
+        names = run_names(chosen, [f for _, f in runs])
+        figure = drawing(chosen, names)
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        print(("\n" if charts else "") + table(chosen, names), end="")
+        charts.append(path)
+    if len(charts) == 2:
+        print(f"captioning chart: {charts[1]}")
+    return charts[0]
