@@ -154,8 +154,10 @@ def test_graph_puzzles_train_a_text_model_with_lora_on_two_ranks_then_merge_and_
     from ssl4rl.tiny_lm import make_tiny_qwen2
 
     data = tmp_path / "graphs"
-    build(BuildConfig(task="mix", source="synthetic", out=str(data), tasks={"masking": 1, "neighbour": 1, "link": 1}, difficulty=["easy", "medium"]), progress_bar=False)
     model = make_tiny_qwen2(tmp_path / "lm")
+    # counted with the model's own tokenizer: the tiny one spends far more tokens per character
+    # than the estimate made for real tokenizers, and verl drops prompts over its limit
+    build(BuildConfig(task="mix", source="synthetic", out=str(data), tasks={"masking": 1, "neighbour": 1, "link": 1}, difficulty=["easy", "medium"], processor=str(model)), progress_bar=False)
     out = tmp_path / "outputs"
     lora = ["actor_rollout_ref.model.lora_rank=8", "actor_rollout_ref.model.lora_alpha=16", "actor_rollout_ref.actor.optim.lr=1e-3"]
     args = ("--gpus", "2", "--curriculum", "adaptive", *lora, "actor_rollout_ref.actor.entropy_coeff=0.01", "trainer.total_training_steps=2")
@@ -173,9 +175,10 @@ def test_graph_puzzles_train_a_text_model_with_lora_on_two_ranks_then_merge_and_
     outcomes = [json.loads(line) for line in (run / "curriculum.jsonl").read_text().splitlines()]
     assert len(outcomes) == 2 * 4 * 2 and {o["task"] for o in outcomes} <= {"masking", "neighbour", "link"}
     assert [o["step"] for o in outcomes] == [1] * 8 + [2] * 8  # every line names its step
-    for task in {o["task"] for o in outcomes}:  # each task's level, every step, in TensorBoard and the step line
-        assert sorted(tags[f"curriculum/{task}"]) == [1, 2]
-        assert len(re.findall(rf"curriculum/{task}:[0-9.]+", log)) == 2
+    for task in {o["task"] for o in outcomes}:  # each task's level, every step it is served from on, in TensorBoard and the step line
+        first = min(o["step"] for o in outcomes if o["task"] == task)  # 4 prompts of 3 tasks: a task may miss step 1
+        assert sorted(tags[f"curriculum/{task}"]) == list(range(first, 3))
+        assert len(re.findall(rf"curriculum/{task}:[0-9.]+", log)) == 3 - first
     again = _train(data, model, out, *args)  # finished: one line, no launch
     assert "finished at step 2 of 2" in again and not STEP_LINE.findall(again)
     merged = tmp_path / "merged"
