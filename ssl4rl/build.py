@@ -821,6 +821,11 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, work
             bar.refresh()
         bar.close()
 
+    if not total:  # nothing to train on: say why, and leave no manifest that looks like a build
+        (out / PROGRESS_FILE).unlink(missing_ok=True)
+        skipped = sum((state[s].skipped for s in SPLITS), stats.skipped)
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items())) or "the source had no items"
+        raise UserError(f"{out}: no puzzles were made (skipped: {reasons})")
     manifest = {
         "task": cfg.task,
         "options": asdict(TASKS[cfg.task](**dict(specs[0].options))) if cfg.task != "mix" and len(specs) == 1 else {},

@@ -39,6 +39,7 @@ class FolderLock:
         self.path = self.folder / LOCK_FILE
 
     def __enter__(self) -> "FolderLock":
+        self._sweep_drafts()
         draft = self.folder / f".lock-{os.getpid()}.new"
         fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         with os.fdopen(fd, "w") as handle:
@@ -58,6 +59,14 @@ class FolderLock:
             raise UserError(f"{self.folder}: cannot take the build lock {self.path}")
         finally:
             draft.unlink(missing_ok=True)
+
+    def _sweep_drafts(self) -> None:
+        """Drafts of builders killed while taking the lock (between writing the draft and
+        removing it): their process is gone, so nothing else will remove them."""
+        for draft in self.folder.glob(".lock-*.new"):
+            pid = draft.name.removeprefix(".lock-").removesuffix(".new")
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                draft.unlink(missing_ok=True)
 
     def __exit__(self, *_) -> None:
         if _owner(self.path) == os.getpid():

@@ -194,6 +194,24 @@ def test_a_second_build_into_a_locked_folder_is_one_line_and_a_stale_lock_is_tak
     assert (out / "manifest.json").exists() and not (out / ".lock").exists()
 
 
+def test_the_lock_files_of_a_builder_killed_while_taking_the_lock_are_gone_after_the_next_build(tmp_path, capsys):
+    source, out = write_folder(tmp_path / "photos", 4), tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs: the killed builder's
+    (out / ".lock").write_text(f"{dead.pid}\n")
+    (out / f".lock-{dead.pid}.new").write_text(f"{dead.pid}\n")
+    taker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / f".lock-{taker.pid}.new").write_text(f"{taker.pid}\n")  # a live builder's draft, mid-take: kept
+        code, err = _build_into(out, source, capsys)
+        assert code == 0, err
+        assert sorted(p.name for p in out.glob(".lock*")) == [f".lock-{taker.pid}.new"]
+    finally:
+        taker.kill()
+        taker.wait()
+
+
 def test_two_builds_started_together_never_crash_and_one_of_them_builds(tmp_path):
     source, out = write_folder(tmp_path / "photos", 30), tmp_path / "out"
     args = _cli("--source", str(source), "--out", str(out), "--quiet", "--workers", "1", "--per-image", "3")

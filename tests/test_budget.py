@@ -15,6 +15,7 @@ from PIL import Image
 from ssl4rl.budget import TokenBudget
 from ssl4rl.build import BuildConfig, _init_worker, build, make_specs, make_within_budget
 from ssl4rl.cli import main
+from ssl4rl.errors import UserError
 from ssl4rl.images import MAX_PIXELS, decode, encode, load
 from ssl4rl.tasks import IMAGE_TASKS as TASKS
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, block_floor, load_template
@@ -90,9 +91,17 @@ def test_without_a_cap_lengths_are_still_reported_and_nothing_is_downscaled(larg
     assert capped["prompt_tokens"]["train"]["max"] <= 1024 and capped["prompt_tokens"]["train"]["downscaled_images"] > 0
 
 
-def test_a_puzzle_that_cannot_fit_is_skipped_and_counted(large_photos, tmp_path):
-    manifest = build(BuildConfig(task="jigsaw", source=str(large_photos), out=str(tmp_path / "o"), options={"grid": 4}, max_prompt_tokens=400), progress_bar=False)
-    assert manifest["rows"] == {"train": 0, "test": 0} and manifest["skipped"]["over-token-budget"] == manifest["source"]["images"]
+def test_a_puzzle_that_cannot_fit_is_skipped_and_a_build_of_no_rows_is_an_error(large_photos, tmp_path):
+    out = tmp_path / "o"
+    with pytest.raises(UserError, match=r"no puzzles were made \(skipped: over-token-budget \d+\)"):
+        build(BuildConfig(task="jigsaw", source=str(large_photos), out=str(out), options={"grid": 4}, max_prompt_tokens=400), progress_bar=False)
+    assert sorted(p.name for p in out.iterdir()) == []  # no manifest, no progress, no lock, no shard
+
+
+def test_the_cli_exits_non_zero_with_the_skip_reasons_when_no_puzzle_fits(large_photos, tmp_path, capsys):
+    code = main(["build", "jigsaw", "--source", str(large_photos), "--out", str(tmp_path / "o"), "--grid", "4", "--max-prompt-tokens", "400", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "no puzzles were made" in err[0] and "over-token-budget" in err[0]
 
 
 # ---------------------------------------------------------------- truth after downscaling
