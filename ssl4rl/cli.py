@@ -124,6 +124,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["gpu", "cpu"], help="verl: cpu runs the real trainer on the CPU with the hf rollout, for debugging (default: gpu; cpu with --profile cpu)")
     parser.add_argument("--filter-groups", action="store_true", help="verl: drop prompts whose rollouts all got the same accuracy")
     parser.add_argument("--format-weight", type=float, default=0.0, help="reward = (1-w)*acc + w*format (default: 0, as the paper)")
+    parser.add_argument("--strict-format", action="store_true", help="reward 0 for a response that is not exactly <think>...</think> <answer>...</answer> (a cut-off or rambling one included), whatever its answer")
     parser.add_argument("--jigsaw-scoring", choices=["permutation", "parity"], default="permutation", help="permutation: partial credit only for a valid permutation; parity: the reference's parser and per-position credit")
     parser.add_argument(
         "--curriculum", choices=["off", "adaptive"], default="off",
@@ -133,7 +134,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, help="adaptive curriculum: outcomes per decision (default: one step's rollouts of a task)")
     local = parser.add_argument_group("trl backend (names follow verl's)")
     for option in fields(_local_config()):
-        if option.name in ("format_weight", "jigsaw_scoring"):
+        if option.name in ("format_weight", "strict_format", "jigsaw_scoring"):
             continue
         local.add_argument("--" + option.name.replace("_", "-"), dest=f"local_{option.name}", type=type(option.default), default=option.default, help=f"trl: {option.name.replace('_', ' ')} (default: {option.default})")
     parser.add_argument("overrides", nargs="*", help="verl: extra Hydra overrides, e.g. trainer.total_epochs=5")
@@ -166,7 +167,7 @@ def _build_parser() -> argparse.ArgumentParser:
         task_parser.add_argument("--per-image", type=int, default=1, metavar="R", help="puzzles made from each source image")
         task_parser.add_argument("--shard-rows", type=int, default=1000, metavar="N", help="rows per parquet shard")
         task_parser.add_argument("--image-column", action="append", metavar="COL", help="image column(s) of a TSV/parquet source, repeatable (default: detected)")
-        task_parser.add_argument("--prompt", metavar="FILE", help="a prompt template file (default: configs/prompts/<task>.txt)")
+        task_parser.add_argument("--prompt", metavar="FILE", help="a prompt template file (default: configs/prompts/<task>.txt); the shared answer-format line is appended unless the file shows <answer> itself")
         task_parser.add_argument("--overwrite", action="store_true", help="replace an existing build in --out")
         task_parser.add_argument("--quiet", action="store_true", help="no progress bar")
         task_parser.add_argument("--difficulty", metavar="LEVELS", help="easy, medium, hard or several comma-separated, spread over the images (default: the task's own defaults)")
@@ -443,7 +444,7 @@ def _run_train(args, check_only: bool = False) -> None:
     from ssl4rl.train.preflight import check_trl, check_verl, visible_gpus
 
     _resolve_profile(args)
-    reward_kwargs = {"format_weight": args.format_weight, "jigsaw_scoring": args.jigsaw_scoring}
+    reward_kwargs = {"format_weight": args.format_weight, "jigsaw_scoring": args.jigsaw_scoring, **({"strict_format": True} if args.strict_format else {})}
     curriculum = _curriculum(args)
     if args.backend == "verl":
         from ssl4rl.train.verl_launch import DEFAULT_GPUS, launch, preflight, verl_command, verl_env

@@ -100,7 +100,7 @@ def _truth_is_valid(task: str, ground_truth: str, count: int) -> bool:
 SCORING = ("permutation", "parity")
 
 
-OPTIONS = ("format_weight", "jigsaw_scoring", "curriculum_log", "curriculum_step_rollouts")
+OPTIONS = ("format_weight", "strict_format", "jigsaw_scoring", "curriculum_log", "curriculum_step_rollouts")
 
 
 @functools.lru_cache(maxsize=256)
@@ -109,7 +109,7 @@ def _misspelt_option(name: str) -> str | None:
     return close[0] if close else None
 
 
-def check_options(format_weight: object, jigsaw_scoring: object, curriculum_log: object, others: Iterable[str] = ()) -> None:
+def check_options(format_weight: object, jigsaw_scoring: object, curriculum_log: object, others: Iterable[str] = (), strict_format: object = False) -> None:
     """Reward kwargs fail on the first call: a misspelt value must not silently change the reward.
 
     Other names pass (verl adds its own, e.g. reward_router_address), unless they look like a
@@ -123,6 +123,8 @@ def check_options(format_weight: object, jigsaw_scoring: object, curriculum_log:
         raise ValueError(f"ssl4rl reward: jigsaw_scoring must be one of {', '.join(SCORING)} (got {jigsaw_scoring!r})")
     if isinstance(format_weight, bool) or not isinstance(format_weight, (int, float)) or not 0.0 <= format_weight <= 1.0:
         raise ValueError(f"ssl4rl reward: format_weight must be a number from 0 to 1 (got {format_weight!r})")
+    if not isinstance(strict_format, bool):
+        raise ValueError(f"ssl4rl reward: strict_format must be true or false (got {strict_format!r})")
     if curriculum_log is not None and not isinstance(curriculum_log, (str, os.PathLike)):
         raise ValueError(f"ssl4rl reward: curriculum_log must be a path (got {curriculum_log!r})")
 
@@ -164,6 +166,7 @@ def compute_score(
     extra_info: dict | None = None,
     format_weight: float = 0.0,
     jigsaw_scoring: str = "permutation",
+    strict_format: bool = False,
     curriculum_log: str | None = None,
     curriculum_step_rollouts: int | None = None,
     curriculum_step: int | None = None,
@@ -174,13 +177,21 @@ def compute_score(
 
     jigsaw_scoring: 'permutation' (partial credit only for a valid permutation of 1..K*K) or
     'parity' (the reference's per-position scoring).
+    strict_format: a response that is not exactly `<think>...</think> <answer>...</answer>`
+    scores 0, whatever its answer block says (`acc` still reports the verifier's reading). The
+    lenient reading pays a response cut at the length limit whose last complete block is right
+    (`<answer>90</answer>0</`), so a policy that stops ending its answers drifts unpunished until
+    greedy decoding no longer parses (seen on the tiny model: training reward 0.78, held-out 0).
     curriculum_log: the adaptive curriculum's outcome log (ssl4rl.curriculum): each training
     row's outcome (task, extra_info.difficulty, acc) is appended to it; validation rows
     (extra_info.split 'test') are not. Each line carries its training step: `curriculum_step`
     (TRL knows it), else derived from `curriculum_step_rollouts`, the training outcomes of one
     step (verl: train batch x rollout.n; the launcher sets it).
+
+    >>> compute_score("ssl4rl/rotation", "<think></think><answer>90</answer>0</", "90", strict_format=True)
+    {'score': 0.0, 'acc': 1.0, 'format': 0.0, 'task': 'rotation'}
     """
-    check_options(format_weight, jigsaw_scoring, curriculum_log, others)
+    check_options(format_weight, jigsaw_scoring, curriculum_log, others, strict_format)
     if curriculum_step_rollouts is not None and (isinstance(curriculum_step_rollouts, bool) or not isinstance(curriculum_step_rollouts, int) or curriculum_step_rollouts < 1):
         raise ValueError(f"ssl4rl reward: curriculum_step_rollouts must be a positive integer (got {curriculum_step_rollouts!r})")
     task = task_of(data_source, extra_info)
@@ -196,7 +207,8 @@ def compute_score(
     weight = float(format_weight)
     if curriculum_log:
         _record(curriculum_log, task, extra_info, acc, curriculum_step, curriculum_step_rollouts)
-    return {"score": (1.0 - weight) * acc + weight * fmt, "acc": float(acc), "format": fmt, "task": task}
+    score = 0.0 if strict_format and not fmt else (1.0 - weight) * acc + weight * fmt
+    return {"score": score, "acc": float(acc), "format": fmt, "task": task}
 
 
 TWO_ANSWERS = ("contrastive", "link")  # positive/negative, yes/no

@@ -141,6 +141,7 @@ def test_a_misspelt_reward_option_name_raises_and_verls_own_kwargs_pass(misspelt
         ({"format_weight": "0.1"}, "format_weight"),
         ({"format_weight": 1.5}, "format_weight"),
         ({"curriculum_log": 3}, "curriculum_log"),
+        ({"strict_format": "true"}, "strict_format"),
     ],
 )  # fmt: skip
 def test_a_bad_reward_option_raises_at_the_first_call_whatever_the_row(options, name):

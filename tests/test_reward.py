@@ -59,6 +59,20 @@ def test_format_weight_mixes_format_into_the_score():
     assert wrong_but_formatted["score"] == pytest.approx(0.2)
 
 
+def test_strict_format_pays_only_a_response_that_ends_at_its_answer():
+    """The lenient reading pays the last complete block wherever it stands; the strict one pays
+    nothing that does not end at `</answer>` (a reply cut at the length limit) or that skips the
+    reasoning tags, and keeps `acc` as the verifier's own reading."""
+    clean, cut = "<think> </think> <answer>90</answer>", "<think>0</answer> <answer>90</answer>0</"
+    assert compute_score("ssl4rl/rotation", cut, "90")["score"] == 1.0
+    strict = compute_score("ssl4rl/rotation", cut, "90", strict_format=True)
+    assert strict == {"score": 0.0, "acc": 1.0, "format": 0.0, "task": "rotation"}
+    assert compute_score("ssl4rl/rotation", clean, "90", strict_format=True)["score"] == 1.0
+    assert compute_score("ssl4rl/rotation", clean, "180", strict_format=True)["score"] == 0.0
+    assert compute_score("ssl4rl/rotation", "<answer>90</answer>", "90", strict_format=True)["score"] == 0.0
+    assert compute_score("ssl4rl/rotation", clean, "180", strict_format=True, format_weight=0.1)["score"] == pytest.approx(0.1)
+
+
 def test_task_comes_from_extra_info_before_data_source():
     extra = {"task": "position", "params": json.dumps({"grid": 2})}
     assert compute_score("anything/else", "<answer>top left</answer>", "top-left", extra)["task"] == "position"

@@ -131,7 +131,7 @@ def test_config_has_the_paper_settings():
 def test_launcher_command_composes_under_verls_schema(rotation_set, tmp_path, profile):
     command = verl_command(
         str(rotation_set), "Qwen/Qwen2.5-VL-3B-Instruct", str(tmp_path), gpus=2, nodes=3, profile=profile,
-        filter_groups=True, reward_kwargs={"format_weight": 0.1}, overrides=["trainer.total_epochs=3"],
+        filter_groups=True, reward_kwargs={"format_weight": 0.1, "strict_format": True}, overrides=["trainer.total_epochs=3"],
     )  # fmt: skip
     assert command[1:3] == ["-m", "verl.trainer.main_ppo"]
     cfg = _compose([arg for arg in command[3:] if not arg.startswith("--config")])  # a dead key raises here
@@ -140,6 +140,7 @@ def test_launcher_command_composes_under_verls_schema(rotation_set, tmp_path, pr
     assert (cfg.trainer.n_gpus_per_node, cfg.trainer.nnodes, cfg.trainer.total_epochs) == (2, 3, 3)
     assert cfg.algorithm.filter_groups.enable and cfg.algorithm.filter_groups.metric == "acc"
     assert cfg.reward.custom_reward_function.reward_kwargs.format_weight == 0.1
+    assert cfg.reward.custom_reward_function.reward_kwargs.strict_format is True  # a bool, as compute_score requires
     if profile == "1gpu":
         assert cfg.actor_rollout_ref.model.lora_rank == 64
 

@@ -39,9 +39,16 @@ def rng_for(*parts: object) -> np.random.Generator:
 
 def load_template(task_name: str, path: str | None = None) -> str:
     """The editable prompt template configs/prompts/<task>.txt (or `path`) plus the shared
-    answer format."""
+    answer format, unless the template states its own (it shows `<answer>`): a short prompt for
+    a small model must not pay ~100 tokens of instructions on every row.
+
+    >>> load_template("rotation").endswith("<answer> your answer </answer>")
+    True
+    """
     prompts = resources.files("ssl4rl.configs") / "prompts"
     body = (open(path).read() if path else (prompts / f"{task_name}.txt").read_text()).strip()
+    if "<answer>" in body.lower():
+        return body
     answer_format = (prompts / "answer_format.txt").read_text().strip()
     return f"{body}\n\n{answer_format}"
 

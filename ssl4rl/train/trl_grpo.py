@@ -37,6 +37,7 @@ class LocalGRPOConfig:
     save_freq: int = 50  # checkpoint every N steps (verl: trainer.save_freq)
     seed: int = 0
     format_weight: float = 0.0
+    strict_format: bool = False
     jigsaw_scoring: str = "permutation"
     logger: str = "tensorboard"  # or "none"
 
@@ -85,7 +86,7 @@ def _text(completion) -> str:
     return "".join(m["content"] if isinstance(m.get("content"), str) else "" for m in completion)
 
 
-def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring: str, curriculum_log: str | None = None, step_of=None):
+def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring: str, curriculum_log: str | None = None, step_of=None, strict_format: bool = False):
     """The training reward plus zero-weight metric functions: accuracy and format per task.
 
     TRL logs every reward function's mean (`rewards/<name>/mean`); a metric returns None for rows
@@ -97,7 +98,7 @@ def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring
     def scores(completions, data_source, reward_model, extra_info, log=None):
         return [
             compute_score(
-                source, _text(c), truth["ground_truth"], extra, format_weight=format_weight, jigsaw_scoring=jigsaw_scoring, curriculum_log=log,
+                source, _text(c), truth["ground_truth"], extra, format_weight=format_weight, jigsaw_scoring=jigsaw_scoring, strict_format=strict_format, curriculum_log=log,
                 curriculum_step=step_of() if log and step_of else None,
             )
             for c, source, truth, extra in zip(completions, data_source, reward_model, extra_info)
@@ -205,7 +206,7 @@ def train_trl(
     def step_of() -> int | None:
         return running["trainer"].state.global_step + 1 if "trainer" in running else None
 
-    rewards = make_reward_functions(tasks, cfg.format_weight, cfg.jigsaw_scoring, curriculum_log=str(log) if log else None, step_of=step_of)
+    rewards = make_reward_functions(tasks, cfg.format_weight, cfg.jigsaw_scoring, curriculum_log=str(log) if log else None, step_of=step_of, strict_format=cfg.strict_format)
     args = GRPOConfig(
         output_dir=out_dir,
         learning_rate=cfg.lr,
