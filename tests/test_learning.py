@@ -88,6 +88,21 @@ def test_small_model_loads_offline_with_its_picture_size(tmp_path):
     assert AutoProcessor.from_pretrained(folder).image_processor.size["longest_edge"] == 168 * 168
 
 
+def test_tiny_model_pixels_option_sets_four_tokens_a_picture(tmp_path, capsys):
+    from transformers import AutoProcessor
+
+    from ssl4rl.cli import main
+
+    assert main(["tiny-model", str(tmp_path / "m"), "--pixels", "56"]) == 0
+    processor = AutoProcessor.from_pretrained(tmp_path / "m")
+    grid = processor.image_processor(images=[Image.new("RGB", (168, 168))], return_tensors="pt")["image_grid_thw"]
+    assert grid.tolist() == [[1, 4, 4]]  # 4 x 4 patches of 14 px, merged 2 x 2: four tokens
+    capsys.readouterr()
+    for bad in (["--pixels", "60"], ["--pixels", "28"], ["--pixels", "56", "--text"]):
+        assert main(["tiny-model", str(tmp_path / "bad"), *bad]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
 def test_track_scores_every_checkpoint_of_a_trl_run(shapes_build, tmp_path):
     """The benchmark's loop end to end on TRL: the start and each checkpoint scored on the test
     split, the reward per step read back, the CSVs and the PNG written."""
