@@ -2,9 +2,10 @@
 
     python bench/learning.py [--out outputs/learning] [--runs rotation-verl,rotation-trl,...] [--steps N]
 
-Every step is the command a user types (`ssl4rl build`, `ssl4rl tiny-model --size small
---warm-start --warm-start-grey`, `ssl4rl train`, `ssl4rl merge`, `ssl4rl eval --puzzles`; see ssl4rl.learning),
-on `--source shapes` with the short prompts in bench/prompts/. Each run writes heldout.csv,
+Every step is the command a user types (`ssl4rl build`, `ssl4rl tiny-model --pixels 56
+--warm-start`, `ssl4rl train --strict-format`, `ssl4rl merge`, `ssl4rl eval --puzzles`; see
+ssl4rl.learning), on `--source shapes` with the short prompts in configs/prompts/short/ (each states its
+own answer format, so the shared instruction line is left out: half the prompt tokens). Each run writes heldout.csv,
 reward.csv and curves.png into OUT/RUN; the table (task, backend, steps, wall minutes, held-out
 accuracy before -> after with 95 % intervals) is printed and written to OUT/table.md.
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from ssl4rl.learning import Run, before_after, blank_copy, shuffled_copy, ssl4rl, track
 
-PROMPTS = Path(__file__).parent / "prompts"
+PROMPTS = Path(__file__).parent.parent / "configs" / "prompts" / "short"
 IMAGES = 2400  # ~240 held-out puzzles per task at the default 10 % test fraction
 
 
@@ -38,7 +39,7 @@ def build(out: Path, task: str, *extra: str) -> str:
 def model(out: Path, data: str, name: str) -> str:
     folder = out / "models" / name
     if not (folder / "config.json").exists():
-        ssl4rl("tiny-model", str(folder), "--size", "small", "--warm-start", data, "--warm-start-steps", "200", "--warm-start-grey")
+        ssl4rl("tiny-model", str(folder), "--pixels", "56", "--warm-start", data, "--warm-start-steps", "200")
     return str(folder)
 
 
@@ -51,7 +52,8 @@ def runs(out: Path, steps: int) -> dict[str, Run]:
 
     def run(name: str, data, backend: str = "verl", **kwargs) -> Run:
         path = data()
-        return Run(name=name, data=path, model=model(out, path, Path(path).name), backend=backend, steps=steps, **kwargs)
+        extra = ["--strict-format", *kwargs.pop("extra", [])]  # a reply cut at the length limit earns nothing
+        return Run(name=name, data=path, model=model(out, path, Path(path).name), backend=backend, steps=steps, extra=extra, **kwargs)
 
     makers = {
         "rotation-verl": lambda: run("rotation-verl", rotation),
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="outputs/learning", help="folder for builds, models and runs")
     parser.add_argument("--runs", default="rotation-verl,rotation-trl,position-trl,mix-trl,blank-trl,shuffled-trl", help="comma-separated, from: " + ", ".join(runs(Path("."), 0)))
-    parser.add_argument("--steps", type=int, default=60, help="GRPO steps per run")
+    parser.add_argument("--steps", type=int, default=150, help="GRPO steps per run")
     args = parser.parse_args(argv)
     out = Path(args.out)
     makers = runs(out, args.steps)

@@ -41,7 +41,7 @@ class Run:
     steps: int = 40
     batch_size: int = 16
     rollout_n: int = 8
-    lr: float = 3e-3
+    lr: float = 1e-3
     kl_loss_coef: float = 0.0
     max_response_length: int = 16
     eval_every: int = 10  # checkpoint and held-out evaluation every N steps (and at the end)

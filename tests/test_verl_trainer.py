@@ -302,3 +302,43 @@ def test_hf_rollout_samples_from_the_model_the_actor_trains(tiny_model, rotation
                               pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"]).logits[0, len(ids) - 1 : -1]  # fmt: skip
     expected = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(tokens)[:, None])[:, 0]
     assert torch.allclose(torch.tensor(log_probs), expected, atol=1e-4)
+
+
+def test_hf_rollout_batches_concurrent_requests_and_each_row_keeps_its_own_model(tiny_model, rotation_set):
+    """Requests that arrive together are answered by one `generate` over left-padded prompts of
+    different lengths; each row's log-probabilities still equal a forward pass over that row
+    alone, and greedy answers equal those of one request at a time."""
+    import asyncio
+
+    from ssl4rl.train.trl_grpo import load_split
+    from ssl4rl.train.verl_plugin import HFGenerateServer
+
+    server = HFGenerateServer(str(tiny_model), response_length=10)
+    rows = [load_split(rotation_set, "train")[i] for i in range(3)]
+    prompts = [server.processor.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows]
+    prompts[1] = prompts[1].replace("Image 2", "The second image, Image 2,")  # rows of different lengths: padding is exercised
+    requests = [(server.processor(text=[p], images=r["images"])["input_ids"][0], r["images"]) for p, r in zip(prompts, rows)]
+    assert len({len(ids) for ids, _ in requests}) > 1
+    torch.manual_seed(0)
+    sampled = server._generate_batch(requests, {"temperature": 1.0, "logprobs": True})
+    for (ids, images), prompt, (tokens, log_probs) in zip(requests, prompts, sampled):
+        batch = server.processor(text=[prompt], images=images, return_tensors="pt")
+        full = torch.cat([batch["input_ids"], torch.tensor([tokens])], 1)
+        kinds = torch.cat([batch["mm_token_type_ids"], torch.zeros(1, len(tokens), dtype=batch["mm_token_type_ids"].dtype)], 1)
+        with torch.no_grad():
+            logits = server.model(input_ids=full, attention_mask=torch.ones_like(full), mm_token_type_ids=kinds,
+                                  pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"]).logits[0, len(ids) - 1 : -1]  # fmt: skip
+        expected = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(tokens)[:, None])[:, 0]
+        assert torch.allclose(torch.tensor(log_probs), expected, atol=1e-4)
+
+    calls = []
+    one_batch = server._generate_batch
+    server._generate_batch = lambda reqs, params: calls.append(len(reqs)) or one_batch(reqs, params)
+
+    async def together():
+        return await asyncio.gather(*[server.generate(str(i), prompt_ids=ids, sampling_params={"temperature": 0}, image_data=images)
+                                      for i, (ids, images) in enumerate(requests)])  # fmt: skip
+
+    outputs = asyncio.run(together())
+    assert calls == [len(requests)]
+    assert [o.token_ids for o in outputs] == [one_batch([request], {"temperature": 0})[0][0] for request in requests]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import threading
 from importlib.metadata import version
@@ -36,6 +37,8 @@ VERL_VERSION = "0.9.1"
 DEVICE_ENV = "SSL4RL_VERL_DEVICE"
 CURRICULUM_ENV = "SSL4RL_CURRICULUM"  # set by the launcher for --curriculum adaptive
 ROLLOUT_NAME = "hf"
+GATHER_SECONDS = 0.05  # the hf rollout waits this long for more requests before generating
+MAX_BATCH = 128  # requests per `generate` call
 
 if version("verl") != VERL_VERSION:
     raise RuntimeError(f"ssl4rl's verl plugin is written for verl {VERL_VERSION}, found {version('verl')}: pip install verl=={VERL_VERSION}")
@@ -68,8 +71,6 @@ class HFGenerateServer:
         from ssl4rl.tiny_vlm import vision_token_ids
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        if self.device == "cpu":
-            torch.set_num_threads(1)  # requests arrive concurrently; on CPU serial generation is fastest
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         if is_text_model(model_path):  # a text model (graph puzzles): no processor, nothing to suppress
             self.processor, self.suppress = None, None
@@ -80,8 +81,12 @@ class HFGenerateServer:
             self.suppress = vision_token_ids(self.processor.tokenizer)
         self.response_length = int(response_length)
         self.eos = self.model.generation_config.eos_token_id
+        config_pad = self.model.generation_config.pad_token_id
+        self.pad = config_pad if config_pad is not None else (self.eos if isinstance(self.eos, int) else (self.eos or [0])[0])
         self.global_steps = 0
         self.lock = threading.Lock()
+        self.waiting: dict[str, list] = {}  # sampling parameters -> requests not yet generated
+        self.drainer = None
 
     def ready(self) -> bool:
         return True
@@ -99,17 +104,26 @@ class HFGenerateServer:
         return len(state)
 
     def _generate(self, prompt_ids: list[int], sampling_params: dict, images) -> tuple[list[int], list[float] | None]:
-        vision = {}
-        if images and self.processor is None:
+        """One request: (response ids, their log-probabilities when asked for)."""
+        return self._generate_batch([(prompt_ids, images)], sampling_params)[0]
+
+    def _generate_batch(self, requests: list[tuple[list[int], list | None]], sampling_params: dict) -> list[tuple[list[int], list[float] | None]]:
+        """Requests with the same sampling parameters in one `generate` call, prompts left-padded
+        (the attention mask keeps every row's positions and M-RoPE grid its own)."""
+        if self.processor is None and any(images for _, images in requests):
             raise ValueError("hf rollout: a text model was given images")
-        ids = torch.tensor([list(prompt_ids)], device=self.device)
+        width = max(len(ids) for ids, _ in requests)
+        ids = torch.tensor([[self.pad] * (width - len(p)) + list(p) for p, _ in requests], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p, _ in requests], device=self.device)
+        vision = {}
+        images = [image for _, row_images in requests for image in row_images or []]
         if images:
             vision = {k: v.to(self.device) for k, v in self.processor.image_processor(images=images, return_tensors="pt").items()}
             if hasattr(self.processor, "create_mm_token_type_ids"):
                 # which ids are image tokens: without it, transformers 5 gives the image tokens text
                 # positions, so the rollout samples from another model than the actor trains (the
                 # tiny model's format broke: "<think> <answer>270</answer>90</answer>0")
-                vision["mm_token_type_ids"] = torch.tensor(self.processor.create_mm_token_type_ids([list(prompt_ids)]), device=self.device)
+                vision["mm_token_type_ids"] = torch.tensor(self.processor.create_mm_token_type_ids(ids.tolist()), device=self.device)
         temperature = float(sampling_params.get("temperature", 1.0) or 0.0)
         top_k = int(sampling_params.get("top_k", -1) or -1)
         sampling = (
@@ -119,25 +133,52 @@ class HFGenerateServer:
         )
         with self.lock, torch.no_grad():
             out = self.model.generate(
-                input_ids=ids, attention_mask=torch.ones_like(ids), **vision, **sampling,
+                input_ids=ids, attention_mask=mask, **vision, **sampling, pad_token_id=self.pad,
                 max_new_tokens=self.response_length, suppress_tokens=self.suppress,
                 return_dict_in_generate=True, output_logits=bool(sampling_params.get("logprobs")),
             )  # fmt: skip
-        tokens = out.sequences[0, ids.shape[1] :].tolist()
         eos = {self.eos} if isinstance(self.eos, int) else set(self.eos or [])
-        cut = next((i + 1 for i, t in enumerate(tokens) if t in eos), len(tokens))
-        tokens = tokens[:cut]
-        log_probs = None
-        if out.logits is not None:
-            logits = torch.stack(out.logits[:cut], dim=1)[0].float()
-            log_probs = torch.log_softmax(logits, -1).gather(-1, torch.tensor(tokens, device=logits.device)[:, None])[:, 0].tolist()
-        return tokens, log_probs
+        logits = torch.stack(out.logits, dim=1).float() if out.logits is not None else None
+        results = []
+        for row in range(len(requests)):
+            tokens = out.sequences[row, width:].tolist()
+            cut = next((i + 1 for i, t in enumerate(tokens) if t in eos), len(tokens))
+            tokens = tokens[:cut]
+            log_probs = None
+            if logits is not None:
+                log_probs = torch.log_softmax(logits[row, :cut], -1).gather(-1, torch.tensor(tokens, device=logits.device)[:, None])[:, 0].tolist()
+            results.append((tokens, log_probs))
+        return results
 
     async def generate(self, request_id, *, prompt_ids, sampling_params, image_data=None, video_data=None, **_) -> TokenOutput:
+        """verl's agent loop sends every rollout as its own concurrent request; requests that
+        arrive together are answered by one batched `generate` (on CPU, 128 one-at-a-time calls
+        took 8 s of a 14-20 s step)."""
         if video_data:
             raise NotImplementedError("hf rollout: video inputs are not supported")
-        tokens, log_probs = await asyncio.to_thread(self._generate, prompt_ids, dict(sampling_params or {}), image_data)
+        params = dict(sampling_params or {})
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(json.dumps(params, sort_keys=True, default=str), []).append((list(prompt_ids), image_data, future))
+        if self.drainer is None or self.drainer.done():
+            self.drainer = asyncio.ensure_future(self._drain())
+        tokens, log_probs = await future
         return TokenOutput(token_ids=tokens, log_probs=log_probs, stop_reason="completed", extra_fields={"global_steps": self.global_steps})
+
+    async def _drain(self) -> None:
+        await asyncio.sleep(GATHER_SECONDS)  # let the rest of a step's requests arrive
+        while self.waiting:
+            key = next(iter(self.waiting))
+            batch = self.waiting.pop(key)
+            if len(batch) > MAX_BATCH:
+                batch, self.waiting[key] = batch[:MAX_BATCH], batch[MAX_BATCH:] + self.waiting.get(key, [])
+            try:
+                results = await asyncio.to_thread(self._generate_batch, [(ids, images) for ids, images, _ in batch], json.loads(key))
+            except Exception as error:  # noqa: BLE001 - every waiting request gets the failure
+                for *_, future in batch:
+                    future.set_exception(error)
+            else:
+                for (*_, future), result in zip(batch, results):
+                    future.set_result(result)
 
     # verl's control calls; a Hugging Face model has no KV cache pool or sleep mode to manage.
     async def wake_up(self): ...
