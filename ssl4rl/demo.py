@@ -20,28 +20,39 @@ PICTURES = 1200  # ~120 held-out puzzles at the default 10 % test fraction
 DEMO_SETTINGS = {"batch_size": 16, "mini_batch_size": 16, "rollout_n": 8, "lr": 3e-3, "kl_loss_coef": 0.0, "max_response_length": 16, "strict_format": True}
 
 
+def build_puzzles(data: Path, seed: int = 0) -> dict:
+    """The demo's puzzle set (also the learning test's): returns the manifest."""
+    prompt = resources.files("ssl4rl.configs") / "prompts" / "short" / "rotation.txt"
+    config = BuildConfig(task="rotation", source=f"shapes:{PICTURES}", out=str(data), prompt_file=str(prompt), difficulty=["easy"], seed=seed)
+    return build(config, workers=2, progress_bar=False)
+
+
+def make_model(folder: Path, data: Path, seed: int = 0, progress: bool = True) -> list[float]:
+    """The tiny model at 56 px, format warm-started on random answers; returns the losses."""
+    from ssl4rl.tiny_vlm import make_tiny_qwen2_5_vl, warm_start
+
+    make_tiny_qwen2_5_vl(folder, seed=seed, max_pixels=56 * 56)
+    return warm_start(folder, data, steps=100, seed=seed, progress=progress)
+
+
 def run_demo(out: str = "outputs/demo", steps: int = 40, seed: int = 0) -> list[dict]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from ssl4rl.eval.backends import HFBackend
     from ssl4rl.eval.report import comparison_table
     from ssl4rl.eval.runner import puzzle_items, run
     from ssl4rl.learning import heldout, write_curves
-    from ssl4rl.tiny_vlm import make_tiny_qwen2_5_vl, warm_start
     from ssl4rl.train.trl_grpo import LocalGRPOConfig, train_trl
 
     root = Path(out)
     data = root / "data"
     for stale in ("data", "tiny-qwen2.5-vl", "grpo", "eval-before", "eval-after"):  # a rerun starts these afresh
         shutil.rmtree(root / stale, ignore_errors=True)
-    prompt = resources.files("ssl4rl.configs") / "prompts" / "short" / "rotation.txt"
-    config = BuildConfig(task="rotation", source=f"shapes:{PICTURES}", out=str(data), prompt_file=str(prompt), difficulty=["easy"], seed=seed)
-    manifest = build(config, workers=2)
+    manifest = build_puzzles(data, seed)
     print(f"1/5 built {manifest['rows']['train']} train + {manifest['rows']['test']} test rotation puzzles (0 or 180 degrees) in {data}")
     print(f"2/5 contact sheet (8 pictures): {contact_sheet(data, root / 'puzzles.png', n=8, split='train')}")
     model = root / "tiny-qwen2.5-vl"
     print("3/5 tiny Qwen2.5-VL (56-px pictures, 4 tokens each), then a format warm-start on random answers:", flush=True)
-    make_tiny_qwen2_5_vl(model, seed=seed, max_pixels=56 * 56)
-    losses = warm_start(model, data, steps=100, seed=seed)
+    losses = make_model(model, data, seed)
     print(f"    {model}: format warm-start loss {losses[0]:.2f} -> {losses[-1]:.2f}")
     print(f"4/5 GRPO (TRL, CPU, {steps} steps of 16 puzzles x 8 answers), reward = rotation accuracy (chance 0.5):")
     config = LocalGRPOConfig(**DEMO_SETTINGS, max_steps=steps, save_freq=steps, seed=seed, logger="tensorboard")
