@@ -243,6 +243,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="graph evaluation on --source: node labels of the test split, held-out edges / KG triples, or KG triples ranked (filtered MRR, Hits@1/3/10)")
     evaluate.add_argument("--source", metavar="GRAPH", help="--graph-task: a bundled graph (see `ssl4rl sources`), a graph preset with --source-data, or a graph folder")
     evaluate.add_argument("--source-data", metavar="PATH", help="--graph-task with a graph preset: its downloaded folder")
+    evaluate.add_argument("--ranking", choices=["likelihood", "list"],
+                          help="--graph-task link-ranking: likelihood scores every entity's name as the answer (hf backend, text model; the default there), list ranks the names the model lists (any backend; the default elsewhere)")
     evaluate.add_argument("--test-fraction", type=float, default=0.1, metavar="F", help="--graph-task node-classification: the builds' --test-fraction; its test nodes are asked")
     evaluate.add_argument("--bench", choices=[*BENCHMARKS, "caparena"], help="the benchmark --data holds (mmbench turns on circular scoring; caparena: captions judged in pairs, docs/captioning.md)")
     evaluate.add_argument("--heldout", nargs="+", metavar="PUZZLE_DIR", help="also score only the questions none of whose images (graph: nodes) are in these builds' train splits")
@@ -559,6 +561,8 @@ def _run_eval(args) -> None:
         raise UserError("--graph-task needs --source (a bundled graph, a graph preset with --source-data, or a graph folder)")
     if args.source and not args.graph_task:
         raise UserError("--source is for --graph-task")
+    if args.ranking and args.graph_task != "link-ranking":
+        raise UserError("--ranking is for --graph-task link-ranking")
     if args.puzzles:
         items = puzzle_items(args.puzzles, args.limit)
     elif args.graph_task:
@@ -568,7 +572,8 @@ def _run_eval(args) -> None:
 
         hashes = train_image_hashes(args.heldout) if args.heldout else None
         pairs = train_graph_pairs(args.heldout) if args.heldout and args.graph_task != "node-classification" else None
-        items = graph_items(args.graph_task, args.source, args.source_data, args.limit, args.test_fraction, hashes, train_pairs=pairs)
+        ranking = _ranking_protocol(args) if args.graph_task == "link-ranking" else "list"
+        items = graph_items(args.graph_task, args.source, args.source_data, args.limit, args.test_fraction, hashes, train_pairs=pairs, ranking=ranking)
     else:
         hashes = train_image_hashes(args.heldout) if args.heldout else None
         items = benchmark_items(args.data, args.limit, args.prompt, args.matcher, hashes)
@@ -587,8 +592,20 @@ def _run_eval(args) -> None:
         held = summary["heldout"]
         extra += f"; held out {100 * held['accuracy']:.2f} on {held['questions']} ({held['excluded']} seen in training)"
     if "ranking" in summary:
-        extra += "; " + ", ".join(f"{k} {v:.4f}" for k, v in summary["ranking"].items() if k != "questions")
+        extra += "; " + ", ".join(f"{k} {v:.4f}" for k, v in summary["ranking"].items() if k not in ("questions", "protocol"))
+        extra += f" ({summary['ranking'].get('protocol')} ranking)"
     print(f"{name}: accuracy {100 * summary['accuracy']:.2f} on {summary['questions']} questions{extra} -> {args.out}/report.md")
+
+
+def _ranking_protocol(args) -> str:
+    """link-ranking: the standard likelihood protocol where the backend can score text, else the list."""
+    from ssl4rl.eval.backends import resolve_backend
+    from ssl4rl.tiny_lm import is_text_model
+
+    scores = resolve_backend(args.backend) == "hf" and is_text_model(args.model)
+    if args.ranking == "likelihood" and not scores:
+        raise UserError(f"--ranking likelihood needs the hf backend and a text model ({args.model} with --backend {args.backend} can only generate): use --ranking list")
+    return args.ranking or ("likelihood" if scores else "list")
 
 
 def _run_caparena(args) -> None:

@@ -4,6 +4,8 @@ Hits@1/3/10."""
 
 from __future__ import annotations
 
+import json
+
 import pyarrow.parquet as pq
 
 from ssl4rl.build import BuildConfig, build
@@ -61,3 +63,118 @@ def test_link_ranking_ranks_each_held_out_triple_among_all_entities():
     summary = summarize(records)
     assert summary["ranking"]["questions"] == len(items) and abs(summary["ranking"]["mrr"] - summary["ranking"]["hits@1"]) < 1e-9
     assert 0.4 < summary["ranking"]["hits@10"] < 0.6
+
+
+# ---------------------------------------------------------------- likelihood ranking (the standard protocol)
+def _full_loglik(model, tokenizer, prompt_text: str, completion: str) -> float:
+    """log p(completion | prompt) from one forward pass of the whole sequence: the reference."""
+    import torch
+
+    a = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    b = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        logp = torch.log_softmax(model(torch.tensor([a + b])).logits[0].float(), dim=-1)
+    return sum(logp[len(a) + j - 1, b[j]].item() for j in range(len(b)))
+
+
+def test_cached_batched_scores_equal_one_forward_pass_per_completion(text_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ssl4rl.eval.likelihood import completion_texts, score_completions
+
+    tokenizer, model = AutoTokenizer.from_pretrained(text_model), AutoModelForCausalLM.from_pretrained(text_model).eval()
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Complete the fact: Kalo (person) --born in--> ?"}], add_generation_prompt=True, tokenize=False)
+    names = ["Kalomi (city)", "Kalomi (city) x", "Ra", "Tesuvinoda (person)", "Zo (country)", "Kalomi"]  # prefixes, lengths apart
+    completions = completion_texts(tokenizer, prompt, names)
+    assert completions[0] == "Kalomi (city)<|im_end|>\n"  # the whole assistant turn: a prefix does not win by stopping
+    scores = score_completions(model, tokenizer, prompt, names, batch_size=4)  # two batches, padded
+    reference = [_full_loglik(model, tokenizer, prompt, c) for c in completions]
+    assert len(set(reference)) == len(reference)
+    assert all(abs(s - r) < 1e-3 for s, r in zip(scores, reference)), (scores, reference)
+
+
+class _ControlledScores:
+    """A backend whose score of a name is set by the test."""
+
+    name, can_score = "controlled", True
+
+    def __init__(self, score):
+        self.score, self.calls = score, 0
+
+    def score_completions(self, prompt, completions, batch_size=64):
+        self.calls += 1
+        return [self.score(c) for c in completions]
+
+    def generate(self, prompts, images):
+        raise AssertionError("likelihood items are not generated")
+
+
+def _brute_rank(graph, h, relation, t, score) -> int:
+    """1 + entities that are not true tails of (h, relation) scoring at least the truth's."""
+    names = [graph.texts[e] or graph.ids[e] for e in range(len(graph))]
+    known = {e for (a, r, e) in graph.facts if a == h and r == relation}
+    return 1 + sum(1 for e in range(len(graph)) if e not in known and e != t and score(names[e]) >= score(names[t]))
+
+
+def test_likelihood_ranking_ranks_the_truth_among_all_entities_with_other_true_tails_filtered(tmp_path):
+    import hashlib
+
+    from ssl4rl.eval.runner import run
+
+    graph = load_graph(GraphRef("synthetic-kg"))
+    items = graph_items("link-ranking", "synthetic-kg", None, None, ranking="likelihood")
+    assert all(i.respond is not None and i.meta["protocol"] == "likelihood" for i in items)
+    assert any(len({e for (a, r, e) in graph.facts if a == h and r == rel}) > 1 for h, rel, _ in graph.heldout_facts)  # filtering is exercised
+
+    def hashed(name):
+        return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 2**32
+
+    summary = run(items, _ControlledScores(hashed), str(tmp_path / "hashed"), batch_size=4)
+    ranks = [json.loads(line)["rank"] for line in (tmp_path / "hashed" / "predictions.jsonl").read_text().splitlines()]
+    assert ranks == [_brute_rank(graph, h, rel, t, hashed) for h, rel, t in graph.heldout_facts]
+    assert max(ranks) > 10 and summary["ranking"]["protocol"] == "likelihood" and summary["ranking"]["questions"] == len(items)
+    assert "Ranking (likelihood:" in (tmp_path / "hashed" / "report.md").read_text()
+
+    run(items, _ControlledScores(lambda name: 0.0), str(tmp_path / "ties"), batch_size=4)  # all tie: ties count against the truth
+    ranks = [json.loads(line)["rank"] for line in (tmp_path / "ties" / "predictions.jsonl").read_text().splitlines()]
+    assert ranks == [len(graph) - len({e for (a, r, e) in graph.facts if a == h and r == rel} | {t}) + 1 for h, rel, t in graph.heldout_facts]
+
+
+def test_link_ranking_by_likelihood_end_to_end_matches_brute_force_log_likelihoods(tmp_path, text_model, capsys):
+    """`ssl4rl eval --graph-task link-ranking` with the hf backend and a text model: the standard
+    protocol by default; each truth's rank equals the rank from each entity name's log-likelihood
+    computed here, one forward pass per name."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "rank"
+    assert main(["eval", "--model", str(text_model), "--graph-task", "link-ranking", "--source", "synthetic-kg", "--backend", "hf", "--limit", "2", "--out", str(out)]) == 0
+    assert "(likelihood ranking)" in capsys.readouterr().out
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ranking"]["protocol"] == "likelihood" and len(records) == 2
+    graph = load_graph(GraphRef("synthetic-kg"))
+    items = graph_items("link-ranking", "synthetic-kg", None, 2, ranking="likelihood")
+    tokenizer, model = AutoTokenizer.from_pretrained(text_model), AutoModelForCausalLM.from_pretrained(text_model).eval()
+    from ssl4rl.eval.likelihood import completion_texts
+
+    for item, record, (h, rel, t) in zip(items, records, graph.heldout_facts):
+        prompt = tokenizer.apply_chat_template([{"role": "user", "content": item.prompt}], add_generation_prompt=True, tokenize=False)
+        names = sorted({graph.texts[e] for e in range(len(graph))})
+        loglik = dict(zip(names, (_full_loglik(model, tokenizer, prompt, c) for c in completion_texts(tokenizer, prompt, names))))
+        expected = _brute_rank(graph, h, rel, t, loglik.__getitem__)
+        assert abs(record["rank"] - expected) <= sum(abs(loglik[n] - loglik[graph.texts[t]]) < 1e-3 for n in names) - 1, (record["rank"], expected)
+    listed = tmp_path / "list"
+    assert main(["eval", "--model", str(text_model), "--graph-task", "link-ranking", "--source", "synthetic-kg", "--backend", "hf", "--ranking", "list",
+                 "--limit", "2", "--max-new-tokens", "4", "--out", str(listed)]) == 0  # fmt: skip
+    assert json.loads((listed / "summary.json").read_text())["ranking"]["protocol"] == "list"
+
+
+def test_likelihood_ranking_on_a_backend_that_only_generates_is_one_line(tmp_path, text_model, capsys, monkeypatch):
+    import ssl4rl.eval.backends as backends
+
+    monkeypatch.setattr(backends, "resolve_backend", lambda name: "vllm")
+    assert main(["eval", "--model", str(text_model), "--graph-task", "link-ranking", "--source", "synthetic-kg", "--ranking", "likelihood", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "--ranking likelihood needs the hf backend and a text model" in err and err.count("\n") == 1, err
+    assert main(["eval", "--model", str(text_model), "--graph-task", "link-prediction", "--source", "synthetic-kg", "--ranking", "list", "--out", str(tmp_path / "o")]) == 2
+    assert "--ranking is for --graph-task link-ranking" in capsys.readouterr().err

@@ -4,6 +4,8 @@ input is one line and exit 2; knowledge-graph folders keep valid/test triples ou
 from __future__ import annotations
 
 import json
+from collections import Counter
+from itertools import combinations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -123,3 +125,24 @@ def test_sources_lists_the_bundled_graphs_and_the_graph_presets_with_their_downl
     for name, url in (("cora", "XiaoxinHe/TAPE"), ("pubmed", "TAPE"), ("wikics", "wiki-cs-dataset"), ("products", "TAPE"), ("fb15k237", "kg-bert"), ("wn18rr", "kg-bert")):
         line = out.split(f"\n{name}: ", 1)[1].split("\n", 2)
         assert url in line[1], (name, line)
+
+
+def _total_variation(a: list[int], b: list[int]) -> float:
+    ca, cb = Counter(a), Counter(b)
+    return sum(abs(ca[k] / len(a) - cb[k] / len(b)) for k in ca.keys() | cb.keys()) / 2
+
+
+def test_synthetic_kg_entity_types_cannot_be_told_by_text_length():
+    """At `easy` kg-link's distractors are of other types than the answer: if a type's names were
+    shorter, 'the shortest text' would answer (it did: 54.8 % vs 33.3 %)."""
+    from ssl4rl.sources.graph_samples import synthetic_kg
+
+    lengths: dict[str, list[int]] = {}
+    for seed in range(10):
+        graph = synthetic_kg(seed)
+        for text, kind in zip(graph.texts, graph.labels):
+            lengths.setdefault(kind, []).append(len(text))
+    assert set(lengths) == {"country", "city", "person"}
+    for a, b in combinations(sorted(lengths), 2):
+        assert _total_variation(lengths[a], lengths[b]) < 0.2, (a, b, Counter(lengths[a]), Counter(lengths[b]))
+    assert synthetic_kg(3).texts == synthetic_kg(3).texts and synthetic_kg(3).texts != synthetic_kg(4).texts

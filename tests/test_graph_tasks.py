@@ -233,6 +233,19 @@ def test_the_audit_flags_nothing_on_the_bundled_graphs(tmp_path):
     assert {"highest degree", "lowest number", "longest text", "answer prior", "degrees", "numbers", "text lengths", "number order"} <= probes
 
 
+def test_kg_link_candidates_text_lengths_tell_nothing_at_any_level(tmp_path):
+    """The default build of each level (the one a user makes): no text-length probe flagged, and
+    none more than 10 points above chance (at `easy`, types differ among the candidates)."""
+    from ssl4rl.audit import audit
+
+    for level in LEVELS:
+        out = tmp_path / level
+        build(BuildConfig(task="kg-link", source="synthetic-kg", out=str(out), difficulty=[level]), progress_bar=False)
+        probes = {p["probe"]: p for g in audit(out)["groups"] for p in g["probes"]}
+        for name in ("shortest text", "longest text"):
+            assert not probes[name]["flagged"] and probes[name]["accuracy"] < probes[name]["chance"] + 0.1, (level, probes[name])
+
+
 def test_the_audit_flags_a_planted_degree_shortcut(tmp_path, monkeypatch):
     """Distractors drawn among the lowest-degree nodes: 'the candidate with the most edges shown' wins."""
     import ssl4rl.tasks.neighbour as neighbour

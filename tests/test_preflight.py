@@ -114,3 +114,75 @@ def test_train_runs_the_check_before_anything_starts(small_build, tmp_path, caps
     assert "data.max_prompt_length=64" in capsys.readouterr().err and not out.exists()
     assert main(["train", "--backend", "trl", "--data", str(small_build), "--model", str(tmp_path), "--out", str(out), "--batch-size", "1000", "--mini-batch-size", "1000"]) == 2
     assert "fewer than one batch" in capsys.readouterr().err and not out.exists()
+
+
+# ---------------------------------------------------------------- text prompts in the model's own tokens
+@pytest.fixture(scope="module")
+def graph_build(tmp_path_factory):
+    """kg-link rows counted by the build's estimate of Qwen's tokenizer (no --processor)."""
+    out = tmp_path_factory.mktemp("graph") / "data"
+    build(BuildConfig(task="kg-link", source="synthetic-kg", out=str(out)), progress_bar=False)
+    return out
+
+
+def _verl_drops(data, model, limit: int, split: str = "train") -> int:
+    """Rows verl's own length filter drops (RLHFDataset, text path, in this process)."""
+    from transformers import AutoTokenizer
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    files = [str(p) for p in sorted(data.glob(f"{split}-*.parquet"))]
+    config = {"max_prompt_length": limit, "filter_overlong_prompts_workers": 1, "cache_dir": str(data.parent / "verl-cache")}
+    kept = len(RLHFDataset(files, AutoTokenizer.from_pretrained(model), config, None))
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in files) - kept
+
+
+def _longest_exact(data, model) -> int:
+    """The longest prompt as verl's text path counts it: the chat template, tokenized."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    prompts = [row[0]["content"] for p in sorted(data.glob("*-*.parquet")) for row in pq.read_table(p, columns=["prompt"]).column("prompt").to_pylist()]
+    return max(len(tokenizer(tokenizer.apply_chat_template([{"role": "user", "content": c}], add_generation_prompt=True, tokenize=False), add_special_tokens=False)["input_ids"]) for c in prompts)
+
+
+def test_a_tokenizer_that_spends_more_tokens_than_the_estimate_is_caught(graph_build, text_model, capsys):
+    """The tiny model's tokenizer spends about 1.5x the estimate's tokens: the manifest's count
+    passes data.max_prompt_length=1024, verl would drop most rows; the check says how many."""
+    import json
+
+    assert json.loads((graph_build / "manifest.json").read_text())["prompt_tokens"]["train"]["max"] <= 1024
+    longest, drops = _longest_exact(graph_build, text_model), _verl_drops(graph_build, text_model, 1024)
+    test_drops, test_rows = _verl_drops(graph_build, text_model, 1024, "test"), sum(pq.ParquetFile(p).metadata.num_rows for p in graph_build.glob("test-*.parquet"))
+    assert longest > 1024 and drops > 0 and test_drops > 0
+    capsys.readouterr()  # verl's progress bars
+    code, _, err = _check(capsys, graph_build, "--device", "cpu", "--model", text_model, "data.max_prompt_length=1024")
+    assert code == 2 and len(err) == 1, err
+    assert f"{drops} of {_train_rows(graph_build)} train rows and {test_drops} of {test_rows} test rows have more than 1024 tokens" in err[0] and f"longest {longest};" in err[0], err
+    code, _, err = _check(capsys, graph_build, "--device", "cpu", "--model", text_model, f"data.max_prompt_length={longest}")
+    assert code == 0 and not err
+
+
+def test_rows_just_over_the_limit_are_all_found_and_far_ones_not_tokenized(graph_build, text_model):
+    """Ranked by the estimate, only the top rows are tokenized unless more could be over; a
+    limit a few tokens under the longest still finds every row verl drops."""
+    from ssl4rl.train.prompt_lengths import TOP, split_lengths
+
+    longest = _longest_exact(graph_build, text_model)
+    limit = longest - 15
+    train = {s.split: s for s in split_lengths(graph_build, str(text_model), limit)}["train"]
+    assert train.over == _verl_drops(graph_build, text_model, limit) > 0 and train.longest <= longest
+    far = {s.split: s for s in split_lengths(graph_build, str(text_model), 10 * longest)}["train"]
+    assert far.over == 0 and far.counted == TOP < far.rows
+
+
+def test_trl_context_uses_the_exact_count_and_an_unloadable_tokenizer_warns(graph_build, text_model, tmp_path, capsys):
+    longest = _longest_exact(graph_build, text_model)
+    code, _, err = _check(capsys, graph_build, "--backend", "trl", "--model", text_model, "--max-response-length", str(4096 - longest + 1))
+    assert code == 2 and "exceed the model's context of 4096" in err[0] and f"longest {longest};" in err[0], err
+    code, _, err = _check(capsys, graph_build, "--backend", "trl", "--model", text_model, "--max-response-length", str(4096 - longest))
+    assert code == 0, err
+    empty = tmp_path / "no-tokenizer"  # a model folder with its config and nothing else
+    empty.mkdir()
+    shutil.copy(text_model / "config.json", empty)
+    code, out, _ = _check(capsys, graph_build, "--device", "cpu", "--model", empty, "data.max_prompt_length=1024")
+    assert code == 0 and any("its tokenizer did not load" in line and "the build's count only" in line for line in out), out

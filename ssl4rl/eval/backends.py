@@ -67,6 +67,18 @@ class HFBackend:
         self.model.to("cuda" if cuda else "cpu").eval()
         self.suppress = []
 
+    @property
+    def can_score(self) -> bool:
+        """Likelihood ranking (`score_completions`): text models only."""
+        return self.text_only
+
+    def score_completions(self, prompt: str, completions: list[str], batch_size: int = 64) -> list[float]:
+        """log p(completion | prompt) of each completion as the whole answer (ssl4rl.eval.likelihood)."""
+        from ssl4rl.eval.likelihood import score_completions
+
+        text = self.processor.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+        return score_completions(self.model, self.processor, text, completions, batch_size)
+
     def generate(self, prompts: list[str], images: list[list[Image.Image]]) -> list[str]:
         if self.text_only:
             if any(images):
@@ -107,16 +119,21 @@ class VLLMBackend:
         return [output.outputs[0].text for output in self.llm.generate(requests, self.sampling, use_tqdm=False)]
 
 
-def make_backend(name: str, model_path: str, **kwargs):
-    """'auto' picks vLLM when it is installed (and a GPU is there), else Hugging Face."""
-    if name == "auto":
-        try:
-            import torch
-            import vllm  # noqa: F401
+def resolve_backend(name: str) -> str:
+    """'auto' is vLLM when it is installed (and a GPU is there), else Hugging Face ('hf')."""
+    if name != "auto":
+        return name
+    try:
+        import torch
+        import vllm  # noqa: F401
+    except ImportError:
+        return "hf"
+    return "vllm" if torch.cuda.is_available() else "hf"
 
-            name = "vllm" if torch.cuda.is_available() else "hf"
-        except ImportError:
-            name = "hf"
+
+def make_backend(name: str, model_path: str, **kwargs):
+    """The backend `resolve_backend(name)` names, loaded."""
+    name = resolve_backend(name)
     if name == "vllm":
         try:
             import vllm  # noqa: F401

@@ -12,11 +12,12 @@ link prediction, asked as prompts in the puzzles' own serialisation.
   connected?" for each held-out edge and for as many non-edges (the nodes closest in degree),
   a knowledge graph asks which of 4 entities completes (head, relation, ?), distractors being
   tails of the same relation that make no fact.
-- link-ranking (knowledge graphs): the literature's protocol, filtered MRR and Hits@1/3/10: for
-  each held-out triple the model lists up to 10 entities, best first, by name; names are matched
-  to all entities of the graph, other true tails (of any split) are dropped from the list
-  (filtered), and the truth's place in what is left is its rank (not listed: beyond 10, a
-  reciprocal rank of 0, so MRR is a lower bound). `ssl4rl.eval.ranking` computes the metrics.
+- link-ranking (knowledge graphs): the literature's filtered MRR and Hits@1/3/10 for each
+  held-out triple, other true tails (of any split) filtered. `likelihood` (a backend that scores
+  text): every entity's name is scored as the answer, the truth ranked among all entities;
+  `list` (a backend that only generates): the model lists up to 10 names, best first, and the
+  truth's place among the listed entities is its rank (not listed: a reciprocal rank of 0, so MRR
+  is a lower bound). `ssl4rl.eval.ranking` holds both.
 
 Accuracy overall and per class (per category: the class, yes/no, or the relation) goes to the
 same summary.json and report.md as the benchmarks.
@@ -24,12 +25,15 @@ same summary.json and report.md as the benchmarks.
 
 from __future__ import annotations
 
+import functools
+import json
+
 from ssl4rl.build import content_key, split_of
 from ssl4rl.errors import UserError
 from ssl4rl.eval.extract import extract_choice
 from ssl4rl.eval.runner import Item
 from ssl4rl.images import SkipImage
-from ssl4rl.eval.ranking import filtered_rank, named_entities
+from ssl4rl.eval.ranking import PROTOCOLS, filtered_rank, named_entities, scored_rank
 from ssl4rl.sources.graph import Graph, GraphRef, graph_presets, load_graph, node_payload
 from ssl4rl.sources.presets import PRESETS
 from ssl4rl.tasks.common import LETTERS, load_template, rng_for
@@ -41,7 +45,7 @@ MAX_NODES, TEXT_CHARS, MAX_CLASSES, CANDIDATES = 12, 160, 10, 4
 
 
 def graph_items(task: str, source: str, data: str | None, limit: int | None, test_fraction: float = 0.1,
-                train_hashes: set[str] | None = None, seed: int = 0, train_pairs: set[frozenset] | None = None) -> list[Item]:
+                train_hashes: set[str] | None = None, seed: int = 0, train_pairs: set[frozenset] | None = None, ranking: str = "list") -> list[Item]:
     """The questions of a graph evaluation, in a fixed order. Held out (with --heldout): a node
     question when its node made no train row (`train_hashes`); a link question when its pair was
     neither shown as an edge nor asked in any train row (`train_pairs`, by node id)."""
@@ -54,7 +58,7 @@ def graph_items(task: str, source: str, data: str | None, limit: int | None, tes
     if task == "node-classification":
         items = node_classification(graph, test_fraction, seed)
     elif task == "link-ranking":
-        items = link_ranking(graph, seed)
+        items = link_ranking(graph, seed, ranking)
     else:
         items = link_prediction(graph, seed)
     for item in items:
@@ -170,32 +174,64 @@ Facts:
 {edges}
 
 Complete the fact: {head_name} --{relation}--> ?
-The answer may be any entity of the knowledge graph, shown here or not. List up to 10 entity names, the most likely first, one per line."""
+The answer may be any entity of the knowledge graph, shown here or not."""
+LIST_ASK = " List up to 10 entity names, the most likely first, one per line."
+NAME_ASK = " Answer with the entity's name only."  # the likelihood protocol scores each name as this answer
 RANKED = 10
 
 
-def link_ranking(graph: Graph, seed: int) -> list[Item]:
+def link_ranking(graph: Graph, seed: int, protocol: str = "list") -> list[Item]:
     """One question per held-out triple (head, relation, ?), scored by the truth's filtered rank
-    among all entities (ssl4rl.eval.ranking)."""
+    among all entities (ssl4rl.eval.ranking): by the names the model lists (`list`) or by every
+    entity name's log-likelihood as the answer (`likelihood`: the item answers itself through the
+    backend's `score_completions`)."""
     if not graph.is_kg:
         raise UserError(f"{graph.name}: link-ranking needs a knowledge graph (train.txt triples, or an edges table with a relation column)")
-    template = RANKING_PROMPT + "\n\n" + load_template("kg-link").rsplit("\n\n", 1)[1]  # the shared answer format
+    if protocol not in PROTOCOLS:
+        raise UserError(f"unknown ranking protocol {protocol!r} (one of {', '.join(PROTOCOLS)})")
+    if protocol == "list":
+        template = RANKING_PROMPT + LIST_ASK + "\n\n" + load_template("kg-link").rsplit("\n\n", 1)[1]  # the shared answer format
+    else:
+        template = RANKING_PROMPT + NAME_ASK
     names = named_entities(graph.texts)
+    entity_names = [graph.texts[e] or graph.ids[e] for e in range(len(graph))]
     items = []
     for k, (h, relation, t) in enumerate(graph.heldout_facts):
         rng = rng_for(seed, "kg-ranking", k)
         layout = Layout(rng, graph, ball(rng, graph, [h], 1, MAX_NODES, [(h, t)]), unlinked=(h, [t]))
-        prompt = template.format(nodes=layout.node_lines(TEXT_CHARS), edges=layout.edge_text(), head_name=graph.texts[h] or graph.ids[h], relation=relation)
-        known = {e for (a, r, e) in graph.facts if a == h and r == relation} - {t}
-
-        def score(response: str, t=t, known=frozenset(known)) -> dict:
-            rank = filtered_rank(response, names, t, known, RANKED)
-            return {"choice": str(rank) if rank else None, "correct": rank == 1, "rank": rank}
-
+        prompt = template.format(nodes=layout.node_lines(TEXT_CHARS), edges=layout.edge_text(), head_name=entity_names[h], relation=relation)
+        known = frozenset({e for (a, r, e) in graph.facts if a == h and r == relation} - {t})
         key = f"rank/{k}"
-        meta = {"index": key, "group": key, "category": relation, "answer": "1", "chance": round(1 / len(graph), 6),
+        meta = {"index": key, "group": key, "category": relation, "answer": "1", "chance": round(1 / len(graph), 6), "protocol": protocol,
                 "hashes": [_hash(graph, h), _hash(graph, t)], "pair": (graph.ids[h], graph.ids[t])}  # fmt: skip
-        items.append(Item(key, prompt, [], score, meta))
+        if protocol == "list":
+
+            def score(response: str, t=t, known=known) -> dict:
+                rank = filtered_rank(response, names, t, known, RANKED)
+                return {"choice": str(rank) if rank else None, "correct": rank == 1, "rank": rank}
+
+            items.append(Item(key, prompt, [], score, meta))
+        else:
+            respond = functools.partial(_likelihood_answer, prompt=prompt, entity_names=entity_names, truth=t, known=known)
+            items.append(Item(key, prompt, [], _likelihood_score, meta, respond=respond))
     if not items:
         raise UserError(f"{graph.name}: no held-out triple (valid.txt/test.txt) to rank")
     return items
+
+
+def _likelihood_answer(backend, prompt: str, entity_names: list[str], truth: int, known: frozenset) -> str:
+    """The truth's filtered rank by every entity name's log-likelihood as the answer, and the ten
+    best names (what predictions.jsonl keeps of the scores)."""
+    unique = sorted(set(entity_names))
+    by_name = dict(zip(unique, backend.score_completions(prompt, unique)))
+    scores = [by_name[n] for n in entity_names]
+    best = sorted(range(len(scores)), key=lambda e: -scores[e])[:RANKED]
+    return json.dumps({"rank": scored_rank(scores, truth, known), "entities": len(scores), "best": [entity_names[e] for e in best]})
+
+
+def _likelihood_score(response: str) -> dict:
+    try:
+        rank = int(json.loads(response)["rank"])
+    except (ValueError, KeyError, TypeError):
+        rank = None
+    return {"choice": str(rank) if rank else None, "correct": rank == 1, "rank": rank}

@@ -1,7 +1,12 @@
 """Knowledge-graph link prediction as the literature reports it: the true tail's filtered rank
-among all entities, summarised as MRR and Hits@1/3/10.
+among all entities, summarised as MRR and Hits@1/3/10, by one of two protocols.
 
-A generative model ranks by listing entity names, best first. Each listed name is matched to
+`likelihood` (the standard one; a backend that can score text, `hf` with a text model): every
+entity's name is scored as the answer by its log-likelihood (`ssl4rl.eval.likelihood`); the
+truth's rank is 1 + the entities that are not true tails of (head, relation) in any split
+(filtered) and score at least as high (a tie counts against the truth).
+
+`list` (a backend that only generates): the model lists entity names, best first. Each listed name is matched to
 every entity of that name (case and spacing ignored); a name of an entity that completes the same (head, relation) in any
 split other than the truth is dropped (the filtered setting), as are repeats and names of no
 entity; the truth's place in what is left is its rank. A truth not listed ranks beyond the
@@ -17,6 +22,10 @@ from collections import defaultdict
 from ssl4rl.tasks.common import extract_answer
 
 HITS = (1, 3, 10)
+PROTOCOLS = {
+    "likelihood": "every entity's name scored as the answer by its log-likelihood, filtered rank among all entities",
+    "list": "the model lists up to 10 names, filtered rank within the list; a truth not listed counts 0, so MRR is a lower bound",
+}
 _NUMBERING = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
 
 
@@ -66,8 +75,22 @@ def filtered_rank(response: str, names: dict[str, set[int]], truth: int, known: 
     return None
 
 
-def ranking_summary(ranks: list[int | None]) -> dict:
-    """MRR and Hits@k over questions (None: not listed).
+def scored_rank(scores, truth: int, known) -> int:
+    """The truth's filtered rank among all entities by their scores (`known`: other true tails).
+
+    >>> scored_rank([0.5, 0.9, 0.7, 0.7], 2, {1})  # 1 is filtered, 3 ties with the truth
+    2
+    """
+    import numpy as np
+
+    scores = np.asarray(scores, dtype=np.float64)
+    others = np.ones(len(scores), dtype=bool)
+    others[[truth, *known]] = False
+    return 1 + int((scores[others] >= scores[truth]).sum())
+
+
+def ranking_summary(ranks: list[int | None], protocol: str | None = None) -> dict:
+    """MRR and Hits@k over questions (None: not listed), and the protocol the ranks came from.
 
     >>> ranking_summary([1, 2, None, 11])
     {'questions': 4, 'mrr': 0.3977, 'hits@1': 0.25, 'hits@3': 0.5, 'hits@10': 0.5}
@@ -75,7 +98,7 @@ def ranking_summary(ranks: list[int | None]) -> dict:
     n = len(ranks)
     if not n:
         return {"questions": 0}
-    summary = {"questions": n, "mrr": round(sum(1 / r for r in ranks if r) / n, 4)}
+    summary = {"questions": n, **({"protocol": protocol} if protocol else {}), "mrr": round(sum(1 / r for r in ranks if r) / n, 4)}
     for k in HITS:
         summary[f"hits@{k}"] = round(sum(1 for r in ranks if r and r <= k) / n, 4)
     return summary

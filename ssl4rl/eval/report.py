@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from ssl4rl.errors import UserError
+from ssl4rl.eval.ranking import PROTOCOLS
 
 CATEGORIES_PER_PANEL = 12
 
@@ -64,7 +65,8 @@ def markdown(summary: dict) -> str:
         ]
     if "ranking" in summary:
         r = summary["ranking"]
-        lines += ["", f"Ranking (filtered, among all entities; a truth not listed counts 0): MRR {r['mrr']:.4f}, "
+        protocol = r.get("protocol", "list")
+        lines += ["", f"Ranking ({protocol}: {PROTOCOLS.get(protocol, protocol)}): MRR {r['mrr']:.4f}, "
                   f"Hits@1 {r['hits@1']:.4f}, Hits@3 {r['hits@3']:.4f}, Hits@10 {r['hits@10']:.4f} on {r['questions']} questions."]  # fmt: skip
     if summary.get("per_l2_category"):
         lines += ["", "| l2-category | n | accuracy |", "| --- | --- | --- |"]

@@ -42,6 +42,7 @@ class Item:
     score: Callable[[str], dict]  # response -> record fields (choice/correct or acc/format)
     meta: dict
     problem: str | None = None  # set when the row cannot be asked as written: an error row, never asked
+    respond: Callable[..., str] | None = None  # answers itself from the backend (not by generating): likelihood ranking
 
     @property
     def fingerprint(self) -> str:
@@ -177,6 +178,24 @@ def _rescored(record: dict, item: Item) -> dict:
     return record
 
 
+def _respond(backend, ready: list[tuple[Item, list]]) -> list:
+    """Each item's response, or the exception it raised: generated in one batch (a failing batch
+    is retried row by row), or, for an item that answers itself, by its `respond`."""
+    if ready and all(item.respond is not None for item, _ in ready):
+        return [_attempt(item.respond, backend) for item, _ in ready]
+    try:
+        return backend.generate([i.prompt for i, _ in ready], [imgs for _, imgs in ready]) if ready else []
+    except Exception:  # isolate the failing row instead of losing the batch
+        return [_attempt(lambda: backend.generate([item.prompt], [images])[0]) for item, images in ready]
+
+
+def _attempt(call, *args):
+    try:
+        return call(*args)
+    except Exception as error:  # recorded as the row's error, the run goes on
+        return error
+
+
 # run.json keys that only inform (where the data was): moving a file does not change a run.
 INFO_KEYS = ("data_path", "model_path")
 OUR_FILES = (PREDICTIONS, SUMMARY, "report.md", RUN)
@@ -231,15 +250,7 @@ def run(items: list[Item], backend, out: str, batch_size: int = 8, puzzles: bool
                     ready.append((item, _decode_all(item.images)))
                 except Exception as error:  # a corrupt image: recorded, not fatal
                     records.append(_error_record(item, f"image does not decode: {error}"))
-            try:
-                responses = backend.generate([i.prompt for i, _ in ready], [imgs for _, imgs in ready]) if ready else []
-            except Exception:  # isolate the failing row instead of losing the batch
-                responses = []
-                for item, images in ready:
-                    try:
-                        responses.extend(backend.generate([item.prompt], [images]))
-                    except Exception as error:
-                        responses.append(error)
+            responses = _respond(backend, ready)
             for (item, _), response in zip(ready, responses):
                 if isinstance(response, Exception):
                     records.append(_error_record(item, f"generation failed: {response}"))

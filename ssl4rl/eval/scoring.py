@@ -89,7 +89,8 @@ def summarize(records: list[dict], circular: bool = False) -> dict:
     if any("rank" in r for r in records):  # knowledge-graph link ranking: filtered MRR, Hits@k
         from ssl4rl.eval.ranking import ranking_summary
 
-        summary["ranking"] = ranking_summary([r.get("rank") for r in records])
+        protocols = sorted({str(r.get("protocol", "list")) for r in records})
+        summary["ranking"] = ranking_summary([r.get("rank") for r in records], "+".join(protocols))
     if circular:
         groups = circular_groups(records)
         summary["circular"] = {

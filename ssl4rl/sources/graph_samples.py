@@ -49,10 +49,22 @@ def synthetic_graph(seed: int = 0, nodes: int = 160, p_thread: float = 0.35, p_t
 
 
 SYLLABLES = "ka lo mi ra te su vi no da pe zo ri".split()
+CODAS = "nrls"  # one closing letter gives a name an odd length
+SHOWN_LENGTH = (14, 18)  # a shown text's length ("Name (kind)"), drawn alike for every kind
 
 
-def _name(rng, parts: int) -> str:
-    return "".join(str(rng.choice(SYLLABLES)) for _ in range(parts)).capitalize()
+def _name(rng, letters: int) -> str:
+    """A pronounceable name of exactly `letters` letters (at least 2)."""
+    name = "".join(str(rng.choice(SYLLABLES)) for _ in range(letters // 2))
+    return (name + str(rng.choice(list(CODAS))) * (letters % 2)).capitalize()
+
+
+def _entity_text(rng, kind: str) -> str:
+    """`Name (kind)` whose whole length is drawn independently of the kind: kinds' suffixes differ
+    in length, so the name makes up the difference; otherwise a candidate's length alone would
+    tell its type (at `easy` kg-link's distractors are of other types)."""
+    suffix = f" ({kind})"
+    return _name(rng, int(rng.integers(SHOWN_LENGTH[0], SHOWN_LENGTH[1] + 1)) - len(suffix)) + suffix
 
 
 def synthetic_kg(seed: int = 0, countries: int = 6, cities: int = 24, people: int = 90) -> Graph:
@@ -61,14 +73,14 @@ def synthetic_kg(seed: int = 0, countries: int = 6, cities: int = 24, people: in
     rng = np.random.default_rng(seed)
     names: dict[str, str] = {}
 
-    def entity(kind: str, i: int, parts: int) -> str:
+    def entity(kind: str, i: int) -> str:
         key = f"{kind}{i}"
-        names[key] = f"{_name(rng, parts)} ({kind})"
+        names[key] = _entity_text(rng, kind)
         return key
 
-    country = [entity("country", i, 2) for i in range(countries)]
-    city = [entity("city", i, 3) for i in range(cities)]
-    person = [entity("person", i, 3) for i in range(people)]
+    country = [entity("country", i) for i in range(countries)]
+    city = [entity("city", i) for i in range(cities)]
+    person = [entity("person", i) for i in range(people)]
     triples = [(c, "located in", country[i % countries]) for i, c in enumerate(city)]
     for p in person:
         born, lives = int(rng.integers(cities)), int(rng.integers(cities))

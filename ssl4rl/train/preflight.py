@@ -68,6 +68,26 @@ def _data_facts(data: Path, plan: Plan) -> dict:
     return {"test_rows": sum(pq.ParquetFile(p).metadata.num_rows for p in test), "longest": max(lengths, default=0)}
 
 
+def _exact_over(data: Path, model: str, limit: int, plan: Plan, facts: dict) -> str | None:
+    """Text rows counted in the model's own tokens (ssl4rl.train.prompt_lengths): what is over
+    `limit` ("3 of 102 train rows have more than ... tokens ..."), "" when none is, None when the
+    build was not counted this way (rows with images, or a model whose processor does not load:
+    then the manifest's count stands)."""
+    from ssl4rl.train.prompt_lengths import split_lengths
+
+    try:
+        splits = split_lengths(data, model, limit)
+    except (OSError, ValueError, ImportError, KeyError, TypeError) as error:
+        why = (str(error).splitlines() or [type(error).__name__])[0]
+        plan.warnings.append(f"{model}: its tokenizer did not load ({why[:100]}{'...' if len(why) > 100 else ''}): prompt lengths are the build's count only")
+        return None
+    over = [s for s in splits if s.over]
+    if not over:  # rows with images besides: the manifest's count stands for them
+        return "" if sum(s.rows for s in splits) == plan.train_rows + facts["test_rows"] else None
+    rows = " and ".join(f"{s.over} of {s.rows} {s.split} rows" for s in over)
+    return f"{rows} have more than {limit} tokens in {model}'s tokenizer (longest {max(s.longest for s in over)}; the build counted at most {facts['longest']})"
+
+
 def _model_warning(model: str, plan: Plan, data: Path | None = None) -> None:
     path = Path(model).expanduser()
     if not path.is_dir() and not (model.count("/") == 1 and not model.startswith((".", "/", "~"))):
@@ -169,7 +189,13 @@ def check_verl(data_dir: str, command: list[str], model: str, device: str = "gpu
                 f"'Train dataloader is empty'; build more rows (--per-image, a larger source) or lower data.train_batch_size"
             )
         limit = get("data.max_prompt_length")
-        if facts["longest"] > limit:
+        over = _exact_over(data, model, limit, plan, facts)
+        if over:
+            plan.errors.append(
+                f"{data}: {over}, over data.max_prompt_length={limit}: verl would drop them without a word; "
+                f"rebuild with --processor {model} --max-prompt-tokens {limit} or raise data.max_prompt_length"
+            )
+        elif over is None and facts["longest"] > limit:
             plan.errors.append(
                 f"{data}: its longest prompt has {facts['longest']} tokens, over data.max_prompt_length={limit}: verl would drop such "
                 f"rows; rebuild with --max-prompt-tokens {limit} or raise data.max_prompt_length"
@@ -222,7 +248,13 @@ def check_trl(data_dir: str, cfg, model: str) -> Plan:
         if plan.train_rows < cfg.batch_size:
             plan.errors.append(f"{data}: {plan.train_rows} train rows, fewer than one batch (--batch-size {cfg.batch_size}): build more rows or lower --batch-size")
         context = _context_length(model)
-        if context and facts["longest"] + cfg.max_response_length > context:
+        over = _exact_over(data, model, context - cfg.max_response_length, plan, facts) if context else None
+        if over:
+            plan.errors.append(
+                f"{data}: {over}, and with --max-response-length {cfg.max_response_length} exceed the model's context of {context}: "
+                f"rebuild with --processor {model} and a smaller --max-prompt-tokens, or lower --max-response-length"
+            )
+        elif over is None and context and facts["longest"] + cfg.max_response_length > context:
             plan.errors.append(
                 f"{data}: its longest prompt ({facts['longest']} tokens) plus --max-response-length {cfg.max_response_length} exceeds the "
                 f"model's context of {context}: rebuild with a smaller --max-prompt-tokens or lower --max-response-length"
