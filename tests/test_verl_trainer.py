@@ -294,14 +294,19 @@ def test_hf_rollout_samples_from_the_model_the_actor_trains(tiny_model, rotation
     ids = server.processor(text=[prompt], images=row["images"])["input_ids"][0]
     torch.manual_seed(0)
     tokens, log_probs = server._generate(ids, {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "logprobs": True}, row["images"])
-    batch = server.processor(text=[prompt], images=row["images"], return_tensors="pt")
+    assert torch.allclose(torch.tensor(log_probs), forward_log_probs(server, prompt, row["images"], tokens), atol=1e-4)
+
+
+def forward_log_probs(server, prompt: str, images, tokens: list[int]) -> torch.Tensor:
+    """The log-probabilities of `tokens` after `prompt` in one forward pass of the server's model,
+    the prompt encoded by its processor (image tokens on their M-RoPE grid)."""
+    batch = server.processor(text=[prompt], images=images, return_tensors="pt")
     full = torch.cat([batch["input_ids"], torch.tensor([tokens])], 1)
     kinds = torch.cat([batch["mm_token_type_ids"], torch.zeros(1, len(tokens), dtype=batch["mm_token_type_ids"].dtype)], 1)
     with torch.no_grad():
         logits = server.model(input_ids=full, attention_mask=torch.ones_like(full), mm_token_type_ids=kinds,
-                              pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"]).logits[0, len(ids) - 1 : -1]  # fmt: skip
-    expected = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(tokens)[:, None])[:, 0]
-    assert torch.allclose(torch.tensor(log_probs), expected, atol=1e-4)
+                              pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"]).logits[0, batch["input_ids"].shape[1] - 1 : -1]  # fmt: skip
+    return torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(tokens)[:, None])[:, 0]
 
 
 def test_hf_rollout_batches_concurrent_requests_and_each_row_keeps_its_own_model(tiny_model, rotation_set):
@@ -321,15 +326,8 @@ def test_hf_rollout_batches_concurrent_requests_and_each_row_keeps_its_own_model
     assert len({len(ids) for ids, _ in requests}) > 1
     torch.manual_seed(0)
     sampled = server._generate_batch(requests, {"temperature": 1.0, "logprobs": True})
-    for (ids, images), prompt, (tokens, log_probs) in zip(requests, prompts, sampled):
-        batch = server.processor(text=[prompt], images=images, return_tensors="pt")
-        full = torch.cat([batch["input_ids"], torch.tensor([tokens])], 1)
-        kinds = torch.cat([batch["mm_token_type_ids"], torch.zeros(1, len(tokens), dtype=batch["mm_token_type_ids"].dtype)], 1)
-        with torch.no_grad():
-            logits = server.model(input_ids=full, attention_mask=torch.ones_like(full), mm_token_type_ids=kinds,
-                                  pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"]).logits[0, len(ids) - 1 : -1]  # fmt: skip
-        expected = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(tokens)[:, None])[:, 0]
-        assert torch.allclose(torch.tensor(log_probs), expected, atol=1e-4)
+    for (_, images), prompt, (tokens, log_probs) in zip(requests, prompts, sampled):
+        assert torch.allclose(torch.tensor(log_probs), forward_log_probs(server, prompt, images, tokens), atol=1e-4)
 
     calls = []
     one_batch = server._generate_batch
