@@ -340,3 +340,35 @@ def test_hf_rollout_batches_concurrent_requests_and_each_row_keeps_its_own_model
     outputs = asyncio.run(together())
     assert calls == [len(requests)]
     assert [o.token_ids for o in outputs] == [one_batch([request], {"temperature": 0})[0][0] for request in requests]
+
+
+@pytest.mark.parametrize("reply_lengths", [[16, 16, 16, 12], [16, 16, 16, 16]])
+def test_mrope_position_ids_of_equal_length_rows_split_into_micro_batches(reply_lengths):
+    """verl 0.9.1 crashed splitting a batch whose rows all have the same length (fixed-length
+    prompts, same-length replies: "size of tensor a (4) must match ... (3)"). With the plugin,
+    every batch nests each row's (4, length) position ids along the sequence, survives Ray's
+    pickling and verl's own fix-up, splits, and each row's slice is that row's positions."""
+    import pickle
+
+    from tensordict import TensorDict
+    from verl.utils import tensordict_utils as tu
+    from verl.workers.utils import padding
+
+    import ssl4rl.train.verl_plugin  # noqa: F401 - installs the conversion
+
+    rows, prompt, width = len(reply_lengths), 20, 16
+    mask = torch.zeros(rows, prompt + width, dtype=torch.long)
+    for i, length in enumerate(reply_lengths):
+        mask[i, : prompt + length] = 1
+    positions = torch.arange(prompt + width).expand(rows, 4, prompt + width) * torch.tensor([1, 2, 3, 4]).view(1, 4, 1)
+    data = TensorDict({"input_ids": torch.ones(rows, prompt + width, dtype=torch.long), "attention_mask": mask,
+                       "response_mask": mask[:, prompt:].clone(), "position_ids": positions.clone()}, batch_size=[rows])  # fmt: skip
+    data = pickle.loads(pickle.dumps(padding.left_right_2_no_padding(data)))
+    tu.maybe_fix_3d_position_ids(data)
+    halves = tu.chunk_tensordict(data, 2)
+    for half, first in zip(halves, (0, rows // 2)):
+        nested = half["position_ids"]
+        offsets = nested.offsets().tolist()
+        for j in range(rows // 2):
+            row, length = first + j, prompt + reply_lengths[first + j]
+            assert torch.equal(nested._values[:, offsets[j] : offsets[j + 1]], positions[row, :, :length])

@@ -14,6 +14,9 @@ version it stops at import with one line.
   tokens, which crash Qwen2.5-VL's own forward), and receives the actor's weights after every
   step. Slow, but it needs nothing beyond transformers, on CPU or GPU. With LoRA the launcher
   sets `actor_rollout_ref.model.lora.merge=true`, so the replica receives merged weights.
+- Always: a batch whose rows all have the same length keeps its M-RoPE position ids nested
+  along the sequence (verl 0.9.1 nested them along the wrong dim and crashed in the micro-batch
+  split once a policy's replies all had one length).
 - Always: trl's presence must not switch on verl's value-head patch, which imports a class
   trl 1.x no longer has (`AutoModelForCausalLMWithValueHead`).
 - With `SSL4RL_CURRICULUM` (`--curriculum adaptive`): each step's metrics carry the level the
@@ -27,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import json
 import os
 import threading
@@ -47,6 +52,7 @@ import ray  # noqa: E402
 import torch  # noqa: E402
 from verl.plugin.platform import PlatformBase, PlatformRegistry, set_platform  # noqa: E402
 from verl.workers.rollout import base as rollout_base  # noqa: E402
+from verl.workers.utils import padding as _padding  # noqa: E402
 from verl.workers.rollout.base import BaseRollout  # noqa: E402
 from verl.workers.rollout.replica import RolloutReplica, RolloutReplicaRegistry, TokenOutput  # noqa: E402
 
@@ -238,6 +244,33 @@ rollout_base._ROLLOUT_REGISTRY[(ROLLOUT_NAME, "async")] = f"{__name__}.HFServerA
 import verl.utils.import_utils as _import_utils  # noqa: E402
 
 _import_utils.is_trl_available = lambda: False
+
+
+# ---------------------------------------------------------------- M-RoPE position ids of equal-length batches
+def _position_ids_ragged_on_sequence(data):
+    """verl 0.9.1 nests each row's (4, length) M-RoPE position ids with `as_nested_tensor`, which
+    makes the *first* dim ragged when every row has the same length (fixed-length prompts, every
+    reply the same length: a policy that has learned its format on a synthetic puzzle), and then
+    forces `_ragged_idx = 2` on it (`maybe_fix_3d_position_ids`): the micro-batch split crashes
+    ("size of tensor a (4) must match ... b (3)"). Rebuilt here with the sequence dim ragged, as
+    rows of different lengths already get."""
+    position_ids = data["position_ids"]
+    if position_ids.is_nested and position_ids.dim() == 3 and position_ids._ragged_idx == 1:
+        rows = position_ids.unbind()
+        offsets = torch.tensor([0, *itertools.accumulate(row.shape[-1] for row in rows)], device=rows[0].device)
+        data["position_ids"] = torch.nested.nested_tensor_from_jagged(torch.cat(rows, dim=-1), offsets=offsets, jagged_dim=2)
+    return data
+
+
+def _with_sequence_ragged_position_ids(convert):
+    @functools.wraps(convert)
+    def wrapper(data):
+        return _position_ids_ragged_on_sequence(convert(data))
+
+    return wrapper
+
+
+_padding.left_right_2_no_padding = _with_sequence_ragged_position_ids(_padding.left_right_2_no_padding)
 
 
 # ---------------------------------------------------------------- CPU mode
