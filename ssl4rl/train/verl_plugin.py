@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import itertools
 import json
 import os
+import sys
 import threading
 from importlib.metadata import version
 from types import SimpleNamespace
@@ -52,7 +51,7 @@ import ray  # noqa: E402
 import torch  # noqa: E402
 from verl.plugin.platform import PlatformBase, PlatformRegistry, set_platform  # noqa: E402
 from verl.workers.rollout import base as rollout_base  # noqa: E402
-from verl.workers.utils import padding as _padding  # noqa: E402
+from verl.utils import tensordict_utils as _tensordict_utils  # noqa: E402
 from verl.workers.rollout.base import BaseRollout  # noqa: E402
 from verl.workers.rollout.replica import RolloutReplica, RolloutReplicaRegistry, TokenOutput  # noqa: E402
 
@@ -247,30 +246,31 @@ _import_utils.is_trl_available = lambda: False
 
 
 # ---------------------------------------------------------------- M-RoPE position ids of equal-length batches
-def _position_ids_ragged_on_sequence(data):
+def _fix_position_ids(data) -> None:
     """verl 0.9.1 nests each row's (4, length) M-RoPE position ids with `as_nested_tensor`, which
     makes the *first* dim ragged when every row has the same length (fixed-length prompts, every
-    reply the same length: a policy that has learned its format on a synthetic puzzle), and then
-    forces `_ragged_idx = 2` on it (`maybe_fix_3d_position_ids`): the micro-batch split crashes
-    ("size of tensor a (4) must match ... b (3)"). Rebuilt here with the sequence dim ragged, as
-    rows of different lengths already get."""
-    position_ids = data["position_ids"]
-    if position_ids.is_nested and position_ids.dim() == 3 and position_ids._ragged_idx == 1:
-        rows = position_ids.unbind()
-        offsets = torch.tensor([0, *itertools.accumulate(row.shape[-1] for row in rows)], device=rows[0].device)
-        data["position_ids"] = torch.nested.nested_tensor_from_jagged(torch.cat(rows, dim=-1), offsets=offsets, jagged_dim=2)
-    return data
+    reply the same length: a policy that has learned its format on a synthetic puzzle); its
+    `maybe_fix_3d_position_ids` then forces `_ragged_idx = 2` on it and the micro-batch split
+    crashes ("size of tensor a (4) must match ... b (3)"). Such ids are rebuilt here along the
+    sequence, the layout rows of different lengths get; any other batch is left to verl."""
+    position_ids = data["position_ids"] if "position_ids" in data.keys() else None
+    if position_ids is not None and position_ids.is_nested and position_ids.dim() == 3:
+        values, offsets = position_ids._values, position_ids.offsets()
+        total = int(offsets[-1])
+        if values.dim() == 2 and total == values.shape[0] != values.shape[-1]:  # ragged along the 4 M-RoPE rows
+            rows, length = len(offsets) - 1, values.shape[-1]
+            by_row = values.reshape(rows, total // rows, length).permute(1, 0, 2).reshape(total // rows, rows * length)
+            sequence_offsets = torch.arange(0, rows * length + 1, length, device=values.device)
+            data["position_ids"] = torch.nested.nested_tensor_from_jagged(by_row, offsets=sequence_offsets, jagged_dim=2)
+            return
+    _verl_fix_position_ids(data)
 
 
-def _with_sequence_ragged_position_ids(convert):
-    @functools.wraps(convert)
-    def wrapper(data):
-        return _position_ids_ragged_on_sequence(convert(data))
-
-    return wrapper
-
-
-_padding.left_right_2_no_padding = _with_sequence_ragged_position_ids(_padding.left_right_2_no_padding)
+_verl_fix_position_ids = _tensordict_utils.maybe_fix_3d_position_ids
+for _module in ("verl.utils.tensordict_utils", "verl.workers.engine_workers", "verl.workers.engine.base"):
+    if _module in sys.modules:  # the others import the fixed one when they load
+        sys.modules[_module].maybe_fix_3d_position_ids = _fix_position_ids
+_tensordict_utils.maybe_fix_3d_position_ids = _fix_position_ids
 
 
 # ---------------------------------------------------------------- CPU mode
