@@ -83,8 +83,9 @@ def test_verl_refuses_another_runs_folder_before_launching(six_rows, tmp_path, c
     run = out / "verl" / f"{six_rows.parent.name}-{six_rows.name}"
     run.mkdir(parents=True)
     (run / "global_step_2").mkdir()  # checkpoints of an unknown run
+    # the build's prompts are longer in the tiny model's own tokens than verl's default 1024: the check counts them exactly
     args = ["train", "--backend", "verl", "--device", "cpu", "--data", str(six_rows), "--model", str(model), "--out", str(out),
-            "trainer.total_training_steps=1"]  # fmt: skip
+            "trainer.total_training_steps=1", "data.max_prompt_length=4096"]  # fmt: skip
     assert main(args) == 2
     assert "holds no verl run" in capsys.readouterr().err
     (run / "run.json").write_text(json.dumps({"backend": "verl", "data": "another build"}))
