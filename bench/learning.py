@@ -20,11 +20,12 @@ import argparse
 import json
 import sys
 from dataclasses import asdict, replace
+from importlib import resources
 from pathlib import Path
 
 from ssl4rl.learning import Run, before_after, blank_copy, shuffled_copy, ssl4rl, track
 
-PROMPTS = Path(__file__).parent.parent / "configs" / "prompts" / "short"
+PROMPTS = resources.files("ssl4rl.configs") / "prompts" / "short"  # the demo's too
 IMAGES = 2400  # ~240 held-out puzzles per task at the default 10 % test fraction
 
 

@@ -1,9 +1,8 @@
 """The whole loop on CPU in a few minutes, ending with a real gain on held-out puzzles: build a
 rotation puzzle set (level easy: turned by 0 or 180 degrees) from the synthetic shapes (no
-download), render it, make the tiny offline
-Qwen2.5-VL (4 tokens a picture), teach it the answer format on random answers, run GRPO with
-the shipped TRL trainer and reward, then score the model before and after on the held-out
-puzzles. It is a ~200 k-parameter model trained from nothing on pictures made to be learnable,
+download), render it, make the tiny offline Qwen2.5-VL (4 tokens a picture), teach it the
+answer format on random answers, run GRPO with the shipped TRL trainer and reward, then score
+the model before and after on the held-out puzzles. It is a ~200 k-parameter model trained from nothing on pictures made to be learnable,
 not a 3B VLM on photos; the same commands scale to those."""
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ def run_demo(out: str = "outputs/demo", steps: int = 40, seed: int = 0) -> list[
     from ssl4rl.eval.backends import HFBackend
     from ssl4rl.eval.report import comparison_table
     from ssl4rl.eval.runner import puzzle_items, run
-    from ssl4rl.learning import heldout, write_curves
+    from ssl4rl.learning import before_after, heldout, write_curves
     from ssl4rl.train.trl_grpo import LocalGRPOConfig, train_trl
 
     root = Path(out)
@@ -66,7 +65,7 @@ def run_demo(out: str = "outputs/demo", steps: int = 40, seed: int = 0) -> list[
     print(comparison_table(summaries, ["before", "after GRPO"]), end="")
     result = {"run": "demo: rotation", "backend": "trl", "scores": scores, "rewards": [(entry["step"], entry["reward"]) for entry in history]}
     print(f"reward and held-out accuracy curve: {write_curves(root, result)}")
-    first, last = (next(s for s in scores if s.step == step) for step in (0, steps))
+    first, last = before_after(result, "rotation")
     print(f"held-out accuracy {100 * first.accuracy:.1f} % [{100 * first.low:.1f}, {100 * first.high:.1f}] -> "
           f"{100 * last.accuracy:.1f} % [{100 * last.low:.1f}, {100 * last.high:.1f}] (95 % intervals, {last.n} puzzles)")  # fmt: skip
     return history

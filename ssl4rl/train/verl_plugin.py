@@ -175,7 +175,7 @@ class HFGenerateServer:
             key = next(iter(self.waiting))
             batch = self.waiting.pop(key)
             if len(batch) > MAX_BATCH:
-                batch, self.waiting[key] = batch[:MAX_BATCH], batch[MAX_BATCH:] + self.waiting.get(key, [])
+                batch, self.waiting[key] = batch[:MAX_BATCH], batch[MAX_BATCH:]
             try:
                 results = await asyncio.to_thread(self._generate_batch, [(ids, images) for ids, images, _ in batch], json.loads(key))
             except Exception as error:  # noqa: BLE001 - every waiting request gets the failure
@@ -268,9 +268,8 @@ def _fix_position_ids(data) -> None:
 
 _verl_fix_position_ids = _tensordict_utils.maybe_fix_3d_position_ids
 for _module in ("verl.utils.tensordict_utils", "verl.workers.engine_workers", "verl.workers.engine.base"):
-    if _module in sys.modules:  # the others import the fixed one when they load
+    if _module in sys.modules:  # those not loaded yet import the fixed one when they load
         sys.modules[_module].maybe_fix_3d_position_ids = _fix_position_ids
-_tensordict_utils.maybe_fix_3d_position_ids = _fix_position_ids
 
 
 # ---------------------------------------------------------------- CPU mode
