@@ -32,7 +32,7 @@ IMAGES = 2400  # ~240 held-out puzzles per task at the default 10 % test fractio
 def build(out: Path, task: str, *extra: str) -> str:
     data = out / "data" / "-".join([task, *[e.replace(",", "+").replace(":", "") for e in extra if not e.startswith("-")]])
     if not (data / "manifest.json").exists():
-        prompt = ["--prompt", str(PROMPTS / f"{task}.txt")] if task != "mix" else []
+        prompt = ["--prompt", str(PROMPTS / f"{task}.txt") if task != "mix" else str(PROMPTS)]  # a mix: one file per task
         ssl4rl("build", task, "--source", f"shapes:{IMAGES}", "--out", str(data), "--quiet", *prompt, *extra)
     return str(data)
 
@@ -48,7 +48,8 @@ def runs(out: Path, steps: int) -> dict[str, Run]:
     """The benchmark's runs by name (builds and warm-started models are made on first use)."""
     rotation = lambda: build(out, "rotation")  # noqa: E731 - built only when a run needs it
     position = lambda: build(out, "position")  # noqa: E731
-    mix = lambda: build(out, "mix", "--tasks", "rotation:1,position:1")  # noqa: E731 - a mix takes the shipped prompts
+    mix = lambda: build(out, "mix", "--tasks", "rotation:1,position:1")  # noqa: E731
+    mix_easy = lambda: build(out, "mix", "--tasks", "rotation:1,position:1", "--difficulty", "easy")  # noqa: E731 - 0/180 and 2x2
     levels = lambda: build(out, "rotation", "--difficulty", "easy,medium")  # noqa: E731
 
     def run(name: str, data, backend: str = "verl", **kwargs) -> Run:
@@ -61,6 +62,7 @@ def runs(out: Path, steps: int) -> dict[str, Run]:
         "rotation-trl": lambda: run("rotation-trl", rotation, "trl"),
         "position-trl": lambda: run("position-trl", position, "trl"),
         "mix-trl": lambda: run("mix-trl", mix, "trl"),
+        "mix-easy-trl": lambda: run("mix-easy-trl", mix_easy, "trl"),
         "blank-trl": lambda: replace(run("blank-trl", rotation, "trl"), data=blank_copy(rotation(), out / "data" / "rotation-blank")),
         "shuffled-trl": lambda: replace(run("shuffled-trl", rotation, "trl"), data=shuffled_copy(rotation(), out / "data" / "rotation-shuffled")),
         "uniform-trl": lambda: run("uniform-trl", levels, "trl"),

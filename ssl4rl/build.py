@@ -612,11 +612,15 @@ def _check_task(cfg: BuildConfig) -> tuple[list[Spec], dict[str, str], int]:
         raise UserError(f"--test-fraction must be in [0, 1) (got {cfg.test_fraction})")
     if cfg.curriculum not in ("mixed", "static"):
         raise UserError(f"--curriculum must be mixed or static (got {cfg.curriculum!r})")
-    if cfg.prompt_file and not Path(cfg.prompt_file).is_file():
-        raise UserError(f"{cfg.prompt_file}: no such prompt file")
-    if cfg.prompt_file and cfg.task == "mix":
-        raise UserError("--prompt applies to a single task, not to mix (edit configs/prompts/ instead)")
+    if cfg.prompt_file and not Path(cfg.prompt_file).exists():
+        raise UserError(f"{cfg.prompt_file}: no such prompt file or folder")
+    if cfg.prompt_file and cfg.task == "mix" and not Path(cfg.prompt_file).is_dir():
+        raise UserError("--prompt for a mix is a folder of TASK.txt files, one per task (e.g. configs/prompts/short)")
     specs = make_specs(cfg)
+    if cfg.prompt_file and Path(cfg.prompt_file).is_dir():
+        missing = sorted({spec.task for spec in specs if not (Path(cfg.prompt_file) / f"{spec.task}.txt").is_file()})
+        if missing:
+            raise UserError(f"{cfg.prompt_file}: no prompt file for {', '.join(f'{task}.txt' for task in missing)}")
     if len({is_graph_task(spec.task) for spec in specs}) > 1:
         raise UserError("a mix cannot hold both graph and image tasks: they read different sources")
     templates, partners = {}, 0

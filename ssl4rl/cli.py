@@ -167,7 +167,7 @@ def _build_parser() -> argparse.ArgumentParser:
         task_parser.add_argument("--per-image", type=int, default=1, metavar="R", help="puzzles made from each source image")
         task_parser.add_argument("--shard-rows", type=int, default=1000, metavar="N", help="rows per parquet shard")
         task_parser.add_argument("--image-column", action="append", metavar="COL", help="image column(s) of a TSV/parquet source, repeatable (default: detected)")
-        task_parser.add_argument("--prompt", metavar="FILE", help="a prompt template file (default: configs/prompts/<task>.txt); the shared answer-format line is appended unless the file shows <answer> itself")
+        task_parser.add_argument("--prompt", metavar="FILE", help="a prompt template file (default: configs/prompts/<task>.txt), or a folder of <task>.txt files (a mix needs one); the shared answer-format line is appended unless the file shows <answer> itself")
         task_parser.add_argument("--overwrite", action="store_true", help="replace an existing build in --out")
         task_parser.add_argument("--quiet", action="store_true", help="no progress bar")
         task_parser.add_argument("--difficulty", metavar="LEVELS", help="easy, medium, hard or several comma-separated, spread over the images (default: the task's own defaults)")
