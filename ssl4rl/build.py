@@ -34,6 +34,7 @@ from ssl4rl import __version__
 from ssl4rl.budget import TokenBudget, length_stats
 from ssl4rl.errors import UserError
 from ssl4rl.images import MAX_PIXELS, SkipImage, SourceImage, decode, encode
+from ssl4rl.keyset import KeySet
 from ssl4rl.out_folder import open_out
 from ssl4rl.prescale import fitted_size, predicts
 from ssl4rl.schema import GRAPH_ABILITY, is_puzzle_build, make_row
@@ -564,7 +565,7 @@ class JobPlanner:
         passes = self._passes()
         for number, specs in enumerate(passes):
             weights = np.array([spec.weight for spec in specs])
-            seen: set[bytes] = set()
+            seen = KeySet()  # exact, ~17 bytes a key: flat enough for 10^8 images
             for raw in self.reader:
                 first_pass = number == 0
                 if raw.skip:
@@ -573,10 +574,9 @@ class JobPlanner:
                 key = content_key(raw.data)
                 if first_pass:
                     log.keys.append((raw.source_id, key))
-                if key in seen:
+                if not seen.add(key):
                     log.skipped["duplicate"] += first_pass
                     continue
-                seen.add(key)
                 if len(passes) > 1 and int.from_bytes(key[8:16], "little") % len(passes) != number:
                     continue
                 spec = specs[int(rng_for(cfg.seed, "spec", raw.source_id).choice(len(specs), p=weights / weights.sum()))]
