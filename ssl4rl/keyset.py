@@ -26,6 +26,7 @@ class KeySet:
         self._last = [np.empty(0, np.uint64) for _ in range(PARTS)]
         self._recent: set[bytes] = set()
         self._merged = 0
+        self._limit = MIN_RECENT  # recent keys that make a merge
 
     def __len__(self) -> int:
         return self._merged + len(self._recent)
@@ -52,7 +53,7 @@ class KeySet:
         if key in self:
             return False
         self._recent.add(key)
-        if len(self._recent) >= max(MIN_RECENT, self._merged // RECENT_SHARE):
+        if len(self._recent) >= self._limit:
             self._merge()
         return True
 
@@ -69,3 +70,4 @@ class KeySet:
             self._last[part] = np.insert(self._last[part], at, tails[start:stop])
         self._merged += len(self._recent)
         self._recent.clear()
+        self._limit = max(MIN_RECENT, self._merged // RECENT_SHARE)
