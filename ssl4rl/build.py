@@ -34,16 +34,18 @@ from ssl4rl import __version__
 from ssl4rl.budget import TokenBudget, length_stats
 from ssl4rl.errors import UserError
 from ssl4rl.images import MAX_PIXELS, SkipImage, SourceImage, decode, encode
-from ssl4rl.lock import FolderLock
+from ssl4rl.keyset import KeySet
+from ssl4rl.out_folder import open_out
 from ssl4rl.prescale import fitted_size, predicts
 from ssl4rl.schema import GRAPH_ABILITY, is_puzzle_build, make_row
-from ssl4rl.shards import ShardWriter, atomic_write_json
+from ssl4rl.shards import ShardWriter, json_text
 from ssl4rl.sources import open_source
 from ssl4rl.sources.common import MAX_FILE_BYTES
 from ssl4rl.sources.graph import GraphRef, load_graph, open_graph_source
 from ssl4rl.sources.graph_samples import synthetic_graph, synthetic_kg
 from ssl4rl.tasks import TASKS, is_graph_task
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, load_template, rng_for
+from ssl4rl.uri import is_uri, shown
 
 SPLITS = ("train", "test")
 PARTNER_WINDOW = 64  # recent images of a split that partner images are drawn from
@@ -100,7 +102,9 @@ class BuildConfig:
         identity = {k: getattr(self, k) for k in keys}
         if self.task_options:  # absent when unused, so earlier builds still resume
             identity["task_options"] = self.task_options
-        identity["data"] = str(Path(self.data).resolve()) if self.data else None
+        if is_uri(self.source):  # a URI's credentials and query never reach the manifest
+            identity["source"] = shown(self.source)
+        identity["data"] = (shown(self.data) if is_uri(self.data) else str(Path(self.data).resolve())) if self.data else None
         identity["processor"] = str(Path(self.processor).resolve()) if self.processor else None
         identity["template_sha256"] = hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()
         return json.loads(json.dumps(identity))
@@ -561,7 +565,7 @@ class JobPlanner:
         passes = self._passes()
         for number, specs in enumerate(passes):
             weights = np.array([spec.weight for spec in specs])
-            seen: set[bytes] = set()
+            seen = KeySet()  # exact, ~17 bytes a key: flat enough for 10^8 images
             for raw in self.reader:
                 first_pass = number == 0
                 if raw.skip:
@@ -570,10 +574,9 @@ class JobPlanner:
                 key = content_key(raw.data)
                 if first_pass:
                     log.keys.append((raw.source_id, key))
-                if key in seen:
+                if not seen.add(key):
                     log.skipped["duplicate"] += first_pass
                     continue
-                seen.add(key)
                 if len(passes) > 1 and int.from_bytes(key[8:16], "little") % len(passes) != number:
                     continue
                 spec = specs[int(rng_for(cfg.seed, "spec", raw.source_id).choice(len(specs), p=weights / weights.sum()))]
@@ -675,50 +678,41 @@ def _probe_png(side: int) -> bytes:
     return encode(Image.fromarray(noise))
 
 
-def _our_files(out: Path) -> list[Path]:
+def _our_files(out) -> list[str]:
     patterns = [f"{s}-*.parquet" for s in SPLITS] + [f".{s}-*.tmp" for s in SPLITS] + [MANIFEST_FILE, PROGRESS_FILE]
-    return [p for pattern in patterns for p in out.glob(pattern)]
+    return [name for pattern in patterns for name in out.names(pattern)]
 
 
-def _make_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"{out}: cannot create the output folder ({error.strerror or error})") from None
-
-
-def _prepare_out(out: Path, identity: dict, overwrite: bool) -> dict | None:
+def _prepare_out(out, identity: dict, overwrite: bool) -> dict | None:
     """Returns the saved progress to resume from, None for a fresh build; raises when `out`
-    holds a different build. Returns {'complete': manifest} when the same build is done."""
-    foreign = sorted({p.name for p in out.glob("*.parquet")} - {p.name for p in _our_files(out)})
+    (ssl4rl.out_folder) holds a different build. Returns {'complete': manifest} when the same
+    build is done."""
+    foreign = sorted(set(out.names("*.parquet")) - set(_our_files(out)))
     if foreign:
         raise UserError(
             f"{out} holds parquet files that are not part of a build ({', '.join(foreign[:3])}); "
             "--overwrite replaces only builds: move them or choose another --out"
         )
     if overwrite:
-        for path in _our_files(out):
-            path.unlink()
-    manifest, progress = out / MANIFEST_FILE, out / PROGRESS_FILE
-    for path, label in ((manifest, "a finished"), (progress, "an unfinished")):
-        if path.exists():
+        for name in _our_files(out):
+            out.unlink(name)
+    for name, label in ((MANIFEST_FILE, "a finished"), (PROGRESS_FILE, "an unfinished")):
+        if out.exists(name):
             try:
-                saved = json.loads(path.read_text())
+                saved = json.loads(out.read_text(name))
             except (OSError, ValueError) as error:
-                raise UserError(f"{path}: unreadable ({error}); pass --overwrite to build again") from None
+                raise UserError(f"{out.shown(name)}: unreadable ({error}); pass --overwrite to build again") from None
             if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
-                raise UserError(f"{path}: not a build's record; pass --overwrite to build again")
+                raise UserError(f"{out.shown(name)}: not a build's record; pass --overwrite to build again")
             config = saved["config"]
             changed = sorted(k for k in set(config) | set(identity) if config.get(k) != identity.get(k))
-            built_by = (saved.get("versions") or {}).get("ssl4rl", __version__) if path == manifest else __version__
+            built_by = (saved.get("versions") or {}).get("ssl4rl", __version__) if name == MANIFEST_FILE else __version__
             if built_by != __version__:
                 changed.append(f"ssl4rl version ({built_by}, now {__version__})")
             if changed:
                 raise UserError(f"{out} holds {label} build with other settings ({', '.join(changed)} changed); pass --overwrite or choose another --out")
-            return {"complete": saved} if path == manifest else saved
-    if any(out.glob("*.parquet")):
+            return {"complete": saved} if name == MANIFEST_FILE else saved
+    if out.names("*.parquet"):
         raise UserError(f"{out} already holds parquet files; pass --overwrite or choose another --out")
     return None
 
@@ -742,43 +736,47 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
         if given and is_puzzle_build(given):
             raise UserError(f"{given} is an ssl4rl puzzle build; give the images it was built from as --source")
     graph_tasks = is_graph_task(specs[0].task)
+    if graph_tasks and (is_uri(cfg.source) or is_uri(cfg.data)):
+        raise UserError(f"{shown(cfg.data if is_uri(cfg.data) else cfg.source)}: graphs are read from a local folder or a bundled graph, not a URI")
     reader = open_graph_source(cfg.source, cfg.data) if graph_tasks else open_source(cfg.source, cfg.data, cfg.image_columns, cfg.max_file_bytes)
     if graph_tasks and any(spec.task == "kg-link" for spec in specs) and not reader.graph.is_kg:
         raise UserError(f"{cfg.source}: kg-link needs a knowledge graph (train.txt triples, or an edges table with a relation column)")
-    out = Path(cfg.out)
-    _make_out(out)
+    out = open_out(cfg.out)
+    out.create()
     try:
-        with FolderLock(out):
+        with out.lock():
             return _build(cfg, reader, specs, templates, partners, out, workers, overwrite, progress_bar, mapper)
     except OSError as error:  # a folder we cannot write in (read-only, full): one line, not a traceback
-        if not str(error.filename or "").startswith(str(out)):
+        line = out.write_error(error)
+        if line is None:
             raise
-        raise UserError(f"{out}: cannot write the build ({error.strerror or error}: {error.filename})") from None
+        raise UserError(line) from None
 
 
-def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, workers: int, overwrite: bool, progress_bar: bool,
+def _build(cfg: BuildConfig, reader, specs, templates, partners, out, workers: int, overwrite: bool, progress_bar: bool,
            mapper=ordered_map) -> dict:
+    """`out`: the output folder, local or on a pyarrow filesystem (ssl4rl.out_folder)."""
     identity = cfg.identity(templates)
     saved = _prepare_out(out, identity, overwrite)
     if saved and "complete" in saved:
         check_finished_source(reader, saved["complete"], cfg.limit, out)
         return saved["complete"]
-    for stale in out.glob(".*.tmp"):
-        stale.unlink()
+    for stale in out.names(".*.tmp"):
+        out.unlink(stale)
 
     saved_splits = (saved or {}).get("splits", {})
     check_consumed_prefix(reader, saved_splits, out)
     for split in SPLITS:  # forget shards written after the last saved progress
-        for path in out.glob(f"{split}-[0-9][0-9][0-9][0-9][0-9].parquet"):
-            if int(path.stem.split("-")[1]) >= saved_splits.get(split, {}).get("shards", 0):
-                path.unlink()
+        for name in out.names(f"{split}-[0-9][0-9][0-9][0-9][0-9].parquet"):
+            if int(name.removesuffix(".parquet").split("-")[1]) >= saved_splits.get(split, {}).get("shards", 0):
+                out.unlink(name)
     state = {s: SplitState.restore(saved_splits.get(s, {})) for s in SPLITS}
     snapshots = {s: state[s].snapshot(0) for s in SPLITS}
     snapshots.update({s: saved_splits[s] for s in saved_splits})
     writers = {s: ShardWriter(out, s, cfg.shard_rows, snapshots[s]["shards"]) for s in SPLITS}
 
     def save_progress() -> None:
-        atomic_write_json(out / PROGRESS_FILE, {"config": identity, "splits": snapshots})
+        out.write_text(PROGRESS_FILE, json_text({"config": identity, "splits": snapshots}))
 
     save_progress()
     stats = SourceStats()
@@ -826,7 +824,7 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, work
         bar.close()
 
     if not total:  # nothing to train on: say why, and leave no manifest that looks like a build
-        (out / PROGRESS_FILE).unlink(missing_ok=True)
+        out.unlink(PROGRESS_FILE)
         skipped = sum((state[s].skipped for s in SPLITS), stats.skipped)
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items())) or "the source had no items"
         raise UserError(f"{out}: no puzzles were made (skipped: {reasons})")
@@ -856,9 +854,10 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, work
         "versions": _versions(),
         "config": identity,
     }
-    atomic_write_json(out / MANIFEST_FILE, manifest)
-    (out / PROGRESS_FILE).unlink(missing_ok=True)
+    out.write_text(MANIFEST_FILE, json_text(manifest))
+    out.unlink(PROGRESS_FILE)
     return manifest
+
 
 
 def graph_summary(state: dict) -> dict:
@@ -891,7 +890,7 @@ def graph_summary(state: dict) -> dict:
 def _expected_rows(reader, per_image: int) -> int | None:
     """The progress bar's total: source entries x puzzles per image, when cheap to count
     (files of a folder, parquet row counts, TSV lines); skipped images make it an upper bound."""
-    import pyarrow.parquet as pq
+    from ssl4rl.sources.hf import parquet_rows
 
     try:
         if reader.kind in ("folder", "samples"):
@@ -901,9 +900,9 @@ def _expected_rows(reader, per_image: int) -> int | None:
         elif reader.kind == "shapes":
             entries = len(reader)
         elif reader.kind == "hf":
-            entries = sum(pq.ParquetFile(f).metadata.num_rows for f in reader.files) * len(reader.image_columns)
+            entries = sum(parquet_rows(f) for f in reader.files) * len(reader.image_columns)
         elif reader.kind == "tsv":
-            with open(reader.path, "rb") as handle:
+            with reader.path.open("rb") as handle:
                 entries = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 24), b"")) - 1
         else:
             return None

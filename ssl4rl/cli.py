@@ -154,9 +154,9 @@ def _build_parser() -> argparse.ArgumentParser:
     for name, task_class in [("mix", None), *TASKS.items()]:
         summary = "several tasks in one interleaved dataset" if task_class is None else (task_class.__doc__ or "").strip().splitlines()[0]
         task_parser = _command(tasks, name, help=summary, description=summary)
-        task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), a path (TSV file, parquet/HF folder, image folder, .tar) or a quoted glob ('DIR/*.tar' WebDataset shards, 'DIR/*.parquet'); graph tasks: a bundled graph, a graph preset or a graph folder")
+        task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), a path (TSV file, parquet/HF folder, image folder, .tar) or a quoted glob ('DIR/*.tar' WebDataset shards, 'DIR/*.parquet'), also as a pyarrow.fs URI ('s3://bucket/dir/*.tar'), streamed; graph tasks: a bundled graph, a graph preset or a graph folder")
         task_parser.add_argument("--data", metavar="PATH", help="with a preset: the downloaded files (TSV file or folder)")
-        task_parser.add_argument("--out", required=True, metavar="DIR", help="output folder for train-*.parquet, test-*.parquet, manifest.json")
+        task_parser.add_argument("--out", required=True, metavar="DIR", help="output folder for train-*.parquet, test-*.parquet, manifest.json (or a pyarrow.fs URI: s3://bucket/dir)")
         task_parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="worker processes (default: %(default)s; output is identical for any number)")
         task_parser.add_argument("--engine", choices=["local", "ray"], default="local", help="local: a process pool on this machine; ray: tasks on a Ray cluster (same output bytes; docs/scale.md)")
         task_parser.add_argument("--ray-address", metavar="ADDRESS", help="with --engine ray: the cluster to join (auto: the one `ray start` runs here; default: a private Ray on this machine with --workers CPUs)")
@@ -347,6 +347,7 @@ def _pyarrow_without_pandas() -> None:
 
 def _run_build(args) -> None:
     from ssl4rl.build import BuildConfig, build
+    from ssl4rl.uri import is_uri, shown
 
     _pyarrow_without_pandas()
 
@@ -372,7 +373,7 @@ def _run_build(args) -> None:
     skipped = ", ".join(f"{k} {v}" for k, v in manifest["skipped"].items()) or "none"
     longest = max((stats.get("max", 0) for stats in manifest["prompt_tokens"].values()), default=0)
     downscaled = sum(stats["downscaled_images"] for stats in manifest["prompt_tokens"].values())
-    print(f"{args.out}: {rows['train']} train + {rows['test']} test rows of '{manifest['task']}'; skipped: {skipped}; "
+    print(f"{shown(args.out) if is_uri(args.out) else args.out}: {rows['train']} train + {rows['test']} test rows of '{manifest['task']}'; skipped: {skipped}; "
           f"longest prompt {longest} tokens, {downscaled} images downscaled to fit")  # fmt: skip
     if not rows["test"] and args.test_fraction > 0:
         from ssl4rl.eval.runner import no_test_reason

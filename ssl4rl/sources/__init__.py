@@ -4,7 +4,8 @@
 (synthetic pictures a model trained from nothing can learn from), a preset
 name from PRESETS (with `data` pointing at the user's downloaded files), or a path that is a
 VLMEvalKit TSV file, a Hugging Face dataset folder (parquet or `save_to_disk`), an image folder,
-WebDataset tar shards, or a glob of tar or parquet files (`DIR/*.tar`, `DIR/*.parquet`).
+WebDataset tar shards, or a glob of tar or parquet files (`DIR/*.tar`, `DIR/*.parquet`); any of
+these as a pyarrow.fs URI (`s3://bucket/dir/*.tar`), read as a stream (ssl4rl.sources.uri_sources).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from ssl4rl.sources.presets import PRESETS
 from ssl4rl.sources.samples import SamplesSource
 from ssl4rl.sources.shapes import ShapesSource, parse_count
 from ssl4rl.sources.tsv import TsvSource
+from ssl4rl.sources.uri_sources import open_uri
 from ssl4rl.sources.webdataset import TarSource
+from ssl4rl.uri import is_uri
 
 __all__ = ["open_source", "open_path", "PRESETS", "RawImage", "TsvSource", "HFSource", "FolderSource", "SamplesSource", "ShapesSource", "TarSource"]
 
@@ -101,11 +104,14 @@ def open_source(source: str, data: str | Path | None = None, image_columns: list
         preset = PRESETS[source]
         if data is None:
             raise UserError(f"source '{source}' needs --data PATH: {preset.download}")
-        reader = open_path(Path(data), image_columns or (list(preset.image_columns) if preset.image_columns else None), max_bytes)
+        columns = image_columns or (list(preset.image_columns) if preset.image_columns else None)
+        reader = open_uri(str(data), columns, max_bytes) if is_uri(str(data)) else open_path(Path(data), columns, max_bytes)
         reader.preset = source
         return reader
     if data is not None:
         raise UserError(f"unknown source '{source}' (presets: samples, {', '.join(PRESETS)})")
+    if is_uri(source):
+        return open_uri(source, image_columns, max_bytes)
     if not Path(source).exists() and any(c in source for c in "*?["):
         return open_glob(source, image_columns, max_bytes)
     if not Path(source).exists():
