@@ -52,12 +52,26 @@ def runs(out: Path, steps: int) -> dict[str, Run]:
     mix_easy = lambda: build(out, "mix", "--tasks", "rotation:1,position:1", "--difficulty", "easy")  # noqa: E731 - 0/180 and 2x2
     levels = lambda: build(out, "rotation", "--difficulty", "easy,medium")  # noqa: E731
 
+    def demo(backend: str) -> Run:
+        """The demo's set-up (rotation 0/180, 100 warm-start steps, lr 3e-3) for 40 steps."""
+        from ssl4rl.demo import DEMO_SETTINGS, build_puzzles, make_model
+
+        data, folder = out / "data" / "demo", out / "models" / "demo"
+        if not (data / "manifest.json").exists():
+            build_puzzles(data)
+        if not (folder / "config.json").exists():
+            make_model(folder, data, progress=False)
+        settings = {key: DEMO_SETTINGS[key] for key in ("batch_size", "rollout_n", "lr", "max_response_length")}
+        return Run(name=f"demo-{backend}", data=str(data), model=str(folder), backend=backend, steps=40, extra=["--strict-format"], **settings)
+
     def run(name: str, data, backend: str = "verl", **kwargs) -> Run:
         path = data()
         extra = ["--strict-format", *kwargs.pop("extra", [])]  # a reply cut at the length limit earns nothing
         return Run(name=name, data=path, model=model(out, path, Path(path).name), backend=backend, steps=steps, extra=extra, **kwargs)
 
     makers = {
+        "demo-verl": lambda: demo("verl"),
+        "demo-trl": lambda: demo("trl"),
         "rotation-verl": lambda: run("rotation-verl", rotation),
         "rotation-trl": lambda: run("rotation-trl", rotation, "trl"),
         "position-trl": lambda: run("position-trl", position, "trl"),
@@ -88,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="outputs/learning", help="folder for builds, models and runs")
     parser.add_argument("--runs", default="rotation-verl,rotation-trl,position-trl,mix-trl,blank-trl,shuffled-trl", help="comma-separated, from: " + ", ".join(runs(Path("."), 0)))
-    parser.add_argument("--steps", type=int, default=150, help="GRPO steps per run")
+    parser.add_argument("--steps", type=int, default=150, help="GRPO steps per run (the demo runs: 40)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (and the verl hf rollout's)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     makers = runs(out, args.steps)
@@ -98,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in args.runs.split(","):
         print(f"{name} ...", flush=True)
-        result = track(makers[name](), out / name)
+        result = track(replace(makers[name](), seed=args.seed), out / name)
         results.append(result)
         (out / name / "result.json").write_text(json.dumps({**result, "scores": [asdict(s) for s in result["scores"]]}, indent=1))
         print(table([result]), flush=True)

@@ -336,9 +336,6 @@ def _poll_sooner() -> None:
     replay_buffer.ReplayBuffer.__init__ = __init__  # ReplayBufferAsync inherits it
 
 
-_poll_sooner()
-
-
 # ---------------------------------------------------------------- CPU mode
 class _CPUDeviceModule(SimpleNamespace):
     """What verl calls on `torch.cuda`, answered for the CPU (memory stats 0, RNG via torch)."""
@@ -487,5 +484,6 @@ def _install_curriculum_metrics() -> None:
 
 if os.environ.get(DEVICE_ENV) == "cpu":
     _install_cpu_mode()
+_poll_sooner()  # after the CPU mode: the replay buffer's imports load the FSDP engine, which must see its offload policy
 if os.environ.get(CURRICULUM_ENV):
     _install_curriculum_metrics()
