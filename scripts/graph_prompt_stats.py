@@ -20,7 +20,7 @@ from statistics import median
 
 import pyarrow.parquet as pq
 
-from ssl4rl.sources.graph import GraphRef, load_graph
+from ssl4rl.sources.graph_source import GraphRef, load_graph
 from ssl4rl.tasks.common import LETTERS
 
 

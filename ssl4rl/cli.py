@@ -600,7 +600,7 @@ def _run_eval(args) -> None:
 def _ranking_protocol(args) -> str:
     """link-ranking: the standard likelihood protocol where the backend can score text, else the list."""
     from ssl4rl.eval.backends import resolve_backend
-    from ssl4rl.tiny_lm import is_text_model
+    from ssl4rl.models import is_text_model
 
     scores = resolve_backend(args.backend) == "hf" and is_text_model(args.model)
     if args.ranking == "likelihood" and not scores:
@@ -682,7 +682,7 @@ def _run_demo(args) -> None:
 def _run_sources(args) -> None:
     from ssl4rl.sources import PRESETS
 
-    from ssl4rl.sources.graph import BUNDLED
+    from ssl4rl.sources.graph_samples import BUNDLED
 
     print("samples: photos bundled with scikit-image (no download)")
     print("shapes[:N]: N synthetic pictures (default 1000) a model trained from nothing can learn from (no download)")

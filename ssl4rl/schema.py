@@ -15,6 +15,7 @@ which benchmark questions were seen in training (`ssl4rl eval --heldout`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -75,8 +76,14 @@ def make_row(
     }
 
 
-def task_of(row: dict) -> str:
-    return row["extra_info"]["task"]
+def content_key(data: bytes) -> bytes:
+    """A source item's content hash: duplicates, the split and `extra_info.source_hash` (hex)."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def split_of(key: bytes, test_fraction: float) -> str:
+    """By content, independent of seed and task: the same image is in the same split everywhere."""
+    return "test" if int.from_bytes(key[:8], "little") / 2**64 < test_fraction else "train"
 
 
 MANIFEST = "manifest.json"

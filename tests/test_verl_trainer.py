@@ -23,7 +23,7 @@ import torch
 from conftest import lora_fused, saved_actor_weights
 from ssl4rl.build import BuildConfig, build
 from ssl4rl.cli import main
-from ssl4rl.tiny_vlm import vision_token_ids
+from ssl4rl.models import vision_token_ids
 
 STEP_LINE = re.compile(r"step:(\d+) - .*training/global_step:")
 

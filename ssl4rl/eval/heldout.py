@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from ssl4rl.build import content_key
 from ssl4rl.errors import UserError
-from ssl4rl.schema import is_puzzle_build
+from ssl4rl.schema import content_key, is_puzzle_build
 
 
 def train_image_hashes(builds: list[str]) -> set[str]:

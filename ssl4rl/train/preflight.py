@@ -12,14 +12,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from ssl4rl.errors import UserError
 from ssl4rl.schema import DATA_SOURCE_PREFIX
 from ssl4rl.tasks import TASKS
-
-# verl 0.9.1's defaults for the keys read here that configs/verl_grpo.yaml does not set.
-VERL_DEFAULTS = {"trainer.total_training_steps": None, "data.val_files": None}
+from ssl4rl.train.verl_config import verl_settings
 
 
 @dataclass
@@ -93,7 +89,7 @@ def _model_warning(model: str, plan: Plan, data: Path | None = None) -> None:
     if not path.is_dir() and not (model.count("/") == 1 and not model.startswith((".", "/", "~"))):
         plan.warnings.append(f"{model}: neither a local folder nor a hub id (org/name)")
     if data is not None and (path / "config.json").is_file() and _shows_images(data):
-        from ssl4rl.tiny_lm import is_text_model
+        from ssl4rl.models import is_text_model
 
         if is_text_model(path):
             plan.errors.append(f"{data}: its puzzles show images, and {model} is a text model: train a vision-language model, or build graph puzzles")
@@ -137,29 +133,6 @@ def _frequency_warnings(plan: Plan, **frequencies: int | None) -> None:
 
 
 # ---------------------------------------------------------------- verl
-def verl_settings(command: list[str]) -> dict:
-    """The dotted keys the launch sets: configs/verl_grpo.yaml, then the command's overrides (last wins)."""
-    from ssl4rl.train.verl_launch import config_dir
-
-    settings = dict(VERL_DEFAULTS)
-
-    def flatten(node, prefix=""):
-        for key, value in node.items():
-            if isinstance(value, dict):
-                flatten(value, f"{prefix}{key}.")
-            else:
-                settings[f"{prefix}{key}"] = value
-
-    config = yaml.safe_load((config_dir() / "verl_grpo.yaml").read_text())
-    config.pop("hydra", None), config.pop("defaults", None)
-    flatten(config)
-    for arg in command:
-        key, sep, value = arg.partition("=")
-        if sep and not key.startswith("-") and "." in key:
-            settings[key.lstrip("+~")] = yaml.safe_load(value) if value else None
-    return settings
-
-
 def _int(settings: dict, key: str, plan: Plan) -> int:
     value = settings.get(key)
     if isinstance(value, str) and value.startswith("${"):

@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ssl4rl.chat import load_split
 from ssl4rl.curriculum import AdaptiveRows, CurriculumOptions, default_window
 from ssl4rl.errors import UserError
+from ssl4rl.models import is_text_model, load_model, load_processor, tokenizer_of, vision_token_ids
 from ssl4rl.reward import compute_score
 from ssl4rl.schema import DATA_SOURCE_PREFIX
-from ssl4rl.tasks.common import IMAGE_PLACEHOLDER
-from ssl4rl.tiny_lm import is_text_model
-from ssl4rl.tiny_vlm import VISION_TOKENS
 
 
 @dataclass
@@ -40,44 +39,6 @@ class LocalGRPOConfig:
     strict_format: bool = False
     jigsaw_scoring: str = "permutation"
     logger: str = "tensorboard"  # or "none"
-
-
-def to_trl_prompt(text: str) -> list[dict]:
-    """One user turn whose `<image>` markers become image parts, in place.
-
-    >>> to_trl_prompt("Image 1: <image> and <image>?")[0]["content"]
-    [{'type': 'text', 'text': 'Image 1: '}, {'type': 'image', 'text': None}, {'type': 'text', 'text': ' and '}, {'type': 'image', 'text': None}, {'type': 'text', 'text': '?'}]
-    """
-    parts: list[dict] = []
-    for i, chunk in enumerate(text.split(IMAGE_PLACEHOLDER)):
-        if i:
-            parts.append({"type": "image", "text": None})
-        if chunk:
-            parts.append({"type": "text", "text": chunk})
-    return [{"role": "user", "content": parts}]
-
-
-def load_split(data_dir: str | Path, split: str, text_only: bool = False):
-    """The build folder's split as a datasets.Dataset in TRL's format. text_only (a text model,
-    graph puzzles): the prompt stays one plain user turn and the empty `images` column goes;
-    a row with images is an error."""
-    import datasets
-
-    files = sorted(str(p) for p in Path(data_dir).glob(f"{split}-*.parquet"))
-    if not files:
-        raise UserError(f"{data_dir}: no {split}-*.parquet files (build a puzzle set with `ssl4rl build` first)")
-    if text_only:
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-
-        if any(pc.max(pc.list_value_length(pq.read_table(f, columns=["images"]).column("images"))).as_py() for f in files):
-            raise UserError(f"{data_dir}: its puzzles show images, and a text model cannot see them: train a vision-language model, or build graph puzzles")
-    data = datasets.load_dataset("parquet", data_files=files, split="train")
-    if text_only:
-        data = data.remove_columns("images")
-        return data.map(lambda row: {"prompt": [{"role": "user", "content": row["prompt"][0]["content"]}]})
-    data = data.cast_column("images", datasets.Sequence(datasets.Image()))
-    return data.map(lambda row: {"prompt": to_trl_prompt(row["prompt"][0]["content"])})
 
 
 def _text(completion) -> str:
@@ -167,7 +128,7 @@ def train_trl(
     continues from it, the curriculum log kept.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, TrainerCallback
+    from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOConfig, GRPOTrainer
 
@@ -192,15 +153,9 @@ def train_trl(
     # left padding, as TRL pads prompts itself: a right-padded processor output puts the image
     # token types of shorter rows off by the padding (M-RoPE then sees an image cut short)
     cuda = torch.cuda.is_available()
-    if text_only:  # a text model (graph puzzles): its tokenizer is the processing class
-        processor = AutoTokenizer.from_pretrained(model_path, padding_side="left")
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
-        vocab = processor.get_vocab()
-    else:
-        processor = AutoProcessor.from_pretrained(model_path, padding_side="left")
-        model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
-        vocab = processor.tokenizer.get_vocab()
-    vision_ids = [vocab[t] for t in VISION_TOKENS if t in vocab]  # never sampled: they crash the forward
+    processor = load_processor(model_path, padding_side="left")  # a text model's processing class is its tokenizer
+    model = load_model(model_path, torch.bfloat16 if cuda else torch.float32)
+    vision_ids = vision_token_ids(tokenizer_of(processor))  # never sampled: they crash the forward
     running: dict = {}  # the trainer, once made: the curriculum log's step is its next step
 
     def step_of() -> int | None:

@@ -15,19 +15,16 @@ import os
 import shlex
 import subprocess
 import sys
-from importlib import resources
 from pathlib import Path
 
 from ssl4rl.curriculum import LEVELS, CurriculumOptions
 from ssl4rl.errors import UserError
+from ssl4rl.train.verl_config import CONFIG_NAME, VERL_VERSION, config_dir
 
 CURRICULUM_LOG = "curriculum.jsonl"
 PLUGIN = "ssl4rl.train.verl_plugin"
-VERL_VERSION = "0.9.1"  # the version the plugin and the config are written and tested for
 ROLLOUTS = ("vllm", "sglang", "hf")
 DEVICES = ("gpu", "cpu")
-
-CONFIG_NAME = "verl_grpo"
 
 # Documented starting points; any key can still be overridden on the command line.
 PROFILES = {
@@ -75,10 +72,6 @@ PROFILES = {
     ],
 }
 DEFAULT_GPUS = {"paper": 8, "graph": 8, "1gpu": 1, "cpu": 1}
-
-
-def config_dir() -> Path:
-    return Path(str(resources.files("ssl4rl.configs")))
 
 
 def _hydra_list(paths: list[Path]) -> str:
@@ -154,7 +147,7 @@ def verl_command(
         command.append(f"+reward.custom_reward_function.reward_kwargs.{key}={value}")
     command += list(overrides)
     if curriculum is not None and curriculum != "off":  # each curriculum.jsonl line's step: one step logs batch x n outcomes
-        from ssl4rl.train.preflight import verl_settings
+        from ssl4rl.train.verl_config import verl_settings
 
         settings = verl_settings(command)
         try:
