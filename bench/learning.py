@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 from ssl4rl.learning import Run, before_after, blank_copy, shuffled_copy, ssl4rl, track
+from ssl4rl.schema import MANIFEST
 
 PROMPTS = resources.files("ssl4rl.configs") / "prompts" / "short"  # the demo's too
 IMAGES = 2400  # ~240 held-out puzzles per task at the default 10 % test fraction
@@ -31,7 +32,7 @@ IMAGES = 2400  # ~240 held-out puzzles per task at the default 10 % test fractio
 
 def build(out: Path, task: str, *extra: str) -> str:
     data = out / "data" / "-".join([task, *[e.replace(",", "+").replace(":", "") for e in extra if not e.startswith("-")]])
-    if not (data / "manifest.json").exists():
+    if not (data / MANIFEST).exists():
         prompt = ["--prompt", str(PROMPTS / f"{task}.txt")] if task != "mix" else []
         ssl4rl("build", task, "--source", f"shapes:{IMAGES}", "--out", str(data), "--quiet", *prompt, *extra)
     return str(data)

@@ -29,12 +29,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from ssl4rl import __version__
-from ssl4rl.budget import TokenBudget, length_stats
+from ssl4rl.budget import DEFAULT_MAX_PROMPT_TOKENS, TokenBudget, length_stats
 from ssl4rl.build_worker import Job, JobResult, Spec, init_pool_worker, init_worker, make_rows
 from ssl4rl.errors import UserError
 from ssl4rl.images import MAX_PIXELS, SkipImage, decode, encode
 from ssl4rl.lock import FolderLock
-from ssl4rl.schema import content_key, is_puzzle_build, split_of
+from ssl4rl.schema import DEFAULT_DIFFICULTY, MANIFEST, PROGRESS, SPLITS, content_key, is_puzzle_build, shard_number, split_files, split_of
 from ssl4rl.shards import ShardWriter, atomic_write_json
 from ssl4rl.sources import open_source
 from ssl4rl.sources.common import MAX_FILE_BYTES
@@ -43,12 +43,9 @@ from ssl4rl.sources.graph_samples import synthetic_graph, synthetic_kg
 from ssl4rl.tasks import TASKS, is_graph_task
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, load_template, rng_for
 
-SPLITS = ("train", "test")
 PARTNER_WINDOW = 64  # recent images of a split that partner images are drawn from
 JOBS_PER_BATCH = 4
 BATCHES_IN_FLIGHT_PER_WORKER = 4
-PROGRESS_FILE = ".progress.json"
-MANIFEST_FILE = "manifest.json"
 
 
 @dataclass
@@ -70,7 +67,7 @@ class BuildConfig:
     task_options: dict[str, dict] | None = None  # task == "mix": {task: {option: value}}
     difficulty: list[str] | None = None  # levels (easy, medium, hard); None = the task's defaults
     curriculum: str = "mixed"  # with several levels: "mixed" (random per image) or "static" (easy first)
-    max_prompt_tokens: int = 1024  # every row fits (0: no cap); ssl4rl.budget
+    max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS  # every row fits (0: no cap); ssl4rl.budget
     patch_size: int = 28  # pixels per visual token side: 28 Qwen2/2.5-VL, 32 Qwen3-VL
     processor: str | None = None  # a processor folder: its patching and exact text tokens
     max_pixels: int = MAX_PIXELS  # larger images are skipped from their header, never decoded
@@ -105,11 +102,11 @@ class BuildConfig:
 
 
 def make_specs(cfg: BuildConfig) -> list[Spec]:
-    """Every (task, level) of a build with its options: level presets, then explicit options."""
+    """Every (task, difficulty) of a build with its options: the level's presets, then explicit options."""
     weights = cfg.tasks if cfg.task == "mix" else {cfg.task: 1.0}
     if not weights:
         raise UserError("mix needs --tasks, e.g. --tasks rotation:2,position:1")
-    levels = cfg.difficulty or ["default"]
+    levels = cfg.difficulty or [DEFAULT_DIFFICULTY]
     specs = []
     for name, weight in weights.items():
         if name not in TASKS:
@@ -118,10 +115,10 @@ def make_specs(cfg: BuildConfig) -> list[Spec]:
             raise UserError(f"task weight must be positive (got {name}:{weight})")
         for level in levels:
             presets = TASKS[name].DIFFICULTY
-            if level != "default" and level not in presets:
+            if level != DEFAULT_DIFFICULTY and level not in presets:
                 raise UserError(f"unknown difficulty '{level}' (levels: {', '.join(presets)})")
             explicit = cfg.options if cfg.task != "mix" else (cfg.task_options or {}).get(name, {})
-            options = {**(presets.get(level, {}) if level != "default" else {}), **explicit}
+            options = {**(presets.get(level, {}) if level != DEFAULT_DIFFICULTY else {}), **explicit}
             specs.append(Spec(name, level, tuple(sorted(options.items())), weight / len(levels)))
     return specs
 
@@ -328,9 +325,9 @@ class JobPlanner:
         self.tail = ReadLog()  # read after the last yielded job
 
     def _passes(self) -> list[list[Spec]]:
-        levels = list(dict.fromkeys(spec.level for spec in self.specs))
+        levels = list(dict.fromkeys(spec.difficulty for spec in self.specs))
         if self.cfg.curriculum == "static" and len(levels) > 1:
-            return [[spec for spec in self.specs if spec.level == level] for level in levels]
+            return [[spec for spec in self.specs if spec.difficulty == level] for level in levels]
         return [self.specs]
 
     def __iter__(self) -> Iterator[Job]:
@@ -357,7 +354,7 @@ class JobPlanner:
                 if len(passes) > 1 and int.from_bytes(key[8:16], "little") % len(passes) != number:
                     continue
                 spec = specs[int(rng_for(cfg.seed, "spec", raw.source_id).choice(len(specs), p=weights / weights.sum()))]
-                published = getattr(self.reader, "split_of", None)  # a graph release's own test split
+                published = getattr(self.reader, "published_split", None)  # a graph release's own test split
                 split = (published and published(raw.source_id)) or split_of(key, cfg.test_fraction)
                 window = windows[split]
                 samples = []
@@ -452,8 +449,8 @@ def _probe_png(side: int) -> bytes:
 
 
 def _our_files(out: Path) -> list[Path]:
-    patterns = [f"{s}-*.parquet" for s in SPLITS] + [f".{s}-*.tmp" for s in SPLITS] + [MANIFEST_FILE, PROGRESS_FILE]
-    return [p for pattern in patterns for p in out.glob(pattern)]
+    patterns = [f".{s}-*.tmp" for s in SPLITS] + [MANIFEST, PROGRESS]
+    return split_files(out) + [p for pattern in patterns for p in out.glob(pattern)]
 
 
 def _make_out(out: Path) -> None:
@@ -477,7 +474,7 @@ def _prepare_out(out: Path, identity: dict, overwrite: bool) -> dict | None:
     if overwrite:
         for path in _our_files(out):
             path.unlink()
-    manifest, progress = out / MANIFEST_FILE, out / PROGRESS_FILE
+    manifest, progress = out / MANIFEST, out / PROGRESS
     for path, label in ((manifest, "a finished"), (progress, "an unfinished")):
         if path.exists():
             try:
@@ -545,8 +542,9 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, work
     saved_splits = (saved or {}).get("splits", {})
     check_consumed_prefix(reader, saved_splits, out)
     for split in SPLITS:  # forget shards written after the last saved progress
-        for path in out.glob(f"{split}-[0-9][0-9][0-9][0-9][0-9].parquet"):
-            if int(path.stem.split("-")[1]) >= saved_splits.get(split, {}).get("shards", 0):
+        for path in split_files(out, split):
+            number = shard_number(path.name)
+            if number is not None and number >= saved_splits.get(split, {}).get("shards", 0):
                 path.unlink()
     state = {s: SplitState.restore(saved_splits.get(s, {})) for s in SPLITS}
     snapshots = {s: state[s].snapshot(0) for s in SPLITS}
@@ -554,7 +552,7 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, work
     writers = {s: ShardWriter(out, s, cfg.shard_rows, snapshots[s]["shards"]) for s in SPLITS}
 
     def save_progress() -> None:
-        atomic_write_json(out / PROGRESS_FILE, {"config": identity, "splits": snapshots})
+        atomic_write_json(out / PROGRESS, {"config": identity, "splits": snapshots})
 
     save_progress()
     stats = SourceStats()
@@ -602,14 +600,14 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, work
         bar.close()
 
     if not total:  # nothing to train on: say why, and leave no manifest that looks like a build
-        (out / PROGRESS_FILE).unlink(missing_ok=True)
+        (out / PROGRESS).unlink(missing_ok=True)
         skipped = sum((state[s].skipped for s in SPLITS), stats.skipped)
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items())) or "the source had no items"
         raise UserError(f"{out}: no puzzles were made (skipped: {reasons})")
     manifest = {
         "task": cfg.task,
         "options": asdict(TASKS[cfg.task](**dict(specs[0].options))) if cfg.task != "mix" and len(specs) == 1 else {},
-        "specs": [{"task": sp.task, "difficulty": sp.level, "options": asdict(TASKS[sp.task](**dict(sp.options))), "weight": sp.weight} for sp in specs],
+        "specs": [{"task": sp.task, "difficulty": sp.difficulty, "options": asdict(TASKS[sp.task](**dict(sp.options))), "weight": sp.weight} for sp in specs],
         "curriculum": cfg.curriculum,
         "seed": cfg.seed,
         "source": {
@@ -632,8 +630,8 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out: Path, work
         "versions": _versions(),
         "config": identity,
     }
-    atomic_write_json(out / MANIFEST_FILE, manifest)
-    (out / PROGRESS_FILE).unlink(missing_ok=True)
+    atomic_write_json(out / MANIFEST, manifest)
+    (out / PROGRESS).unlink(missing_ok=True)
     return manifest
 
 

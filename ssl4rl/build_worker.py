@@ -30,13 +30,13 @@ class Spec:
     """One kind of puzzle in a build: a task at a difficulty level, and its share of the images."""
 
     task: str
-    level: str  # easy | medium | hard | default
+    difficulty: str  # easy | medium | hard | default
     options: tuple  # sorted (name, value) pairs: hashable, picklable
     weight: float = 1.0
 
     @property
     def key(self) -> str:
-        return f"{self.task}/{self.level}"
+        return f"{self.task}/{self.difficulty}"
 
 
 @dataclass
@@ -72,7 +72,7 @@ def init_worker(specs: list[Spec], templates: dict[str, str], image_format: str,
     """Per worker process: the task objects, and for graph tasks the graph, loaded once."""
     _worker.update(
         graph=load_graph(graph) if graph is not None else None,
-        tasks={spec.key: (TASKS[spec.task](**dict(spec.options)), spec.level) for spec in specs},
+        tasks={spec.key: (TASKS[spec.task](**dict(spec.options)), spec.difficulty) for spec in specs},
         templates=templates, image_format=image_format, seed=seed, source=source_name, max_pixels=max_pixels, budget=budget,
         mixed=len({spec.task for spec in specs}) > 1,  # answer histograms then key on task:answer
     )  # fmt: skip
@@ -87,9 +87,9 @@ def init_pool_worker(*initargs) -> None:
 
 
 def make_rows(job: Job) -> JobResult:
-    task, level = _worker["tasks"][job.spec]
+    task, difficulty = _worker["tasks"][job.spec]
     if _worker["graph"] is not None:
-        return make_graph_rows(job, task, level)
+        return make_graph_rows(job, task, difficulty)
     # Tasks that can tell their largest images from the source's size are decoded straight to
     # the size that fits the token budget (ssl4rl.prescale): one decode, one resize, one puzzle.
     fit = functools.partial(fitted_size, task, _worker["templates"][task.name], _worker["budget"]) if predicts(task) else None
@@ -124,7 +124,7 @@ def make_rows(job: Job) -> JobResult:
                 split=job.split,
                 index=-1,
                 params=puzzle.params,
-                difficulty=level,
+                difficulty=difficulty,
                 source_hash=source_hash,
             )
         )
@@ -132,7 +132,7 @@ def make_rows(job: Job) -> JobResult:
     return JobResult(job.split, job.seq, rows, answers, tokens=lengths, downscaled=downscaled)
 
 
-def make_graph_rows(job: Job, task, level: str) -> JobResult:
+def make_graph_rows(job: Job, task, difficulty: str) -> JobResult:
     """The rows of one graph node: its puzzles, text only (no images)."""
     graph = _worker["graph"]
     node = graph.index[job.source_id]
@@ -146,7 +146,7 @@ def make_graph_rows(job: Job, task, level: str) -> JobResult:
         lengths.append(tokens)
         shown.append(graph_shown(task.name, puzzle.params))
         rows.append(make_row(task=task.name, prompt=prompt, images=[], answer=puzzle.answer, source=_worker["source"], source_id=sample_id,
-                             split=job.split, index=-1, params=puzzle.params, difficulty=level, source_hash=source_hash, ability=GRAPH_ABILITY))  # fmt: skip
+                             split=job.split, index=-1, params=puzzle.params, difficulty=difficulty, source_hash=source_hash, ability=GRAPH_ABILITY))  # fmt: skip
         answers.append(f"{task.name}:{puzzle.answer}" if _worker["mixed"] else puzzle.answer)
     return JobResult(job.split, job.seq, rows, answers, tokens=lengths, shown=shown)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ssl4rl.errors import UserError
+from ssl4rl.schema import split_files
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER
 
 
@@ -33,7 +34,7 @@ def load_split(data_dir: str | Path, split: str, text_only: bool = False):
     a row with images is an error."""
     import datasets
 
-    files = sorted(str(p) for p in Path(data_dir).glob(f"{split}-*.parquet"))
+    files = [str(p) for p in split_files(data_dir, split)]
     if not files:
         raise UserError(f"{data_dir}: no {split}-*.parquet files (build a puzzle set with `ssl4rl build` first)")
     if text_only:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ssl4rl.schema import difficulty_of
+
 SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
     "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
@@ -157,7 +159,7 @@ def answer_pools(rows) -> dict[tuple[str, str], list[str]]:
 
 def _pool_key(row) -> tuple[str, str]:
     info = row["extra_info"]
-    return info["task"], info.get("difficulty") or "default"
+    return info["task"], difficulty_of(info)
 
 
 def format_target(rng, row, pools: dict[tuple[str, str], list[str]]) -> str:

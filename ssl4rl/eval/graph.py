@@ -41,7 +41,7 @@ from ssl4rl.tasks.common import LETTERS, load_template, rng_for
 from ssl4rl.tasks.graph_common import Layout, ball, letter_lines, parse_yes_no
 from ssl4rl.tasks.graph_distractors import draw_far
 
-GRAPH_TASKS = ("node-classification", "link-prediction", "link-ranking")
+GRAPH_EVAL_TASKS = ("node-classification", "link-prediction", "link-ranking")
 MAX_NODES, TEXT_CHARS, MAX_CLASSES, CANDIDATES = 12, 160, 10, 4
 
 
@@ -50,8 +50,8 @@ def graph_items(task: str, source: str, data: str | None, limit: int | None, tes
     """The questions of a graph evaluation, in a fixed order. Held out (with --heldout): a node
     question when its node made no train row (`train_hashes`); a link question when its pair was
     neither shown as an edge nor asked in any train row (`train_pairs`, by node id)."""
-    if task not in GRAPH_TASKS:
-        raise UserError(f"unknown --graph-task {task!r} (one of {', '.join(GRAPH_TASKS)})")
+    if task not in GRAPH_EVAL_TASKS:
+        raise UserError(f"unknown --graph-task {task!r} (one of {', '.join(GRAPH_EVAL_TASKS)})")
     if source in graph_presets() and data is None:
         preset = PRESETS[source]
         raise UserError(f"source '{source}' needs --source-data PATH: {preset.download} (download: {preset.url})")

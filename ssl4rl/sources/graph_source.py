@@ -81,7 +81,7 @@ class GraphSource:
         self.path = ref.data or ref.source
         self.preset = ref.source if ref.source in BUNDLED or ref.data is not None else None
 
-    def split_of(self, node_id: str) -> str | None:
+    def published_split(self, node_id: str) -> str | None:
         """A release's published split (test nodes), else None: the builder's hash split."""
         if not self.graph.test_nodes:
             return None

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ssl4rl.curriculum import LEVELS, CurriculumOptions
 from ssl4rl.errors import UserError
+from ssl4rl.schema import MANIFEST, split_files
 from ssl4rl.train.verl_config import CONFIG_NAME, VERL_VERSION, config_dir
 
 CURRICULUM_LOG = "curriculum.jsonl"
@@ -104,7 +105,7 @@ def verl_command(
     rollout's outcome to `<run folder>/curriculum.jsonl`, the log the dataset follows.
     """
     data = Path(data_dir).resolve()
-    train, test = sorted(data.glob("train-*.parquet")), sorted(data.glob("test-*.parquet"))
+    train, test = split_files(data, "train"), split_files(data, "test")
     if not train:
         raise UserError(f"{data_dir}: no train-*.parquet files (build a puzzle set with `ssl4rl build` first)")
     if profile not in PROFILES:
@@ -162,7 +163,7 @@ def verl_command(
 def _check_levels(data: Path) -> None:
     """Fail before launching when the build has no levels to move between."""
     try:
-        specs = json.loads((data / "manifest.json").read_text())["specs"]
+        specs = json.loads((data / MANIFEST).read_text())["specs"]
     except (OSError, ValueError, KeyError):
         return  # not our manifest: the dataset checks the rows themselves
     levels = {spec.get("difficulty") for spec in specs} & set(LEVELS)
