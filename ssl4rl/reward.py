@@ -249,15 +249,3 @@ def _record(path: str, task: str, extra_info: dict | None, acc: float, step: int
 
 
 _LOG_ERRORS: set[str] = set()
-
-
-def trl_reward(prompts=None, completions=None, reward_model=None, extra_info=None, data_source=None, **kwargs) -> list[float]:
-    """TRL GRPOTrainer reward function over the same rows: dataset columns arrive as lists."""
-    options = {k: kwargs.pop(k) for k in OPTIONS if k in kwargs}
-    scores = []
-    for i, completion in enumerate(completions or []):
-        text = completion if isinstance(completion, str) else "".join(
-            part.get("content", "") if isinstance(part.get("content"), str) else "" for part in completion
-        )
-        scores.append(compute_score(data_source[i], text, reward_model[i]["ground_truth"], extra_info[i], **options)["score"])
-    return scores

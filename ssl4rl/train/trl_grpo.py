@@ -51,30 +51,35 @@ def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring
     """The training reward plus zero-weight metric functions: accuracy and format per task.
 
     TRL logs every reward function's mean (`rewards/<name>/mean`); a metric returns None for rows
-    of other tasks, so each task's accuracy is averaged over its own rows only. With a
-    curriculum log, the training reward appends each outcome to it (once per completion), with
-    the step `step_of()` names.
+    of other tasks, so each task's accuracy is averaged over its own rows only. TRL hands every
+    function of a step the same completions list: they are scored once, by the first function
+    called, and the others read that pass. With a curriculum log, that pass appends each outcome
+    to it (once per completion), with the step `step_of()` names.
     """
+    scored: dict = {}  # the step's completions list (held, so its identity is not reused) and its scores
 
-    def scores(completions, data_source, reward_model, extra_info, log=None):
-        return [
-            compute_score(
-                source, _text(c), truth["ground_truth"], extra, format_weight=format_weight, jigsaw_scoring=jigsaw_scoring, strict_format=strict_format, curriculum_log=log,
-                curriculum_step=step_of() if log and step_of else None,
-            )
-            for c, source, truth, extra in zip(completions, data_source, reward_model, extra_info)
-        ]
+    def scores(completions, data_source, reward_model, extra_info):
+        if scored.get("completions") is not completions:
+            step = step_of() if curriculum_log and step_of else None
+            scored["scores"] = [
+                compute_score(
+                    source, _text(c), truth["ground_truth"], extra, format_weight=format_weight, jigsaw_scoring=jigsaw_scoring,
+                    strict_format=strict_format, curriculum_log=curriculum_log, curriculum_step=step,
+                )
+                for c, source, truth, extra in zip(completions, data_source, reward_model, extra_info)
+            ]  # fmt: skip
+            scored["completions"] = completions
+        return scored["scores"]
 
     def puzzle_reward(completions, data_source, reward_model, extra_info, **_):
-        return [s["score"] for s in scores(completions, data_source, reward_model, extra_info, log=curriculum_log)]
+        return [s["score"] for s in scores(completions, data_source, reward_model, extra_info)]
 
     functions = [puzzle_reward]
     for task in tasks:
         for key in ("acc", "format"):
 
             def metric(completions, data_source, reward_model, extra_info, _task=task, _key=key, **_):
-                results = scores(completions, data_source, reward_model, extra_info)
-                return [r[_key] if r["task"] == _task else None for r in results]
+                return [r[_key] if r["task"] == _task else None for r in scores(completions, data_source, reward_model, extra_info)]
 
             metric.__name__ = f"{task}_{key}"
             functions.append(metric)
