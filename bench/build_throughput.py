@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from ssl4rl.images import decode, encode, load
+from ssl4rl.schema import MANIFEST, split_files
 from ssl4rl.sources.samples import PHOTOS, samples_dir
 
 TARGET_ROWS_PER_S = {"rotation": 70, "jigsaw": 70, "position": 350, "contrastive": 90}  # 2 workers, from the issue
@@ -141,7 +142,7 @@ def run_build(task: str, source: Path, out: Path, workers: int, cluster: dict | 
     peak_mb = monitor.stop()
     if process.returncode:
         raise RuntimeError(f"build {task} failed ({process.returncode}):\n{stderr}")
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / MANIFEST).read_text())
     rows = sum(manifest["rows"].values())
     return {"task": task, "engine": "ray" if cluster else "local", "workers": workers, "images": len(list(source.glob("*.jpg"))), "rows": rows,
             "seconds": seconds, "rows_per_s": rows / seconds, "peak_rss_mb": peak_mb}  # fmt: skip
@@ -157,7 +158,7 @@ def fixed_cost(folder: Path, photo: Path, out: Path, workers: int) -> float:
 def built_rows(out: Path) -> list[tuple[str, list[bytes]]]:
     """(source id, output image bytes) of every row of a build, train and test."""
     rows = []
-    for shard in sorted(out.glob("*.parquet")):
+    for shard in split_files(out):
         table = pq.read_table(shard, columns=["images", "extra_info"]).to_pylist()
         rows += [(row["extra_info"]["source_id"], [image["bytes"] for image in row["images"]]) for row in table]
     return rows
@@ -175,7 +176,7 @@ def codec_floor(source: Path, out: Path) -> dict:
 
     Outputs byte-identical to the source were passed through and cost nothing; the others are
     decoded beforehand (untimed) so only `encode` is timed, in the build's image format."""
-    image_format = json.loads((out / "manifest.json").read_text())["image_format"]
+    image_format = json.loads((out / MANIFEST).read_text())["image_format"]
     rows = built_rows(out)
     decode_s = encode_s = 0.0
     for source_id, outputs in rows:

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build_throughput  # noqa: E402
 
 from ssl4rl import build as build_module  # noqa: E402
+from ssl4rl.build_worker import JobResult  # noqa: E402
 from ssl4rl.schema import make_row  # noqa: E402
 
 
@@ -28,7 +29,7 @@ def passthrough_rows(job):
     rows = [make_row(task="rotation", prompt="<image> How far was it turned?", images=[b""], answer="0", source="bench",
                      source_id=sample_id, split=job.split, index=-1, params={}, difficulty="default", source_hash="")
             for sample_id, _ in job.samples]  # fmt: skip
-    return build_module.JobResult(job.split, job.seq, rows, ["0"] * len(rows), tokens=[500] * len(rows))
+    return JobResult(job.split, job.seq, rows, ["0"] * len(rows), tokens=[500] * len(rows))
 
 
 def main() -> None:

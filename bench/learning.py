@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 from ssl4rl.learning import Run, before_after, blank_copy, shuffled_copy, ssl4rl, track
+from ssl4rl.schema import MANIFEST
 
 PROMPTS = resources.files("ssl4rl.configs") / "prompts" / "short"  # the demo's too
 IMAGES = 2400  # ~240 held-out puzzles per task at the default 10 % test fraction
@@ -31,7 +32,7 @@ IMAGES = 2400  # ~240 held-out puzzles per task at the default 10 % test fractio
 
 def build(out: Path, task: str, *extra: str) -> str:
     data = out / "data" / "-".join([task, *[e.replace(",", "+").replace(":", "") for e in extra if not e.startswith("-")]])
-    if not (data / "manifest.json").exists():
+    if not (data / MANIFEST).exists():
         prompt = ["--prompt", str(PROMPTS / f"{task}.txt") if task != "mix" else str(PROMPTS)]  # a mix: one file per task
         ssl4rl("build", task, "--source", f"shapes:{IMAGES}", "--out", str(data), "--quiet", *prompt, *extra)
     return str(data)
@@ -57,7 +58,7 @@ def runs(out: Path, steps: int) -> dict[str, Run]:
         from ssl4rl.demo import DEMO_SETTINGS, build_puzzles, make_model
 
         data, folder = out / "data" / "demo", out / "models" / "demo"
-        if not (data / "manifest.json").exists():
+        if not (data / MANIFEST).exists():
             build_puzzles(data)
         if not (folder / "config.json").exists():
             make_model(folder, data, progress=False)

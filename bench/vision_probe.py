@@ -23,7 +23,7 @@ def main() -> None:
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from ssl4rl.train.trl_grpo import load_split
+    from ssl4rl.chat import load_split
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model")

@@ -20,7 +20,8 @@ from statistics import median
 
 import pyarrow.parquet as pq
 
-from ssl4rl.sources.graph import GraphRef, load_graph
+from ssl4rl.schema import split_files
+from ssl4rl.sources.graph_source import GraphRef, load_graph
 from ssl4rl.tasks.common import LETTERS
 
 
@@ -46,7 +47,7 @@ def reachable(graph: dict[int, set[int]], a: int, b: int) -> bool:
 
 def stats(build: Path, graph) -> dict:
     tallies: dict[str, dict] = defaultdict(lambda: defaultdict(list))
-    for path in sorted(build.glob("*.parquet")):
+    for path in split_files(build):
         for info in pq.read_table(path, columns=["extra_info"]).column("extra_info").to_pylist():
             task, p, answer = info["task"], json.loads(info["params"]), info["answer"]
             t = tallies[task]

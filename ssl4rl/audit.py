@@ -29,6 +29,7 @@ from PIL import Image
 from ssl4rl import graph_solver
 from ssl4rl.errors import UserError
 from ssl4rl.reward import chance
+from ssl4rl.schema import difficulty_of, split_files
 from ssl4rl.tasks.common import LETTERS
 from ssl4rl.tasks.flip import asymmetry
 
@@ -36,7 +37,7 @@ FLAG_MARGIN = 0.10  # accuracy points above chance that count as a shortcut
 CONFIDENCE_Z = 2.0  # the flag needs the Wilson lower bound (z standard errors) above chance + margin
 MIN_ITEMS = 40  # fewer scored items than this: reported, never flagged
 BINS = 8  # quantile bins of a continuous feature for lookup probes
-BLOCK = 8  # JPEG's DCT block
+DCT_BLOCK = 8  # JPEG's DCT block
 PHASE_WINDOW = 96  # side of the central window an image's block phase is measured on
 PHASE_MARGIN = 0.01  # the best offset's share of near-zero DCT coefficients must lead the next by this
 
@@ -81,9 +82,9 @@ def texture(pixels: np.ndarray) -> tuple[float, float]:
 
 
 def _dct_matrix() -> np.ndarray:
-    k, n = np.meshgrid(np.arange(BLOCK), np.arange(BLOCK), indexing="ij")
-    scale = np.where(k == 0, math.sqrt(1 / BLOCK), math.sqrt(2 / BLOCK))
-    return scale * np.cos(math.pi * (2 * n + 1) * k / (2 * BLOCK))
+    k, n = np.meshgrid(np.arange(DCT_BLOCK), np.arange(DCT_BLOCK), indexing="ij")
+    scale = np.where(k == 0, math.sqrt(1 / DCT_BLOCK), math.sqrt(2 / DCT_BLOCK))
+    return scale * np.cos(math.pi * (2 * n + 1) * k / (2 * DCT_BLOCK))
 
 
 _DCT = _dct_matrix().astype(np.float32)
@@ -95,16 +96,16 @@ def block_phase(pixels: np.ndarray) -> tuple[int, int]:
     DCT has many near-zero coefficients (JPEG quantised them to zero); at any other it has few.
     Measured on a central window of up to PHASE_WINDOW px whose corner is a multiple of 8 px
     from the image's (which keeps the phase); central, so a quarter turn measures the same place."""
-    top, left = (max(0, pixels.shape[0] - PHASE_WINDOW) // 2) // BLOCK * BLOCK, (max(0, pixels.shape[1] - PHASE_WINDOW) // 2) // BLOCK * BLOCK
+    top, left = (max(0, pixels.shape[0] - PHASE_WINDOW) // 2) // DCT_BLOCK * DCT_BLOCK, (max(0, pixels.shape[1] - PHASE_WINDOW) // 2) // DCT_BLOCK * DCT_BLOCK
     g = grey(pixels[top : top + PHASE_WINDOW, left : left + PHASE_WINDOW]) - 128.0
     height, width = g.shape
-    if min(height, width) < 2 * BLOCK:
+    if min(height, width) < 2 * DCT_BLOCK:
         return -1, -1
-    windows = np.lib.stride_tricks.sliding_window_view(g, (BLOCK, BLOCK))  # every 8x8 block, any offset
-    coefficients = np.abs(_DCT @ windows @ _DCT.T).reshape(*windows.shape[:2], BLOCK * BLOCK)[..., 1:]
+    windows = np.lib.stride_tricks.sliding_window_view(g, (DCT_BLOCK, DCT_BLOCK))  # every 8x8 block, any offset
+    coefficients = np.abs(_DCT @ windows @ _DCT.T).reshape(*windows.shape[:2], DCT_BLOCK * DCT_BLOCK)[..., 1:]
     near_zero = (coefficients < 0.5).mean(axis=2)
-    rows, cols = near_zero.shape[0] // BLOCK * BLOCK, near_zero.shape[1] // BLOCK * BLOCK
-    scores = near_zero[:rows, :cols].reshape(rows // BLOCK, BLOCK, cols // BLOCK, BLOCK).mean(axis=(0, 2))  # [py, px]
+    rows, cols = near_zero.shape[0] // DCT_BLOCK * DCT_BLOCK, near_zero.shape[1] // DCT_BLOCK * DCT_BLOCK
+    scores = near_zero[:rows, :cols].reshape(rows // DCT_BLOCK, DCT_BLOCK, cols // DCT_BLOCK, DCT_BLOCK).mean(axis=(0, 2))  # [py, px]
     order = np.sort(scores.ravel())
     if order[-1] - order[-2] < PHASE_MARGIN:
         return -1, -1
@@ -206,9 +207,9 @@ def fold_of(sample_id: str) -> int:
     return hashlib.blake2b(sample_id.split("#")[0].encode(), digest_size=1).digest()[0] & 1
 
 
-def read_rows(folder: Path):
+def decoded_rows(folder: Path):
     """Every row of a build (train and test), images decoded."""
-    files = sorted(folder.glob("train-*.parquet")) + sorted(folder.glob("test-*.parquet"))
+    files = split_files(folder)
     if not files:
         raise UserError(f"{folder}: no train-*.parquet or test-*.parquet files (is it an ssl4rl build folder?)")
     for file in files:
@@ -218,7 +219,7 @@ def read_rows(folder: Path):
                 datas = [image["bytes"] for image in record["images"]]
                 images = [np.asarray(Image.open(io.BytesIO(d)).convert("RGB")) for d in datas]
                 prompt = "\n".join(m.get("content") or "" for m in record["prompt"] or [] if m.get("role") == "user")
-                yield Row(info["task"], info.get("difficulty") or "default", info["answer"], json.loads(info["params"] or "{}"),
+                yield Row(info["task"], difficulty_of(info), info["answer"], json.loads(info["params"] or "{}"),
                           images, [len(d) for d in datas], fold_of(info["source_id"]), prompt)  # fmt: skip
 
 
@@ -307,7 +308,7 @@ def probe_inpainting(tally: Tally, row: Row) -> None:
     truth = LETTERS.index(row.answer)
     hole = row.params.get("hole")
     if hole:
-        phase = (-hole[0] % BLOCK, -hole[1] % BLOCK)  # where the source grid crosses a patch cut at the hole
+        phase = (-hole[0] % DCT_BLOCK, -hole[1] % DCT_BLOCK)  # where the source grid crosses a patch cut at the hole
         matches = [float(block_phase(c) == phase) for c in candidates]
         tally.add("hole's block phase", "the candidate whose JPEG block phase matches the hole's position in the image", pick_credit(matches, truth, True), 1 / len(candidates))
         boxes = row.params.get("boxes") or []
@@ -539,7 +540,7 @@ def audit(folder: str | Path) -> dict:
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder")
     tallies: dict[tuple[str, str], Tally] = defaultdict(Tally)
-    for row in read_rows(folder):
+    for row in decoded_rows(folder):
         if row.task not in PROBES:
             continue
         tally = tallies[(row.task, row.level)]

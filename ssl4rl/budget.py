@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER
 
+DEFAULT_MAX_PROMPT_TOKENS = 1024  # what a build fits by default: configs/verl_grpo.yaml's data.max_prompt_length
+
 # "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n" ...
 # "<|im_end|>\n<|im_start|>assistant\n": 5 special tokens and 52 bytes of text.
 CHAT_TEMPLATE_TOKENS = 57
@@ -83,7 +85,7 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
 class TokenBudget:
     """How a row is counted and the most tokens it may have (0: no cap, lengths still counted)."""
 
-    max_tokens: int = 1024  # configs/verl_grpo.yaml's data.max_prompt_length
+    max_tokens: int = DEFAULT_MAX_PROMPT_TOKENS
     factor: int = 28
     min_pixels: int = 4 * 28 * 28  # qwen-vl-utils' and verl's defaults
     max_pixels: int = 16384 * 28 * 28
@@ -91,7 +93,7 @@ class TokenBudget:
     estimate: bool = False  # without a processor: the calibrated estimate (graphs), not the byte bound
 
     @classmethod
-    def from_processor(cls, path: str, max_tokens: int = 1024) -> "TokenBudget":
+    def from_processor(cls, path: str, max_tokens: int = DEFAULT_MAX_PROMPT_TOKENS) -> "TokenBudget":
         """Patching and pixel limits from a processor folder (offline); a text model's folder (a
         tokenizer only, for graph puzzles) keeps the defaults, which its rows never use."""
         image_processor = getattr(_processor(path), "image_processor", None)

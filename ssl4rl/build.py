@@ -15,14 +15,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import multiprocessing
 import platform
-import signal
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -31,28 +29,25 @@ from PIL import Image
 from tqdm import tqdm
 
 from ssl4rl import __version__
-from ssl4rl.budget import TokenBudget, length_stats
+from ssl4rl.budget import DEFAULT_MAX_PROMPT_TOKENS, TokenBudget, length_stats
+from ssl4rl.build_worker import Job, JobResult, Spec, init_pool_worker, init_worker, make_rows
 from ssl4rl.errors import UserError
-from ssl4rl.images import MAX_PIXELS, SkipImage, SourceImage, decode, encode
+from ssl4rl.images import MAX_PIXELS, SkipImage, decode, encode
 from ssl4rl.keyset import KeySet
 from ssl4rl.out_folder import open_out
-from ssl4rl.prescale import fitted_size, predicts
-from ssl4rl.schema import GRAPH_ABILITY, is_puzzle_build, make_row
+from ssl4rl.schema import DEFAULT_DIFFICULTY, MANIFEST, PROGRESS, SPLITS, content_key, is_puzzle_build, split_of
 from ssl4rl.shards import ShardWriter, json_text
 from ssl4rl.sources import open_source
 from ssl4rl.sources.common import MAX_FILE_BYTES
-from ssl4rl.sources.graph import GraphRef, load_graph, open_graph_source
+from ssl4rl.sources.graph_source import open_graph_source
 from ssl4rl.sources.graph_samples import synthetic_graph, synthetic_kg
 from ssl4rl.tasks import TASKS, is_graph_task
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, load_template, rng_for
 from ssl4rl.uri import is_uri, shown
 
-SPLITS = ("train", "test")
 PARTNER_WINDOW = 64  # recent images of a split that partner images are drawn from
 JOBS_PER_BATCH = 4
 BATCHES_IN_FLIGHT_PER_WORKER = 4
-PROGRESS_FILE = ".progress.json"
-MANIFEST_FILE = "manifest.json"
 
 
 @dataclass
@@ -74,7 +69,7 @@ class BuildConfig:
     task_options: dict[str, dict] | None = None  # task == "mix": {task: {option: value}}
     difficulty: list[str] | None = None  # levels (easy, medium, hard); None = the task's defaults
     curriculum: str = "mixed"  # with several levels: "mixed" (random per image) or "static" (easy first)
-    max_prompt_tokens: int = 1024  # every row fits (0: no cap); ssl4rl.budget
+    max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS  # every row fits (0: no cap); ssl4rl.budget
     patch_size: int = 28  # pixels per visual token side: 28 Qwen2/2.5-VL, 32 Qwen3-VL
     processor: str | None = None  # a processor folder: its patching and exact text tokens
     max_pixels: int = MAX_PIXELS  # larger images are skipped from their header, never decoded
@@ -110,26 +105,12 @@ class BuildConfig:
         return json.loads(json.dumps(identity))
 
 
-@dataclass(frozen=True)
-class Spec:
-    """One kind of puzzle in a build: a task at a difficulty level, and its share of the images."""
-
-    task: str
-    level: str  # easy | medium | hard | default
-    options: tuple  # sorted (name, value) pairs: hashable, picklable
-    weight: float = 1.0
-
-    @property
-    def key(self) -> str:
-        return f"{self.task}/{self.level}"
-
-
 def make_specs(cfg: BuildConfig) -> list[Spec]:
-    """Every (task, level) of a build with its options: level presets, then explicit options."""
+    """Every (task, difficulty) of a build with its options: the level's presets, then explicit options."""
     weights = cfg.tasks if cfg.task == "mix" else {cfg.task: 1.0}
     if not weights:
         raise UserError("mix needs --tasks, e.g. --tasks rotation:2,position:1")
-    levels = cfg.difficulty or ["default"]
+    levels = cfg.difficulty or [DEFAULT_DIFFICULTY]
     specs = []
     for name, weight in weights.items():
         if name not in TASKS:
@@ -138,216 +119,12 @@ def make_specs(cfg: BuildConfig) -> list[Spec]:
             raise UserError(f"task weight must be positive (got {name}:{weight})")
         for level in levels:
             presets = TASKS[name].DIFFICULTY
-            if level != "default" and level not in presets:
+            if level != DEFAULT_DIFFICULTY and level not in presets:
                 raise UserError(f"unknown difficulty '{level}' (levels: {', '.join(presets)})")
             explicit = cfg.options if cfg.task != "mix" else (cfg.task_options or {}).get(name, {})
-            options = {**(presets.get(level, {}) if level != "default" else {}), **explicit}
+            options = {**(presets.get(level, {}) if level != DEFAULT_DIFFICULTY else {}), **explicit}
             specs.append(Spec(name, level, tuple(sorted(options.items())), weight / len(levels)))
     return specs
-
-
-@dataclass
-class Job:
-    """One source image and the puzzles to make from it."""
-
-    split: str
-    seq: int  # position among this split's images, for resume
-    source_id: str
-    data: bytes
-    spec: str  # Spec.key: the puzzle made from this image
-    samples: list[tuple[str, list[tuple[str, bytes]]]]  # (sample id, partner images)
-
-
-@dataclass
-class JobResult:
-    split: str
-    seq: int
-    rows: list[dict]  # 'index' still unset; the writer numbers rows
-    answers: list[str]
-    skip: str | None = None
-    tokens: list[int] = field(default_factory=list)  # each row's prompt length
-    downscaled: int = 0  # 1 when the source was downscaled to fit the token budget
-    shown: list[dict] = field(default_factory=list)  # graph rows: what each prompt shows (graph_shown)
-
-
-def content_key(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
-
-
-def split_of(key: bytes, test_fraction: float) -> str:
-    """By content, independent of seed and task: the same image is in the same split everywhere."""
-    return "test" if int.from_bytes(key[:8], "little") / 2**64 < test_fraction else "train"
-
-
-# ---------------------------------------------------------------- workers
-_worker: dict = {}
-
-
-def _init_worker(specs: list[Spec], templates: dict[str, str], image_format: str, seed: int, source_name: str, max_pixels: int, budget: TokenBudget,
-                 graph: GraphRef | None = None) -> None:
-    """Per worker process: the task objects, and for graph tasks the graph, loaded once."""
-    _worker.update(
-        graph=load_graph(graph) if graph is not None else None,
-        tasks={spec.key: (TASKS[spec.task](**dict(spec.options)), spec.level) for spec in specs},
-        templates=templates, image_format=image_format, seed=seed, source=source_name, max_pixels=max_pixels, budget=budget,
-        mixed=len({spec.task for spec in specs}) > 1,  # answer histograms then key on task:answer
-    )  # fmt: skip
-
-
-def _init_pool_worker(*initargs) -> None:
-    """Ctrl-C reaches the whole process group: only the main process handles it (and terminates
-    the pool). A worker interrupted while holding the task queue's lock would hang the pool's
-    shutdown and print its own traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _init_worker(*initargs)
-
-
-def make_rows(job: Job) -> JobResult:
-    task, level = _worker["tasks"][job.spec]
-    if _worker["graph"] is not None:
-        return make_graph_rows(job, task, level)
-    # Tasks that can tell their largest images from the source's size are decoded straight to
-    # the size that fits the token budget (ssl4rl.prescale): one decode, one resize, one puzzle.
-    fit = functools.partial(fitted_size, task, _worker["templates"][task.name], _worker["budget"]) if predicts(task) else None
-    try:
-        source = decode(job.data, task.min_side, job.source_id, _worker["max_pixels"], fit=fit)
-    except SkipImage as skip:
-        return JobResult(job.split, job.seq, [], [], skip.reason)
-    rows, answers, lengths, downscaled = [], [], [], int(source.downscaled)
-    source_hash = content_key(job.data).hex()  # the key the split was decided by
-    for sample_id, partner_data in job.samples:
-        others = []
-        for partner_id, data in partner_data:
-            try:
-                others.append(decode(data, 1, partner_id, _worker["max_pixels"]))
-            except SkipImage:
-                pass
-        try:
-            puzzle, prompt, shown, tokens = make_within_budget(task, sample_id, source, others)
-        except SkipImage as skip:
-            return JobResult(job.split, job.seq, [], [], skip.reason)
-        downscaled = max(downscaled, int(shown is not source))
-        lengths.append(tokens)
-        rows.append(
-            make_row(
-                task=task.name,
-                prompt=prompt,
-                # A source shown untouched is not sent back: the main process still has its bytes.
-                images=[b"" if image is source.data else encode(image, _worker["image_format"]) for image in puzzle.images],
-                answer=puzzle.answer,
-                source=_worker["source"],
-                source_id=sample_id,
-                split=job.split,
-                index=-1,
-                params=puzzle.params,
-                difficulty=level,
-                source_hash=source_hash,
-            )
-        )
-        answers.append(f"{task.name}:{puzzle.answer}" if _worker["mixed"] else puzzle.answer)
-    return JobResult(job.split, job.seq, rows, answers, tokens=lengths, downscaled=downscaled)
-
-
-def make_graph_rows(job: Job, task, level: str) -> JobResult:
-    """The rows of one graph node: its puzzles, text only (no images)."""
-    graph = _worker["graph"]
-    node = graph.index[job.source_id]
-    rows, answers, lengths, shown = [], [], [], []
-    source_hash = content_key(job.data).hex()
-    for sample_id, _ in job.samples:
-        try:
-            puzzle, prompt, tokens = make_graph_within_budget(task, sample_id, graph, node)
-        except SkipImage as skip:
-            return JobResult(job.split, job.seq, [], [], skip.reason)
-        lengths.append(tokens)
-        shown.append(graph_shown(task.name, puzzle.params))
-        rows.append(make_row(task=task.name, prompt=prompt, images=[], answer=puzzle.answer, source=_worker["source"], source_id=sample_id,
-                             split=job.split, index=-1, params=puzzle.params, difficulty=level, source_hash=source_hash, ability=GRAPH_ABILITY))  # fmt: skip
-        answers.append(f"{task.name}:{puzzle.answer}" if _worker["mixed"] else puzzle.answer)
-    return JobResult(job.split, job.seq, rows, answers, tokens=lengths, shown=shown)
-
-
-FOCUS_KEYS = {"neighbour": ("centre",), "kg-link": ("head",), "masking": ("target",), "link": ("u", "v")}
-
-
-def graph_shown(task: str, params: dict) -> dict:
-    """What one graph row shows, for the manifest: nodes, edges (facts), whether every focus node
-    (the centre, head, masked node, or both ends) shows an edge, and texts cut (how many, to what)."""
-    ends = {n for pair in params["edges"] for n in pair}
-    return {"task": task, "nodes": params["nodes"], "edges": len(params["edges"]),
-            "focus_edge": all(params[key] in ends for key in FOCUS_KEYS.get(task, ())), "cut": params.get("cut", 0), "text_chars": params["text_chars"]}  # fmt: skip
-
-
-MIN_TEXT_CHARS = 100  # node texts are never cut shorter to fit: fewer nodes are shown first, then the row is skipped
-
-
-def make_graph_within_budget(task, sample_id: str, graph, node: int) -> tuple:
-    """(puzzle, prompt, prompt tokens) within the token budget: when a row is over, fewer nodes
-    are shown (the farthest go first: the shown neighbourhood fills nearest first, the focus
-    nodes taking turns), down to the focus nodes and about one neighbour each; then texts are cut
-    shorter, down to MIN_TEXT_CHARS; each time with the same rng seed. Raises
-    SkipImage('over-token-budget') when even the smallest puzzle does not fit."""
-    budget, template = _worker["budget"], _worker["templates"][task.name]
-    made_by = task
-    fewest = 2 * focus_count(task)
-    while True:
-        puzzle = made_by.make(rng_for(_worker["seed"], task.name, sample_id), graph, node)
-        prompt = template.format(**puzzle.prompt_vars)
-        tokens = budget.count(prompt, [])
-        if budget.fits(tokens):
-            return puzzle, prompt, tokens
-        if made_by.max_nodes > fewest:
-            made_by = replace(made_by, max_nodes=max(fewest, made_by.max_nodes - max(1, made_by.max_nodes // 8)))
-        elif made_by.text_chars > MIN_TEXT_CHARS:
-            made_by = replace(made_by, text_chars=max(MIN_TEXT_CHARS, made_by.text_chars * 3 // 4))
-        else:
-            raise SkipImage("over-token-budget")
-
-
-def focus_count(task) -> int:
-    """The nodes a graph puzzle is about (always shown): the centre and its candidates, u and v,
-    or the masked node."""
-    if task.name == "link":
-        return 2
-    return 1 + (getattr(task, "candidates", 0) if task.name != "masking" else 0)
-
-
-def make_within_budget(task, sample_id: str, source: SourceImage, others: list) -> tuple:
-    """(puzzle, prompt, the source it was made from, prompt tokens) within the token budget.
-
-    When the row is over, the puzzle is made again, with the same rng seed, from the source
-    resized once from its original pixels (Lanczos) by the factor that should bring its image
-    tokens under what the text leaves (tasks whose views have a fixed `size` get views smaller
-    by the same factor); rounding to the patch grid can need a second, smaller try.
-    Truth holds by construction: the smaller image simply is the source. Raises
-    SkipImage('over-token-budget') when even the task's smallest image cannot fit.
-    """
-    budget, template = _worker["budget"], _worker["templates"][task.name]
-    shown, scale, made_by = source, 1.0, task
-    for _ in range(6):
-        puzzle = made_by.make(rng_for(_worker["seed"], task.name, sample_id), shown, others)
-        prompt = template.format(**puzzle.prompt_vars)
-        if prompt.count(IMAGE_PLACEHOLDER) != len(puzzle.images):
-            raise UserError(
-                f"prompt template for '{task.name}' has {prompt.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER} markers "
-                f"but the puzzle shows {len(puzzle.images)} images"
-            )
-        sizes = [shown.size if isinstance(image, bytes) else image.size for image in puzzle.images]
-        tokens = budget.count(prompt, sizes)
-        if budget.fits(tokens):
-            return puzzle, prompt, shown, tokens
-        text = budget.text_tokens(prompt)
-        room, pictures = budget.max_tokens - text, tokens - text
-        if room <= len(sizes) * 3:  # not even one visual token per image
-            break
-        scale *= min(0.95, 0.98 * math.sqrt(room / pictures))
-        width, height = (max(1, round(side * scale)) for side in source.size)
-        if min(width, height) < task.min_side:
-            break
-        shown = SourceImage(source.pixels.resize((width, height), Image.Resampling.LANCZOS), source.data, False, source.source_id)
-        if isinstance(getattr(task, "size", None), int):  # views of a fixed side (contrastive, similarity, ...)
-            made_by = replace(task, size=max(28, round(task.size * scale)))
-    raise SkipImage("over-token-budget")
 
 
 def _make_batch(jobs: list[Job]) -> list[JobResult]:
@@ -357,10 +134,10 @@ def _make_batch(jobs: list[Job]) -> list[JobResult]:
 def ordered_map(jobs: Iterable[Job], workers: int, initargs: tuple) -> Iterator[JobResult]:
     """make_rows over jobs, in input order, with a bounded number of jobs in flight."""
     if workers <= 1:
-        _init_worker(*initargs)
+        init_worker(*initargs)
         yield from map(make_rows, jobs)
         return
-    pool = multiprocessing.get_context().Pool(workers, _init_pool_worker, initargs)
+    pool = multiprocessing.get_context().Pool(workers, init_pool_worker, initargs)
     pending: deque = deque()
     try:
         batch: list[Job] = []
@@ -420,14 +197,14 @@ class SplitState:
             self.rows += 1
             self.answers[answer] += 1
             self.tokens[tokens] += 1
-        for shown in result.shown[: len(kept_rows)]:
-            tally = self.graph.setdefault(shown["task"], {"rows": 0, "focus_edge": 0, "cut_rows": 0, "cut_texts": 0, "nodes": {}, "edges": {}, "text_chars": {}})
+        for graph_view in result.shown[: len(kept_rows)]:
+            tally = self.graph.setdefault(graph_view["task"], {"rows": 0, "focus_edge": 0, "cut_rows": 0, "cut_texts": 0, "nodes": {}, "edges": {}, "text_chars": {}})
             tally["rows"] += 1
-            tally["focus_edge"] += shown["focus_edge"]
-            tally["cut_rows"] += shown["cut"] > 0
-            tally["cut_texts"] += shown["cut"]
-            for key in ("nodes", "edges") + (("text_chars",) if shown["cut"] else ()):
-                value = str(shown[key])
+            tally["focus_edge"] += graph_view["focus_edge"]
+            tally["cut_rows"] += graph_view["cut"] > 0
+            tally["cut_texts"] += graph_view["cut"]
+            for key in ("nodes", "edges") + (("text_chars",) if graph_view["cut"] else ()):
+                value = str(graph_view[key])
                 tally[key][value] = tally[key].get(value, 0) + 1
         self.downscaled += result.downscaled if kept_rows else 0
         self.jobs = result.seq + 1
@@ -552,9 +329,9 @@ class JobPlanner:
         self.tail = ReadLog()  # read after the last yielded job
 
     def _passes(self) -> list[list[Spec]]:
-        levels = list(dict.fromkeys(spec.level for spec in self.specs))
+        levels = list(dict.fromkeys(spec.difficulty for spec in self.specs))
         if self.cfg.curriculum == "static" and len(levels) > 1:
-            return [[spec for spec in self.specs if spec.level == level] for level in levels]
+            return [[spec for spec in self.specs if spec.difficulty == level] for level in levels]
         return [self.specs]
 
     def __iter__(self) -> Iterator[Job]:
@@ -580,7 +357,7 @@ class JobPlanner:
                 if len(passes) > 1 and int.from_bytes(key[8:16], "little") % len(passes) != number:
                     continue
                 spec = specs[int(rng_for(cfg.seed, "spec", raw.source_id).choice(len(specs), p=weights / weights.sum()))]
-                published = getattr(self.reader, "split_of", None)  # a graph release's own test split
+                published = getattr(self.reader, "published_split", None)  # a graph release's own test split
                 split = (published and published(raw.source_id)) or split_of(key, cfg.test_fraction)
                 window = windows[split]
                 samples = []
@@ -679,7 +456,7 @@ def _probe_png(side: int) -> bytes:
 
 
 def _our_files(out) -> list[str]:
-    patterns = [f"{s}-*.parquet" for s in SPLITS] + [f".{s}-*.tmp" for s in SPLITS] + [MANIFEST_FILE, PROGRESS_FILE]
+    patterns = [f"{s}-*.parquet" for s in SPLITS] + [f".{s}-*.tmp" for s in SPLITS] + [MANIFEST, PROGRESS]
     return [name for pattern in patterns for name in out.names(pattern)]
 
 
@@ -696,7 +473,7 @@ def _prepare_out(out, identity: dict, overwrite: bool) -> dict | None:
     if overwrite:
         for name in _our_files(out):
             out.unlink(name)
-    for name, label in ((MANIFEST_FILE, "a finished"), (PROGRESS_FILE, "an unfinished")):
+    for name, label in ((MANIFEST, "a finished"), (PROGRESS, "an unfinished")):
         if out.exists(name):
             try:
                 saved = json.loads(out.read_text(name))
@@ -706,12 +483,12 @@ def _prepare_out(out, identity: dict, overwrite: bool) -> dict | None:
                 raise UserError(f"{out.shown(name)}: not a build's record; pass --overwrite to build again")
             config = saved["config"]
             changed = sorted(k for k in set(config) | set(identity) if config.get(k) != identity.get(k))
-            built_by = (saved.get("versions") or {}).get("ssl4rl", __version__) if name == MANIFEST_FILE else __version__
+            built_by = (saved.get("versions") or {}).get("ssl4rl", __version__) if name == MANIFEST else __version__
             if built_by != __version__:
                 changed.append(f"ssl4rl version ({built_by}, now {__version__})")
             if changed:
                 raise UserError(f"{out} holds {label} build with other settings ({', '.join(changed)} changed); pass --overwrite or choose another --out")
-            return {"complete": saved} if name == MANIFEST_FILE else saved
+            return {"complete": saved} if name == MANIFEST else saved
     if out.names("*.parquet"):
         raise UserError(f"{out} already holds parquet files; pass --overwrite or choose another --out")
     return None
@@ -776,7 +553,7 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out, workers: i
     writers = {s: ShardWriter(out, s, cfg.shard_rows, snapshots[s]["shards"]) for s in SPLITS}
 
     def save_progress() -> None:
-        out.write_text(PROGRESS_FILE, json_text({"config": identity, "splits": snapshots}))
+        out.write_text(PROGRESS, json_text({"config": identity, "splits": snapshots}))
 
     save_progress()
     stats = SourceStats()
@@ -824,14 +601,14 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out, workers: i
         bar.close()
 
     if not total:  # nothing to train on: say why, and leave no manifest that looks like a build
-        out.unlink(PROGRESS_FILE)
+        out.unlink(PROGRESS)
         skipped = sum((state[s].skipped for s in SPLITS), stats.skipped)
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items())) or "the source had no items"
         raise UserError(f"{out}: no puzzles were made (skipped: {reasons})")
     manifest = {
         "task": cfg.task,
         "options": asdict(TASKS[cfg.task](**dict(specs[0].options))) if cfg.task != "mix" and len(specs) == 1 else {},
-        "specs": [{"task": sp.task, "difficulty": sp.level, "options": asdict(TASKS[sp.task](**dict(sp.options))), "weight": sp.weight} for sp in specs],
+        "specs": [{"task": sp.task, "difficulty": sp.difficulty, "options": asdict(TASKS[sp.task](**dict(sp.options))), "weight": sp.weight} for sp in specs],
         "curriculum": cfg.curriculum,
         "seed": cfg.seed,
         "source": {
@@ -854,8 +631,8 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out, workers: i
         "versions": _versions(),
         "config": identity,
     }
-    out.write_text(MANIFEST_FILE, json_text(manifest))
-    out.unlink(PROGRESS_FILE)
+    out.write_text(MANIFEST, json_text(manifest))
+    out.unlink(PROGRESS)
     return manifest
 
 

@@ -7,6 +7,7 @@ import os
 import sys
 from dataclasses import MISSING, fields
 
+from ssl4rl.budget import DEFAULT_MAX_PROMPT_TOKENS
 from ssl4rl.errors import UserError
 from ssl4rl.tasks import TASKS
 
@@ -172,7 +173,7 @@ def _build_parser() -> argparse.ArgumentParser:
         task_parser.add_argument("--quiet", action="store_true", help="no progress bar")
         task_parser.add_argument("--difficulty", metavar="LEVELS", help="easy, medium, hard or several comma-separated, spread over the images (default: the task's own defaults)")
         task_parser.add_argument("--curriculum", choices=["mixed", "static"], default="mixed", help="with several levels: a random level per image (mixed), or easy first (static)")
-        task_parser.add_argument("--max-prompt-tokens", type=int, default=1024, metavar="N", help="every row's prompt (text + image tokens) fits N tokens: sources are downscaled just enough (0: no cap); match the trainer's data.max_prompt_length")
+        task_parser.add_argument("--max-prompt-tokens", type=int, default=DEFAULT_MAX_PROMPT_TOKENS, metavar="N", help="every row's prompt (text + image tokens) fits N tokens: sources are downscaled just enough (0: no cap); match the trainer's data.max_prompt_length")
         task_parser.add_argument("--patch-size", type=int, default=28, metavar="P", help="pixels per visual token side: 28 for Qwen2-VL/Qwen2.5-VL, 32 for Qwen3-VL")
         task_parser.add_argument("--processor", metavar="PATH", help="a model/processor folder (offline): its patching and its tokenizer for exact text tokens (default: an upper bound)")
         task_parser.add_argument("--max-megapixels", type=float, default=50, metavar="MP", help="skip larger images, from their header, before decoding")
@@ -445,7 +446,7 @@ def _resolve_profile(args) -> None:
 
 def _run_train(args, check_only: bool = False) -> None:
     """Compose the run, check it (ssl4rl.train.preflight), then launch it unless check_only."""
-    from ssl4rl.train.preflight import check_trl, check_verl, visible_gpus
+    from ssl4rl.train.preflight import check_trl_run, check_verl_run, visible_gpus
 
     _resolve_profile(args)
     reward_kwargs = {"format_weight": args.format_weight, "jigsaw_scoring": args.jigsaw_scoring, **({"strict_format": True} if args.strict_format else {})}
@@ -465,7 +466,7 @@ def _run_train(args, check_only: bool = False) -> None:
         if getattr(args, "dry_run", False):
             launch(command, dry_run=True, env=env)
             return
-        plan = check_verl(args.data, command, args.model, args.device, visible_gpus() if args.device == "gpu" else None)
+        plan = check_verl_run(args.data, command, args.model, args.device, visible_gpus() if args.device == "gpu" else None)
         plan.raise_errors()
         preflight(args.model, rollout, args.device)
         print(plan.report())
@@ -491,7 +492,7 @@ def _run_train(args, check_only: bool = False) -> None:
         raise UserError(f"Hydra overrides are for --backend verl (got {' '.join(args.overrides)})")
     options = {k[len("local_"):]: v for k, v in vars(args).items() if k.startswith("local_")}
     cfg = _local_config()(**options, **reward_kwargs)
-    plan = check_trl(args.data, cfg, args.model)
+    plan = check_trl_run(args.data, cfg, args.model)
     plan.raise_errors()
     print(plan.report())
     if check_only:
@@ -601,7 +602,7 @@ def _run_eval(args) -> None:
 def _ranking_protocol(args) -> str:
     """link-ranking: the standard likelihood protocol where the backend can score text, else the list."""
     from ssl4rl.eval.backends import resolve_backend
-    from ssl4rl.tiny_lm import is_text_model
+    from ssl4rl.models import is_text_model
 
     scores = resolve_backend(args.backend) == "hf" and is_text_model(args.model)
     if args.ranking == "likelihood" and not scores:
@@ -683,7 +684,7 @@ def _run_demo(args) -> None:
 def _run_sources(args) -> None:
     from ssl4rl.sources import PRESETS
 
-    from ssl4rl.sources.graph import BUNDLED
+    from ssl4rl.sources.graph_samples import BUNDLED
 
     print("samples: photos bundled with scikit-image (no download)")
     print("shapes[:N]: N synthetic pictures (default 1000) a model trained from nothing can learn from (no download)")

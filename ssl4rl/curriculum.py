@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ssl4rl.schema import difficulty_of
+
 LEVELS = ("easy", "medium", "hard")  # easiest first
 
 
@@ -255,7 +257,7 @@ class CurriculumOptions:
 
 
 def _keys(extra_infos) -> list[tuple[str, str]]:
-    return [(str(e["task"]), str(e.get("difficulty") or "default")) for e in extra_infos]
+    return [(str(e["task"]), str(difficulty_of(e))) for e in extra_infos]
 
 
 class AdaptiveRows:

@@ -211,10 +211,12 @@ def _copy_build(data: str, out: Path, rewrite) -> str:
     """A copy of a build whose train rows pass through `rewrite(table) -> table`."""
     import pyarrow.parquet as pq
 
+    from ssl4rl.schema import split_files
+
     out = Path(out)
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(data, out)
-    for path in sorted(out.glob("train-*.parquet")):
+    for path in split_files(out, "train"):
         pq.write_table(rewrite(pq.read_table(path)), path)
     return str(out)
 

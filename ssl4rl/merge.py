@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ssl4rl.errors import UserError
 from ssl4rl.fsdp_checkpoint import find_actor_dir, fuse_lora, load_full_state
-from ssl4rl.tiny_lm import auto_model_class, is_text_model
+from ssl4rl.models import auto_model_class, load_processor
 
 __all__ = ["find_actor_dir", "merge"]
 MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -139,7 +139,6 @@ def _write(folder: Path, hf_dir: Path, state: dict, model_class) -> None:
 
 def _verify(folder: Path, state: dict, model_class) -> None:
     import torch
-    from transformers import AutoProcessor, AutoTokenizer
 
     loaded = model_class.from_pretrained(folder, dtype="auto").state_dict()
     if set(loaded) != set(state):
@@ -147,4 +146,4 @@ def _verify(folder: Path, state: dict, model_class) -> None:
     for key, tensor in state.items():
         if loaded[key].dtype != tensor.dtype or not torch.equal(loaded[key], tensor):
             raise UserError(f"the written model's {key} differs from the checkpoint's after loading it back")
-    (AutoTokenizer if is_text_model(folder) else AutoProcessor).from_pretrained(folder)
+    load_processor(folder)

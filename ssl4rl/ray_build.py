@@ -1,7 +1,7 @@
 """The Ray engine (`ssl4rl build --engine ray`): the same build, its puzzles made by Ray tasks.
 
 Only the expensive part moves to the cluster: decoding, making puzzles and encoding images
-(`build.make_rows`). The driver keeps what fixes the output's bytes: reading the source in
+(`build_worker.make_rows`). The driver keeps what fixes the output's bytes: reading the source in
 order, the split and partners of each image, numbering rows and cutting shards. Results are
 taken back in submission order, so the shards and manifest are byte-identical to a local
 `--workers N` build for any number of Ray workers and nodes, and resume (`.progress.json`)
@@ -76,13 +76,13 @@ _state: dict = {}
 def make_batch(token: str, initargs: tuple, jobs: list) -> list:
     """One Ray task: the rows of a few jobs. The worker state is set up once per worker process
     (token: this build); a UserError (a bad template) comes back as a value, not a traceback."""
-    from ssl4rl import build
+    from ssl4rl import build_worker
 
     if _state.get("token") != token:
-        build._init_worker(*initargs)
+        build_worker.init_worker(*initargs)
         _state["token"] = token
     try:
-        return [build.make_rows(job) for job in jobs]
+        return [build_worker.make_rows(job) for job in jobs]
     except UserError as error:
         return [error]
 

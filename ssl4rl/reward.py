@@ -24,7 +24,7 @@ import warnings
 from typing import Iterable
 
 from ssl4rl.curriculum import append_outcome
-from ssl4rl.schema import DATA_SOURCE_PREFIX
+from ssl4rl.schema import DATA_SOURCE_PREFIX, difficulty_of
 from ssl4rl.tasks import TASKS
 from ssl4rl.tasks.common import MAX_CANDIDATES, count_from
 
@@ -241,7 +241,7 @@ def _record(path: str, task: str, extra_info: dict | None, acc: float, step: int
     if info.get("split", "train") != "train":
         return
     try:
-        append_outcome(path, task, info.get("difficulty") or "default", acc, step, rollouts_per_step)
+        append_outcome(path, task, difficulty_of(info), acc, step, rollouts_per_step)
     except Exception as error:  # noqa: BLE001 - the reward must not raise over bookkeeping
         if path not in _LOG_ERRORS:
             _LOG_ERRORS.add(path)
@@ -249,15 +249,3 @@ def _record(path: str, task: str, extra_info: dict | None, acc: float, step: int
 
 
 _LOG_ERRORS: set[str] = set()
-
-
-def trl_reward(prompts=None, completions=None, reward_model=None, extra_info=None, data_source=None, **kwargs) -> list[float]:
-    """TRL GRPOTrainer reward function over the same rows: dataset columns arrive as lists."""
-    options = {k: kwargs.pop(k) for k in OPTIONS if k in kwargs}
-    scores = []
-    for i, completion in enumerate(completions or []):
-        text = completion if isinstance(completion, str) else "".join(
-            part.get("content", "") if isinstance(part.get("content"), str) else "" for part in completion
-        )
-        scores.append(compute_score(data_source[i], text, reward_model[i]["ground_truth"], extra_info[i], **options)["score"])
-    return scores

@@ -11,11 +11,17 @@ with no preprocessing.
 The reward never sees images: `extra_info.params` (JSON) carries what a verifier needs.
 `extra_info.source_hash` is the content hash of the source image, so an evaluation can tell
 which benchmark questions were seen in training (`ssl4rl eval --heldout`).
+
+A build folder holds `<split>-NNNNN.parquet` shards (train, test), `manifest.json` once the build
+finished and `.progress.json` while it has not: SPLITS, MANIFEST, PROGRESS, shard_name and
+split_files say so for every module that reads or writes one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,6 +29,7 @@ import pyarrow as pa
 DATA_SOURCE_PREFIX = "ssl4rl/"
 ABILITY = "visual-puzzle"
 GRAPH_ABILITY = "graph-puzzle"  # graph tasks: text-only rows, `images` empty
+DEFAULT_DIFFICULTY = "default"  # a task's own options, no level preset
 
 SCHEMA = pa.schema(
     [
@@ -53,7 +60,7 @@ SCHEMA = pa.schema(
 
 def make_row(
     *, task: str, prompt: str, images: list[bytes], answer: str, source: str, source_id: str, split: str, index: int, params: dict,
-    difficulty: str = "default", source_hash: str = "", ability: str = ABILITY,
+    difficulty: str = DEFAULT_DIFFICULTY, source_hash: str = "", ability: str = ABILITY,
 ) -> dict:
     return {
         "data_source": DATA_SOURCE_PREFIX + task,
@@ -75,11 +82,43 @@ def make_row(
     }
 
 
-def task_of(row: dict) -> str:
-    return row["extra_info"]["task"]
+def difficulty_of(extra_info: dict) -> str:
+    """The row's level; rows of older builds may have none."""
+    return extra_info.get("difficulty") or DEFAULT_DIFFICULTY
 
 
+def content_key(data: bytes) -> bytes:
+    """A source item's content hash: duplicates, the split and `extra_info.source_hash` (hex)."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def split_of(key: bytes, test_fraction: float) -> str:
+    """By content, independent of seed and task: the same image is in the same split everywhere."""
+    return "test" if int.from_bytes(key[:8], "little") / 2**64 < test_fraction else "train"
+
+
+# ---------------------------------------------------------------- the build folder
+SPLITS = ("train", "test")
 MANIFEST = "manifest.json"
+PROGRESS = ".progress.json"  # an unfinished build's resume state
+_SHARD = re.compile(r"^(?P<split>[a-z]+)-(?P<number>[0-9]{5})\.parquet$")
+
+
+def shard_name(split: str, number: int) -> str:
+    return f"{split}-{number:05d}.parquet"
+
+
+def shard_number(name: str) -> int | None:
+    """The number in a shard's file name; None for any other name."""
+    match = _SHARD.match(name)
+    return int(match["number"]) if match else None
+
+
+def split_files(folder: str | Path, *splits: str) -> list[Path]:
+    """The shards of the splits (default: train, then test), each split's in order."""
+    return [path for split in splits or SPLITS for path in sorted(Path(folder).glob(f"{split}-*.parquet"))]
+
+
 PUZZLE_COLUMNS = {"data_source", "prompt", "images", "reward_model", "extra_info"}
 
 

@@ -11,13 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ssl4rl.schema import SCHEMA
+from ssl4rl.schema import SCHEMA, shard_name
 
 ROW_GROUP_ROWS = 32  # rows buffered in memory before they reach the file
-
-
-def shard_name(split: str, number: int) -> str:
-    return f"{split}-{number:05d}.parquet"
 
 
 def atomic_write_text(path: Path, text: str) -> None:

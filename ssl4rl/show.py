@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ssl4rl.errors import UserError
 from ssl4rl.images import load
+from ssl4rl.schema import difficulty_of, split_files
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER
 
 THUMB_HEIGHT = 112
@@ -24,10 +25,10 @@ CAPTION_HEIGHT = 22
 LABEL_HEIGHT = 18
 
 
-def read_rows(folder: Path, n: int, split: str) -> list[dict]:
+def sample_rows(folder: Path, n: int, split: str) -> list[dict]:
     """n rows of a split, each from another source image while there are enough (streamed, so
     a large dataset is not loaded)."""
-    files = sorted(folder.glob(f"{split}-*.parquet"))
+    files = split_files(folder, split)
     if not files:
         raise UserError(f"{folder}: no {split}-*.parquet files (is it an ssl4rl build folder?)")
     rows: list[dict] = []
@@ -75,7 +76,7 @@ def _thumbnails(row: dict) -> list[Image.Image]:
 def caption_of(row: dict) -> str:
     """'inpainting (hard) train #12: answer A'."""
     info = row["extra_info"]
-    return f"{info['task']} ({info.get('difficulty') or 'default'}) {info['split']} #{info['index']}: answer {row['reward_model']['ground_truth']}"
+    return f"{info['task']} ({difficulty_of(info)}) {info['split']} #{info['index']}: answer {row['reward_model']['ground_truth']}"
 
 
 RIGHT = (0, 160, 0)  # the frame around the right candidate
@@ -144,9 +145,9 @@ def contact_sheet(folder: Path, out: Path, n: int = 16, split: str = "test") -> 
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder")
-    if split == "test" and not any(folder.glob("test-*.parquet")):
+    if split == "test" and not split_files(folder, "test"):
         split = "train"  # a build with --test-fraction 0 has only a train split
-    rows = read_rows(folder, n, split)
+    rows = sample_rows(folder, n, split)
     font = ImageFont.load_default(size=14)
     panels = [_panel(row, font) for row in rows]
     # Shelf packing: panels left to right, a new shelf when the next one does not fit.

@@ -36,27 +36,3 @@ def make_tiny_qwen2(out: str | Path, seed: int = 0) -> Path:
     tokenizer.save_pretrained(out)
     return out
 
-
-def is_text_model(model: str | Path) -> bool:
-    """A model without a vision tower (read from its config; a hub id is read from the hub cache)."""
-    import json
-
-    config = Path(model).expanduser() / "config.json"
-    try:
-        data = json.loads(config.read_text())
-    except (OSError, ValueError):
-        try:
-            from transformers import AutoConfig
-
-            return not hasattr(AutoConfig.from_pretrained(str(model)), "vision_config")
-        except (OSError, ValueError):
-            return False
-    return "vision_config" not in data
-
-
-def auto_model_class(model: str | Path):
-    """The Auto class a model folder loads with: AutoModelForCausalLM for a text model,
-    AutoModelForImageTextToText for a vision-language one (what `is_text_model` tells apart)."""
-    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
-
-    return AutoModelForCausalLM if is_text_model(model) else AutoModelForImageTextToText

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ssl4rl.schema import difficulty_of
+
 SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
     "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
     "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
 ]  # fmt: skip
-# Tokens a policy must never sample: Qwen2.5-VL's forward fails on stray vision tokens.
-VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"]
 
 # Qwen2-VL's chat format: system turn by default, images as <|vision_start|><|image_pad|><|vision_end|>.
 CHAT_TEMPLATE = (
@@ -147,11 +147,6 @@ def make_tiny_qwen2_5_vl(out: str | Path, seed: int = 0, min_pixels: int = 56 * 
     return out
 
 
-def vision_token_ids(tokenizer) -> list[int]:
-    """Ids to suppress during sampling (see VISION_TOKENS)."""
-    return [tokenizer.convert_tokens_to_ids(token) for token in VISION_TOKENS]
-
-
 def answer_pools(rows) -> dict[tuple[str, str], list[str]]:
     """The ground truths of each (task, difficulty) in the rows, sorted: a warm-start target is
     one of them, so it is a real answer of that kind of puzzle (a jigsaw 3x3 answer for a 3x3
@@ -164,7 +159,7 @@ def answer_pools(rows) -> dict[tuple[str, str], list[str]]:
 
 def _pool_key(row) -> tuple[str, str]:
     info = row["extra_info"]
-    return info["task"], info.get("difficulty") or "default"
+    return info["task"], difficulty_of(info)
 
 
 def format_target(rng, row, pools: dict[tuple[str, str], list[str]]) -> str:
@@ -195,16 +190,15 @@ def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, bat
 
     import torch
     from tqdm import tqdm
-    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
-    from ssl4rl.tiny_lm import is_text_model
-    from ssl4rl.train.trl_grpo import load_split
+    from ssl4rl.chat import load_split
+    from ssl4rl.models import is_text_model, load_model, load_processor
 
     rng = random.Random(seed)
     torch.manual_seed(seed)
     text_only = is_text_model(model_dir)  # the tiny Qwen2 on graph puzzles: its tokenizer, no images
-    processor = (AutoTokenizer if text_only else AutoProcessor).from_pretrained(model_dir)
-    model = (AutoModelForCausalLM if text_only else AutoModelForImageTextToText).from_pretrained(model_dir, dtype=torch.float32)
+    processor = load_processor(model_dir)
+    model = load_model(model_dir, torch.float32)
     data = load_split(data_dir, "train", text_only)
 
     def encode(texts, images, **kwargs):

@@ -13,7 +13,8 @@ from conftest import textured_image, write_folder
 from PIL import Image
 
 from ssl4rl.budget import TokenBudget
-from ssl4rl.build import BuildConfig, _init_worker, build, make_specs, make_within_budget
+from ssl4rl.build import BuildConfig, build, make_specs
+from ssl4rl.build_worker import init_worker, make_within_budget
 from ssl4rl.cli import main
 from ssl4rl.errors import UserError
 from ssl4rl.images import MAX_PIXELS, decode, encode, load
@@ -108,7 +109,7 @@ def test_the_cli_exits_non_zero_with_the_skip_reasons_when_no_puzzle_fits(large_
 def _made(task_name: str, options: dict, budget: int, width=900, height=760, partners=0):
     cfg = BuildConfig(task=task_name, source="unused", out="unused", options=options)
     specs = make_specs(cfg)
-    _init_worker(specs, {task_name: load_template(task_name)}, "png", 0, "test", MAX_PIXELS, TokenBudget(budget))
+    init_worker(specs, {task_name: load_template(task_name)}, "png", 0, "test", MAX_PIXELS, TokenBudget(budget))
     task = TASKS[task_name](**options)
     source = decode(encode(textured_image(7, width, height)), source_id="big")
     others = [decode(encode(textured_image(50 + i, 400, 360)), source_id=f"o{i}") for i in range(partners)]

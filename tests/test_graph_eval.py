@@ -14,7 +14,7 @@ from ssl4rl.eval.graph import graph_items
 from ssl4rl.eval.heldout import train_graph_pairs, train_image_hashes
 from ssl4rl.eval.ranking import filtered_rank, ranking_summary
 from ssl4rl.eval.scoring import summarize
-from ssl4rl.sources.graph import GraphRef, load_graph
+from ssl4rl.sources.graph_source import GraphRef, load_graph
 
 
 def test_a_graph_preset_without_data_names_the_source_data_flag(tmp_path, capsys):

@@ -15,7 +15,7 @@ import pytest
 from ssl4rl.audit import audit
 from ssl4rl.budget import TokenBudget, estimate_text_tokens
 from ssl4rl.build import BuildConfig, build
-from ssl4rl.sources.graph import GraphRef, load_graph
+from ssl4rl.sources.graph_source import GraphRef, load_graph
 from ssl4rl.tasks.common import LETTERS
 
 WORDS = {

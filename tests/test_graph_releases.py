@@ -19,7 +19,7 @@ import pytest
 from ssl4rl.build import BuildConfig, build
 from ssl4rl.cli import main
 from ssl4rl.eval.graph import graph_items
-from ssl4rl.sources.graph import GraphRef, load_graph
+from ssl4rl.sources.graph_source import GraphRef, load_graph
 
 PAPERS = [("31336", "Neural_Networks"), ("1061127", "Rule_Learning"), ("1106406", "Neural_Networks"), ("13195", "Theory"), ("37879", "Theory")]
 CITES = [("31336", "1061127"), ("1061127", "1106406"), ("13195", "37879"), ("37879", "31336"), ("31336", "999")]  # 999: unknown

@@ -13,7 +13,8 @@ import pytest
 
 from ssl4rl.build import BuildConfig, build
 from ssl4rl.cli import main
-from ssl4rl.sources.graph import GraphRef, is_heldout_edge, load_graph
+from ssl4rl.sources.graph import is_heldout_edge
+from ssl4rl.sources.graph_source import GraphRef, load_graph
 
 NODES = [(str(i), f"text of node {i} " + "word " * (i % 5), "ab"[i % 2]) for i in range(30)]
 EDGES = [(str(i), str((i + 1) % 30)) for i in range(30)] + [(str(i), str((i + 7) % 30)) for i in range(0, 30, 3)]

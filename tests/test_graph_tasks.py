@@ -20,7 +20,7 @@ from ssl4rl.budget import TokenBudget
 from ssl4rl.build import BuildConfig, build
 from ssl4rl.images import SkipImage
 from ssl4rl.reward import compute_score
-from ssl4rl.sources.graph import GraphRef, load_graph
+from ssl4rl.sources.graph_source import GraphRef, load_graph
 from ssl4rl.tasks import GRAPH_TASKS, TASKS
 from ssl4rl.tasks.common import LETTERS, load_template, rng_for
 from ssl4rl.tasks.graph_common import MASK, truncate

@@ -11,7 +11,7 @@ import pytest
 
 from ssl4rl.build import BuildConfig, build
 from ssl4rl.cli import main
-from ssl4rl.sources.graph import GraphRef, load_graph
+from ssl4rl.sources.graph_source import GraphRef, load_graph
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def graph_set(tmp_path_factory, text_model):
 def test_tiny_text_model_loads_offline_with_qwens_chat_format(text_model):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ssl4rl.tiny_lm import is_text_model
+    from ssl4rl.models import is_text_model
 
     tokenizer = AutoTokenizer.from_pretrained(text_model)
     model = AutoModelForCausalLM.from_pretrained(text_model)
@@ -76,8 +76,8 @@ def test_the_preflight_accepts_a_text_model_on_a_graph_build(text_model, graph_s
 
 
 def test_node_classification_asks_test_nodes_and_reports_per_class(text_model, graph_set, tmp_path):
-    from ssl4rl.build import content_key, split_of
-    from ssl4rl.sources.graph import node_payload
+    from ssl4rl.schema import content_key, split_of
+    from ssl4rl.sources.graph_source import node_payload
 
     out = tmp_path / "nc"
     assert main(["eval", "--model", str(text_model), "--graph-task", "node-classification", "--source", "synthetic", "--out", str(out),

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssl4rl.reward import compute_score, format_ok, trl_reward
+from ssl4rl.reward import compute_score, format_ok
+from ssl4rl.train.trl_grpo import make_reward_functions
 
 TRUTHS = {"rotation": "90", "jigsaw": "3,1,4,2", "position": "top-left", "contrastive": "positive"}
 
@@ -100,14 +101,28 @@ def test_huge_responses_are_scored_quickly():
     assert compute_score("ssl4rl/rotation", None, "90")["score"] == 0.0  # type: ignore[arg-type]
 
 
-def test_trl_wrapper_reads_the_dataset_columns():
+def test_trls_reward_functions_read_the_dataset_columns():
+    puzzle_reward = make_reward_functions(["rotation"], 0.0, "permutation")[0]
     completions = [[{"role": "assistant", "content": "<answer>90</answer>"}], [{"role": "assistant", "content": "<answer>0</answer>"}]]
-    scores = trl_reward(
-        prompts=[None, None],
-        completions=completions,
-        data_source=["ssl4rl/rotation"] * 2,
-        reward_model=[{"ground_truth": "90"}] * 2,
-        extra_info=[{"task": "rotation"}] * 2,
-    )
-    assert scores == [1.0, 0.0]
-    assert trl_reward(completions=["<answer>90</answer>"], data_source=["ssl4rl/rotation"], reward_model=[{"ground_truth": "90"}], extra_info=[None]) == [1.0]
+    columns = dict(data_source=["ssl4rl/rotation"] * 2, reward_model=[{"ground_truth": "90"}] * 2, extra_info=[{"task": "rotation"}] * 2)
+    assert puzzle_reward(prompts=[None, None], completions=completions, **columns) == [1.0, 0.0]
+    assert puzzle_reward(completions=["<answer>90</answer>"], data_source=["ssl4rl/rotation"], reward_model=[{"ground_truth": "90"}], extra_info=[None]) == [1.0]
+
+
+def test_trl_scores_each_completion_once_per_step(monkeypatch, tmp_path):
+    """The reward and its 2 x tasks metric functions share one scoring pass (and one curriculum
+    log line per completion); the next step's completions are scored afresh."""
+    import ssl4rl.train.trl_grpo as trl_grpo
+
+    calls = []
+    monkeypatch.setattr(trl_grpo, "compute_score", lambda *args, **kwargs: calls.append(args) or compute_score(*args, **kwargs))
+    log = tmp_path / "curriculum.jsonl"
+    functions = make_reward_functions(["position", "rotation"], 0.0, "permutation", curriculum_log=str(log), step_of=lambda: 1)
+    columns = dict(data_source=["ssl4rl/rotation", "ssl4rl/position"], reward_model=[{"ground_truth": "90"}, {"ground_truth": "top-left"}],
+                   extra_info=[{"task": "rotation", "split": "train"}, {"task": "position", "split": "train"}])  # fmt: skip
+    for step in range(2):
+        completions = ["<answer>90</answer>", "<answer>top-right</answer>"]  # a new list each step, equal in value
+        results = {f.__name__: f(prompts=[None, None], completions=completions, **columns) for f in functions}
+        assert len(calls) == 2 * (step + 1) and len(log.read_text().splitlines()) == 2 * (step + 1)
+    assert results == {"puzzle_reward": [1.0, 0.0], "position_acc": [None, 0.0], "position_format": [None, 0.0],
+                       "rotation_acc": [1.0, None], "rotation_format": [0.0, None]}  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ssl4rl.build import BuildConfig, build
-from ssl4rl.train.preflight import check_trl
+from ssl4rl.train.preflight import check_trl_run
 from ssl4rl.train.trl_grpo import LocalGRPOConfig, train_trl
 
 
@@ -24,7 +24,7 @@ def six_rows(tmp_path_factory):
 def test_trl_preflight_counts_the_steps_trl_runs(text_model, six_rows, tmp_path, batch, mini, epochs, max_steps):
     cfg = LocalGRPOConfig(batch_size=batch, mini_batch_size=mini, rollout_n=2, total_epochs=epochs, max_steps=max_steps,
                           max_response_length=4, logger="none", save_freq=10_000)  # fmt: skip
-    plan = check_trl(str(six_rows), cfg, str(text_model))
+    plan = check_trl_run(str(six_rows), cfg, str(text_model))
     assert plan.train_rows == 6 and not plan.errors
     history = train_trl(str(six_rows), str(text_model), str(tmp_path / "trl"), cfg, print_steps=False)
     # the trainer saves at its last step: checkpoint-N names the steps it ran
@@ -34,7 +34,7 @@ def test_trl_preflight_counts_the_steps_trl_runs(text_model, six_rows, tmp_path,
 
 def test_trl_preflight_of_the_issue_example_says_two_steps(six_rows, text_model):
     cfg = LocalGRPOConfig(batch_size=4, mini_batch_size=4, max_steps=2, save_freq=50)
-    plan = check_trl(str(six_rows), cfg, str(text_model))
+    plan = check_trl_run(str(six_rows), cfg, str(text_model))
     assert plan.report().splitlines()[0] == "6 train rows: 1 steps per epoch, 2 steps in all"
     assert any("--save-freq=50 is more than the run's 2 steps" in w for w in plan.warnings)
 

@@ -14,8 +14,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from ssl4rl.cli import main
+from ssl4rl.models import VISION_TOKENS, vision_token_ids
 from ssl4rl.reward import compute_score
-from ssl4rl.tiny_vlm import VISION_TOKENS, vision_token_ids
 from ssl4rl.train.verl_launch import PROFILES, config_dir, verl_command
 
 

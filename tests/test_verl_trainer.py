@@ -23,7 +23,7 @@ import torch
 from conftest import lora_fused, saved_actor_weights
 from ssl4rl.build import BuildConfig, build
 from ssl4rl.cli import main
-from ssl4rl.tiny_vlm import vision_token_ids
+from ssl4rl.models import vision_token_ids
 
 STEP_LINE = re.compile(r"step:(\d+) - .*training/global_step:")
 
@@ -387,7 +387,6 @@ def test_hf_rollout_replies_follow_the_rollout_seed_not_arrival_order(tiny_model
             return await asyncio.gather(*[server.generate(str(i), prompt_ids=requests[i][0], sampling_params={"temperature": 1.0}, image_data=requests[i][1]) for i in order])
 
         groups = [Counter(), Counter()]
-        orig = server._generate_batch
         for i, out in zip(order, asyncio.run(send())):
             groups[i][tuple(out.token_ids)] += 1
         return groups

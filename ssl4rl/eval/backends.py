@@ -10,10 +10,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from ssl4rl.chat import to_trl_prompt
 from ssl4rl.errors import UserError
-from ssl4rl.tiny_lm import is_text_model
-from ssl4rl.tiny_vlm import VISION_TOKENS
-from ssl4rl.train.trl_grpo import to_trl_prompt
+from ssl4rl.models import is_text_model, load_model, load_processor, vision_token_ids
 
 
 def _check_model(model_path: str) -> None:
@@ -33,39 +32,26 @@ class HFBackend:
     def __init__(self, model_path: str, max_new_tokens: int = 1024, min_pixels: int | None = None, max_pixels: int | None = None):
         _check_model(model_path)
         import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.torch = torch
         self.max_new_tokens = max_new_tokens
-        if is_text_model(model_path):
-            self._load_text_model(model_path)
-            return
-        self.text_only = False
-        self.processor = AutoProcessor.from_pretrained(model_path)
-        image_processor = self.processor.image_processor
-        if min_pixels:
-            image_processor.min_pixels = min_pixels
-            image_processor.size["shortest_edge"] = min_pixels
-        if max_pixels:
-            image_processor.max_pixels = max_pixels
-            image_processor.size["longest_edge"] = max_pixels
-        self.processor.tokenizer.padding_side = "left"
+        self.text_only = is_text_model(model_path)
+        if self.text_only:  # graph puzzles and graph evaluation: the tokenizer, nothing to suppress
+            self.processor, self.suppress = load_processor(model_path, padding_side="left"), []
+        else:
+            self.processor = load_processor(model_path)
+            image_processor = self.processor.image_processor
+            if min_pixels:
+                image_processor.min_pixels = min_pixels
+                image_processor.size["shortest_edge"] = min_pixels
+            if max_pixels:
+                image_processor.max_pixels = max_pixels
+                image_processor.size["longest_edge"] = max_pixels
+            self.processor.tokenizer.padding_side = "left"
+            self.suppress = vision_token_ids(self.processor.tokenizer)
         cuda = torch.cuda.is_available()
-        self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
+        self.model = load_model(model_path, torch.bfloat16 if cuda else torch.float32)
         self.model.to("cuda" if cuda else "cpu").eval()
-        vocab = self.processor.tokenizer.get_vocab()
-        self.suppress = [vocab[t] for t in VISION_TOKENS if t in vocab]
-
-    def _load_text_model(self, model_path: str) -> None:
-        """A text model (graph puzzles and graph evaluation): its tokenizer, AutoModelForCausalLM."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self.text_only = True
-        self.processor = AutoTokenizer.from_pretrained(model_path, padding_side="left")
-        cuda = self.torch.cuda.is_available()
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=self.torch.bfloat16 if cuda else self.torch.float32)
-        self.model.to("cuda" if cuda else "cpu").eval()
-        self.suppress = []
 
     @property
     def can_score(self) -> bool:

@@ -28,19 +28,20 @@ from __future__ import annotations
 import functools
 import json
 
-from ssl4rl.build import content_key, split_of
 from ssl4rl.errors import UserError
 from ssl4rl.eval.extract import extract_choice
 from ssl4rl.eval.runner import Item
 from ssl4rl.images import SkipImage
 from ssl4rl.eval.ranking import PROTOCOLS, filtered_rank, named_entities, scored_rank
-from ssl4rl.sources.graph import Graph, GraphRef, graph_presets, load_graph, node_payload
+from ssl4rl.schema import content_key, split_of
+from ssl4rl.sources.graph import Graph
+from ssl4rl.sources.graph_source import GraphRef, graph_presets, load_graph, node_payload
 from ssl4rl.sources.presets import PRESETS
 from ssl4rl.tasks.common import LETTERS, load_template, rng_for
 from ssl4rl.tasks.graph_common import Layout, ball, letter_lines, parse_yes_no
-from ssl4rl.tasks.neighbour import draw_far
+from ssl4rl.tasks.graph_distractors import draw_far
 
-GRAPH_TASKS = ("node-classification", "link-prediction", "link-ranking")
+GRAPH_EVAL_TASKS = ("node-classification", "link-prediction", "link-ranking")
 MAX_NODES, TEXT_CHARS, MAX_CLASSES, CANDIDATES = 12, 160, 10, 4
 
 
@@ -49,8 +50,8 @@ def graph_items(task: str, source: str, data: str | None, limit: int | None, tes
     """The questions of a graph evaluation, in a fixed order. Held out (with --heldout): a node
     question when its node made no train row (`train_hashes`); a link question when its pair was
     neither shown as an edge nor asked in any train row (`train_pairs`, by node id)."""
-    if task not in GRAPH_TASKS:
-        raise UserError(f"unknown --graph-task {task!r} (one of {', '.join(GRAPH_TASKS)})")
+    if task not in GRAPH_EVAL_TASKS:
+        raise UserError(f"unknown --graph-task {task!r} (one of {', '.join(GRAPH_EVAL_TASKS)})")
     if source in graph_presets() and data is None:
         preset = PRESETS[source]
         raise UserError(f"source '{source}' needs --source-data PATH: {preset.download} (download: {preset.url})")

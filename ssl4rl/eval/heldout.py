@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from ssl4rl.build import content_key
 from ssl4rl.errors import UserError
-from ssl4rl.schema import is_puzzle_build
+from ssl4rl.schema import content_key, is_puzzle_build, split_files
 
 
 def train_image_hashes(builds: list[str]) -> set[str]:
@@ -25,7 +24,7 @@ def train_image_hashes(builds: list[str]) -> set[str]:
         folder = Path(build)
         if not folder.is_dir() or not is_puzzle_build(folder):
             raise UserError(f"--heldout {build}: not a puzzle build folder (made by `ssl4rl build`)")
-        for path in sorted(folder.glob("train-*.parquet")):
+        for path in split_files(folder, "train"):
             infos = pq.read_table(path, columns=["extra_info"]).column("extra_info").to_pylist()
             found = {info.get("source_hash") or "" for info in infos}
             if "" in found:
@@ -40,7 +39,7 @@ def train_graph_pairs(builds: list[str]) -> set[frozenset]:
     candidate). A link-prediction question is held out when its pair is none of these."""
     pairs: set[frozenset] = set()
     for build in builds:
-        for path in sorted(Path(build).glob("train-*.parquet")):
+        for path in split_files(build, "train"):
             for info in pq.read_table(path, columns=["extra_info"]).column("extra_info").to_pylist():
                 params = json.loads(info.get("params") or "{}")
                 ids = params.get("original")

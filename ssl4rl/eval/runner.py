@@ -24,7 +24,7 @@ from ssl4rl.eval.report import write_markdown
 from ssl4rl.eval.scoring import summarize, summarize_puzzles
 from ssl4rl.images import load
 from ssl4rl.reward import chance, compute_score
-from ssl4rl.schema import PUZZLE_COLUMNS, is_puzzle_build
+from ssl4rl.schema import MANIFEST, PUZZLE_COLUMNS, is_puzzle_build, split_files
 from ssl4rl.tasks import TASKS
 
 PREDICTIONS = "predictions.jsonl"
@@ -107,7 +107,7 @@ def benchmark_items(data: str, limit: int | None, template_path: str | None, mat
 def puzzle_items(folder: str, limit: int | None) -> list[Item]:
     import pyarrow.parquet as pq
 
-    files = sorted(Path(folder).glob("test-*.parquet"))
+    files = split_files(folder, "test")
     if not Path(folder).is_dir() or not is_puzzle_build(folder):
         raise UserError(f"{folder}: not a puzzle build (no manifest.json or ssl4rl rows); --puzzles takes a folder made by `ssl4rl build`")
     if not files:
@@ -138,7 +138,7 @@ def puzzle_items(folder: str, limit: int | None) -> list[Item]:
 def no_test_reason(folder: str | Path) -> str:
     """Why a build has no test split, from its manifest: the fraction it was built with."""
     try:
-        manifest = json.loads((Path(folder) / "manifest.json").read_text())
+        manifest = json.loads((Path(folder) / MANIFEST).read_text())
         fraction, images = manifest["config"]["test_fraction"], manifest["source"]["images"]
     except (OSError, ValueError, KeyError, TypeError):
         return "no test-*.parquet files"

@@ -16,7 +16,7 @@ from pathlib import Path
 from ssl4rl.errors import UserError
 from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawImage, build_folders, is_build_folder
 from ssl4rl.sources.folder import FolderSource
-from ssl4rl.sources.graph import BUNDLED
+from ssl4rl.sources.graph_samples import BUNDLED
 from ssl4rl.sources.hf import HFSource, data_files
 from ssl4rl.sources.presets import PRESETS
 from ssl4rl.sources.samples import SamplesSource

@@ -7,9 +7,11 @@ import binascii
 from dataclasses import dataclass
 from pathlib import Path
 
+from ssl4rl.schema import MANIFEST, PROGRESS
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm"}
 MAX_FILE_BYTES = 256 * 2**20  # larger files are skipped unread: a 50-megapixel PNG is at most ~150 MB
-BUILD_MARKERS = ("manifest.json", ".progress.json")  # what `ssl4rl build` leaves in its output folder
+BUILD_MARKERS = (MANIFEST, PROGRESS)  # what `ssl4rl build` leaves in its output folder
 
 
 def as_path(path):

@@ -1,9 +1,5 @@
-"""Graphs as a source: a text-attributed graph or a knowledge graph, read once, with one item per
-node so the builder's sharding, seeding, split and resume work as for images.
-
-Each node is an item: its stable id is the node id and its payload (`node_payload`) is what the
-content hash, and so the train/test split, is computed from. The graph itself travels by
-reference (`GraphRef`): every worker loads it once (`load_graph`, cached).
+"""A graph as the puzzles see it: a text-attributed graph or a knowledge graph, nodes 0..n-1,
+built from raw columns by `assemble`, which every reader (bundled, tables, releases) calls.
 
 Held-out edges: a fixed share of a text-attributed graph's edges (by a hash of the two node ids,
 HELDOUT_EDGES) and a knowledge graph's valid/test triples are removed from the graph puzzles are
@@ -12,25 +8,14 @@ made from, so `ssl4rl eval --graph-task link-prediction` asks about links no tra
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import accumulate
-from pathlib import Path
-from typing import Iterator
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import RawImage
 
 HELDOUT_EDGES = 0.1  # share of a text-attributed graph's edges kept out of every puzzle
-BUNDLED = {
-    "karate": "Zachary's karate club (networkx): 34 members, the two clubs as labels, no text",
-    "florentine": "Florentine families (networkx): 15 families, their names as text",
-    "lesmis": "Les Miserables co-occurrence (networkx): 77 characters, their names as text",
-    "synthetic": "a seeded text-attributed graph: 160 notes in 4 topic communities, topics as labels",
-    "synthetic-kg": "a seeded knowledge graph: people, cities and countries with 5 relations",
-}
 
 
 @dataclass
@@ -85,11 +70,6 @@ class Graph:
         """A node drawn with probability proportional to its degree + 1: the distribution of a
         random edge's end, so true neighbours and distractors do not differ in degree."""
         return bisect_right(self._weights, int(rng.integers(self._weights[-1])))
-
-
-def node_payload(node_id: str) -> bytes:
-    """What a node's content hash (split, dedup) is computed from."""
-    return b"graph-node\0" + node_id.encode("utf-8")
 
 
 def is_heldout_edge(a: str, b: str) -> bool:
@@ -155,80 +135,3 @@ def assemble(name: str, ids: list, texts: list, labels: list, edges: list, relat
     if not any(adj):
         raise UserError(f"{name}: the graph has no edges (after dropping self-loops and edges to unknown nodes)")
     return Graph(name, kept_ids, kept_texts, kept_labels, adj, heldout, rel, facts, skips)
-
-
-@dataclass(frozen=True)
-class GraphRef:
-    """How to load a graph: a bundled name, a preset with its data folder, or a folder path."""
-
-    source: str
-    data: str | None = None
-
-
-@functools.lru_cache(maxsize=2)
-def load_graph(ref: GraphRef) -> Graph:
-    """The graph a reference names, read once per process."""
-    from ssl4rl.sources import graph_samples, graph_tables
-    from ssl4rl.sources.presets import PRESETS
-
-    if ref.source in BUNDLED:
-        if ref.data is not None:
-            raise UserError(f"source '{ref.source}' is bundled and takes no --data")
-        return graph_samples.bundled(ref.source)
-    if ref.source in PRESETS and PRESETS[ref.source].kind == "graph":
-        if ref.data is None:
-            preset = PRESETS[ref.source]
-            raise UserError(f"source '{ref.source}' needs --data PATH: {preset.download} (download: {preset.url})")
-        return read_preset(ref.source, Path(ref.data))
-    if ref.data is not None:
-        raise UserError(f"unknown graph source '{ref.source}' (bundled: {', '.join(BUNDLED)}; presets: {', '.join(graph_presets())})")
-    if not Path(ref.source).exists():
-        raise UserError(f"graph source '{ref.source}' is neither bundled ({', '.join(BUNDLED)}), a preset ({', '.join(graph_presets())}) nor an existing folder")
-    return graph_tables.read_folder(Path(ref.source), Path(ref.source).name)
-
-
-def read_preset(name: str, folder: Path) -> Graph:
-    """A preset's folder: the release as it ships (ssl4rl.sources.graph_releases), or already
-    in the table / triple layout."""
-    from ssl4rl.sources import graph_releases, graph_tables
-
-    if not folder.is_dir():
-        raise UserError(f"{folder}: no such folder (--data of source '{name}')")
-    tables = any(folder.glob("nodes.*")) or any(folder.glob("edges.*")) or (folder / "train.txt").is_file()
-    if name in graph_releases.READERS and not tables:
-        return graph_releases.READERS[name](folder, name)
-    return graph_tables.read_folder(folder, name)
-
-
-def graph_presets() -> list[str]:
-    from ssl4rl.sources.presets import PRESETS
-
-    return [name for name, preset in PRESETS.items() if preset.kind == "graph"]
-
-
-class GraphSource:
-    """The builder's reader over a graph: first the counted drops, then one item per node."""
-
-    kind = "graph"
-
-    def __init__(self, ref: GraphRef):
-        self.ref = ref
-        self.graph = load_graph(ref)
-        self.path = ref.data or ref.source
-        self.preset = ref.source if ref.source in BUNDLED or ref.data is not None else None
-
-    def split_of(self, node_id: str) -> str | None:
-        """A release's published split (test nodes), else None: the builder's hash split."""
-        if not self.graph.test_nodes:
-            return None
-        return "test" if self.graph.index[node_id] in self.graph.test_nodes else "train"
-
-    def __iter__(self) -> Iterator[RawImage]:
-        for what, reason in self.graph.skips:
-            yield RawImage(what, None, reason)
-        for node_id in self.graph.ids:
-            yield RawImage(node_id, node_payload(node_id))
-
-
-def open_graph_source(source: str, data: str | None = None) -> GraphSource:
-    return GraphSource(GraphRef(source, str(data) if data is not None else None))

@@ -111,6 +111,16 @@ def networkx_graph(name: str) -> Graph:
     return assemble(name, ids, texts, labels, [(str(u), str(v)) for u, v in graph.edges])
 
 
+# The graphs that ship with ssl4rl (no download), by source name.
+BUNDLED = {
+    "karate": "Zachary's karate club (networkx): 34 members, the two clubs as labels, no text",
+    "florentine": "Florentine families (networkx): 15 families, their names as text",
+    "lesmis": "Les Miserables co-occurrence (networkx): 77 characters, their names as text",
+    "synthetic": "a seeded text-attributed graph: 160 notes in 4 topic communities, topics as labels",
+    "synthetic-kg": "a seeded knowledge graph: people, cities and countries with 5 relations",
+}
+
+
 def bundled(name: str) -> Graph:
     if name == "synthetic":
         return synthetic_graph()

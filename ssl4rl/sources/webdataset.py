@@ -22,7 +22,7 @@ from ssl4rl.errors import UserError
 from ssl4rl.sources.common import MAX_FILE_BYTES, RawImage, as_path
 
 IMAGE_SUFFIXES = {"jpg", "jpeg", "png", "webp"}
-BLOCK = 512  # a tar header block
+TAR_BLOCK = 512  # a tar header block
 
 
 def split_key(name: str) -> tuple[str, str]:
@@ -115,9 +115,9 @@ class TarSource:
             return "truncated-tar"
         with file.open("rb") as handle:
             handle.seek(offset)
-            first = handle.read(BLOCK)
+            first = handle.read(TAR_BLOCK)
             if first.strip(b"\0"):
-                if len(first) < BLOCK:
+                if len(first) < TAR_BLOCK:
                     return "truncated-tar"
                 raise UserError(f"{file}: corrupt tar header at byte {offset}; the members after it cannot be read")
         return None

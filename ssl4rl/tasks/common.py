@@ -92,25 +92,25 @@ def extract_answer(response: str) -> str | None:
     return head[last_open.end() :].strip()
 
 
-BLOCK = 16  # JPEG's largest block (a 4:2:0 MCU): cuts on this grid keep every piece at one block phase
+CUT_BLOCK = 16  # JPEG's largest block (a 4:2:0 MCU): cuts on this grid keep every piece at one block phase
 
 
 def block_floor(length: int) -> int:
-    """The largest multiple of BLOCK not above `length`.
+    """The largest multiple of CUT_BLOCK not above `length`.
 
     >>> block_floor(75), block_floor(64), block_floor(15)
     (64, 64, 0)
     """
-    return length - length % BLOCK
+    return length - length % CUT_BLOCK
 
 
 def block_ceil(length: float) -> int:
-    """The smallest multiple of BLOCK not below `length`.
+    """The smallest multiple of CUT_BLOCK not below `length`.
 
     >>> block_ceil(28), block_ceil(32.0)
     (32, 32)
     """
-    return -int(-length // BLOCK) * BLOCK
+    return -int(-length // CUT_BLOCK) * CUT_BLOCK
 
 
 LETTERS = "ABCDEFGHIJ"

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ssl4rl.images import SkipImage, SourceImage
-from ssl4rl.tasks.common import BLOCK, IMAGE_PLACEHOLDER, LETTERS, Puzzle, block_ceil, block_floor, parse_letter
+from ssl4rl.tasks.common import CUT_BLOCK, IMAGE_PLACEHOLDER, LETTERS, Puzzle, block_ceil, block_floor, parse_letter
 
 MIN_PATCH = 28
 TRIES = 8
@@ -50,9 +50,9 @@ def asymmetry(image: Image.Image, axis: str) -> float:
 
 
 def _cells(width: int, height: int, side: int) -> tuple[int, int, int, int]:
-    """Columns, rows and cell size (in BLOCK units) of the grid that holds one patch of `side`
-    px (a multiple of BLOCK) per cell."""
-    units_w, units_h, units_side = width // BLOCK, height // BLOCK, side // BLOCK
+    """Columns, rows and cell size (in CUT_BLOCK units) of the grid that holds one patch of `side`
+    px (a multiple of CUT_BLOCK) per cell."""
+    units_w, units_h, units_side = width // CUT_BLOCK, height // CUT_BLOCK, side // CUT_BLOCK
     cols, rows = units_w // units_side, units_h // units_side
     return cols, rows, units_w // cols, units_h // rows
 
@@ -98,12 +98,12 @@ class Flip:
         """One random layout: K boxes in distinct cells, the mirrored index and the axis."""
         cols, rows, cell_w, cell_h = _cells(width, height, side)
         cells = rng.choice(cols * rows, size=self.candidates, replace=False)
-        units = side // BLOCK
+        units = side // CUT_BLOCK
         boxes = []
         for cell in cells:
             row, col = divmod(int(cell), cols)
-            x = BLOCK * (col * cell_w + int(rng.integers(0, cell_w - units + 1)))
-            y = BLOCK * (row * cell_h + int(rng.integers(0, cell_h - units + 1)))
+            x = CUT_BLOCK * (col * cell_w + int(rng.integers(0, cell_w - units + 1)))
+            y = CUT_BLOCK * (row * cell_h + int(rng.integers(0, cell_h - units + 1)))
             boxes.append((x, y, x + side, y + side))
         flipped = int(rng.integers(self.candidates))
         axis = self.axis if self.axis != "random" else ("horizontal", "vertical")[int(rng.integers(2))]
@@ -112,7 +112,7 @@ class Flip:
     def make(self, rng: np.random.Generator, source: SourceImage, others=()) -> Puzzle:
         width, height = source.size
         side = block_floor(int(self.patch * min(width, height) + 1e-9))
-        cols, rows, _, _ = _cells(width, height, max(side, BLOCK))
+        cols, rows, _, _ = _cells(width, height, max(side, CUT_BLOCK))
         if side < MIN_PATCH or cols * rows < self.candidates:
             raise SkipImage("too-small")
         for _ in range(TRIES):

@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from ssl4rl.images import SkipImage, SourceImage
-from ssl4rl.tasks.common import BLOCK, LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle, block_ceil, block_floor, candidate_prompt_vars
+from ssl4rl.tasks.common import CUT_BLOCK, LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle, block_ceil, block_floor, candidate_prompt_vars
 
 MIN_PATCH = 28  # Qwen2.5-VL's patch merger needs at least 28 px on a side
 HOLE_GREY = (128, 128, 128)
@@ -74,9 +74,9 @@ def visible_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def block_position(rng: np.random.Generator, low: int, high: int) -> int | None:
-    """A uniform multiple of BLOCK in [low, high], or None when there is none."""
+    """A uniform multiple of CUT_BLOCK in [low, high], or None when there is none."""
     first, last = block_ceil(low), block_floor(high)
-    return None if last < first else BLOCK * int(rng.integers(first // BLOCK, last // BLOCK + 1))
+    return None if last < first else CUT_BLOCK * int(rng.integers(first // CUT_BLOCK, last // CUT_BLOCK + 1))
 
 
 @dataclass
@@ -114,8 +114,8 @@ class Inpainting(LetterAnswer):
         and whose patch is `distinct`; every free corner is a candidate (in random order), at
         most TRIES of them are tested for distinctness."""
         x0, y0, x1, y1 = region
-        xs = range(block_ceil(x0), block_floor(x1) + 1, BLOCK)
-        ys = range(block_ceil(y0), block_floor(y1) + 1, BLOCK)
+        xs = range(block_ceil(x0), block_floor(x1) + 1, CUT_BLOCK)
+        ys = range(block_ceil(y0), block_floor(y1) + 1, CUT_BLOCK)
         tested = 0
         for flat in rng.permutation(len(xs) * len(ys)) if len(xs) and len(ys) else []:
             y, x = ys[int(flat) // len(xs)], xs[int(flat) % len(xs)]

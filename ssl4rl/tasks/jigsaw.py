@@ -25,7 +25,7 @@ MIN_TILE = 28  # Qwen2.5-VL's patch merger needs at least 28 px on a side
 
 
 def tile_boxes(width: int, height: int, k: int, gap: float = 0.0) -> list[tuple[int, int, int, int]]:
-    """Row-major tile boxes of a K x K grid whose cells are multiples of BLOCK px (the
+    """Row-major tile boxes of a K x K grid whose cells are multiples of CUT_BLOCK px (the
     right/bottom remainder is dropped), so every tile of a JPEG source starts at the same
     8x8 / 16x16 block phase and the phase cannot tell a tile's column or row.
 

@@ -24,7 +24,7 @@ from ssl4rl.images import SkipImage
 from ssl4rl.tasks.common import Puzzle
 from ssl4rl.tasks.graph_common import Layout, ball, check_options, parse_yes_no
 from ssl4rl.tasks.graph_common import induced_edges
-from ssl4rl.tasks.neighbour import degree_biased_pool, draw_far, ranked_by_degree
+from ssl4rl.tasks.graph_distractors import degree_biased_pool, draw_far, ranked_by_degree
 
 FIRST_ENDS = 4  # first ends of an unlinked pair tried, closest in degree first
 

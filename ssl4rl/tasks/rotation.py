@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ssl4rl.images import SourceImage
-from ssl4rl.tasks.common import BLOCK, Puzzle, extract_answer
+from ssl4rl.tasks.common import CUT_BLOCK, Puzzle, extract_answer
 
 _TRANSPOSE = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
 
@@ -70,18 +70,18 @@ def rotate_resampled(image: Image.Image, degrees: float, intermediate: float) ->
 
 
 def block_square(width: int, height: int) -> tuple[int, int, int, int]:
-    """The centred square box whose corner and side are multiples of BLOCK (when the image
-    allows; images under BLOCK px keep their short side).
+    """The centred square box whose corner and side are multiples of CUT_BLOCK (when the image
+    allows; images under CUT_BLOCK px keep their short side).
 
     >>> block_square(200, 150), block_square(150, 150), block_square(40, 10)
     ((16, 0, 160, 144), (0, 0, 144, 144), (15, 0, 25, 10))
     """
     side = min(width, height)
-    if side >= BLOCK:
-        side -= side % BLOCK
+    if side >= CUT_BLOCK:
+        side -= side % CUT_BLOCK
     left, top = (width - side) // 2, (height - side) // 2
-    if side % BLOCK == 0:
-        left, top = left - left % BLOCK, top - top % BLOCK
+    if side % CUT_BLOCK == 0:
+        left, top = left - left % CUT_BLOCK, top - top % CUT_BLOCK
     return left, top, left + side, top + side
 
 

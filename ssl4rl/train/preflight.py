@@ -12,14 +12,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from ssl4rl.errors import UserError
-from ssl4rl.schema import DATA_SOURCE_PREFIX
+from ssl4rl.schema import DATA_SOURCE_PREFIX, MANIFEST, split_files
 from ssl4rl.tasks import TASKS
-
-# verl 0.9.1's defaults for the keys read here that configs/verl_grpo.yaml does not set.
-VERL_DEFAULTS = {"trainer.total_training_steps": None, "data.val_files": None}
+from ssl4rl.train.verl_config import verl_settings
 
 
 @dataclass
@@ -46,11 +42,11 @@ def _data_facts(data: Path, plan: Plan) -> dict:
     """Rows per split, the longest prompt and the tasks of a build folder."""
     import pyarrow.parquet as pq
 
-    train = sorted(data.glob("train-*.parquet"))
+    train = split_files(data, "train")
     if not train:
         plan.errors.append(f"{data}: no train split (train-*.parquet); build one with `ssl4rl build ... --out {data}`")
         return {}
-    test = sorted(data.glob("test-*.parquet"))
+    test = split_files(data, "test")
     plan.train_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in train)
     sources = set()
     for path in train + test:
@@ -59,7 +55,7 @@ def _data_facts(data: Path, plan: Plan) -> dict:
     if unknown:
         plan.errors.append(f"{data}: rows of data_source {', '.join(map(str, unknown))}, which the reward does not know (tasks: {', '.join(TASKS)})")
     try:
-        manifest = json.loads((data / "manifest.json").read_text())
+        manifest = json.loads((data / MANIFEST).read_text())
     except (OSError, ValueError):
         manifest = {}
     lengths = [s.get("max", 0) for s in (manifest.get("prompt_tokens") or {}).values()]
@@ -93,7 +89,7 @@ def _model_warning(model: str, plan: Plan, data: Path | None = None) -> None:
     if not path.is_dir() and not (model.count("/") == 1 and not model.startswith((".", "/", "~"))):
         plan.warnings.append(f"{model}: neither a local folder nor a hub id (org/name)")
     if data is not None and (path / "config.json").is_file() and _shows_images(data):
-        from ssl4rl.tiny_lm import is_text_model
+        from ssl4rl.models import is_text_model
 
         if is_text_model(path):
             plan.errors.append(f"{data}: its puzzles show images, and {model} is a text model: train a vision-language model, or build graph puzzles")
@@ -104,7 +100,7 @@ def _shows_images(data: Path) -> bool:
     import pyarrow.parquet as pq
 
     try:
-        return any(pc.max(pc.list_value_length(pq.read_table(p, columns=["images"]).column("images"))).as_py() for p in sorted(data.glob("train-*.parquet")))
+        return any(pc.max(pc.list_value_length(pq.read_table(p, columns=["images"]).column("images"))).as_py() for p in split_files(data, "train"))
     except Exception:  # noqa: BLE001 - not our rows: other checks report them
         return False
 
@@ -137,29 +133,6 @@ def _frequency_warnings(plan: Plan, **frequencies: int | None) -> None:
 
 
 # ---------------------------------------------------------------- verl
-def verl_settings(command: list[str]) -> dict:
-    """The dotted keys the launch sets: configs/verl_grpo.yaml, then the command's overrides (last wins)."""
-    from ssl4rl.train.verl_launch import config_dir
-
-    settings = dict(VERL_DEFAULTS)
-
-    def flatten(node, prefix=""):
-        for key, value in node.items():
-            if isinstance(value, dict):
-                flatten(value, f"{prefix}{key}.")
-            else:
-                settings[f"{prefix}{key}"] = value
-
-    config = yaml.safe_load((config_dir() / "verl_grpo.yaml").read_text())
-    config.pop("hydra", None), config.pop("defaults", None)
-    flatten(config)
-    for arg in command:
-        key, sep, value = arg.partition("=")
-        if sep and not key.startswith("-") and "." in key:
-            settings[key.lstrip("+~")] = yaml.safe_load(value) if value else None
-    return settings
-
-
 def _int(settings: dict, key: str, plan: Plan) -> int:
     value = settings.get(key)
     if isinstance(value, str) and value.startswith("${"):
@@ -171,7 +144,7 @@ def _int(settings: dict, key: str, plan: Plan) -> int:
         return 1
 
 
-def check_verl(data_dir: str, command: list[str], model: str, device: str = "gpu", visible_gpus: int | None = None) -> Plan:
+def check_verl_run(data_dir: str, command: list[str], model: str, device: str = "gpu", visible_gpus: int | None = None) -> Plan:
     """The launch's settings against the build and verl 0.9.1's batch rules."""
     plan = Plan()
     data = Path(data_dir)
@@ -237,7 +210,7 @@ def visible_gpus() -> int | None:
 
 
 # ---------------------------------------------------------------- TRL
-def check_trl(data_dir: str, cfg, model: str) -> Plan:
+def check_trl_run(data_dir: str, cfg, model: str) -> Plan:
     """TRL's GRPO settings against the build; TRL has no prompt limit, so the model's context is it."""
     plan = Plan()
     data = Path(data_dir)

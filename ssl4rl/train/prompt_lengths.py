@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ssl4rl.budget import TokenBudget
-from ssl4rl.schema import DATA_SOURCE_PREFIX
-from ssl4rl.tasks import TASKS
+from ssl4rl.schema import DATA_SOURCE_PREFIX, split_files
+from ssl4rl.tasks import is_graph_task
 
 TOP = 64  # rows of each split tokenized whatever their estimate
 MARGIN = 1.2  # on the largest exact / estimate ratio seen, before a row is taken to fit
@@ -40,11 +40,10 @@ def text_prompts(data: Path, split: str) -> list[str]:
     import pyarrow.parquet as pq
 
     prompts = []
-    for path in sorted(data.glob(f"{split}-*.parquet")):
+    for path in split_files(data, split):
         table = pq.read_table(path, columns=["data_source", "prompt"])
         for source, prompt in zip(table.column("data_source").to_pylist(), table.column("prompt").to_pylist()):
-            task = TASKS.get(str(source).removeprefix(DATA_SOURCE_PREFIX))
-            if task is not None and getattr(task, "modality", "image") == "graph":
+            if is_graph_task(str(source).removeprefix(DATA_SOURCE_PREFIX)):
                 prompts.append(prompt[-1]["content"])
     return prompts
 

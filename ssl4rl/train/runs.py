@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from ssl4rl.errors import UserError
+from ssl4rl.schema import MANIFEST
 
 RUN_FILE = "run.json"
 
@@ -20,7 +21,7 @@ def data_fingerprint(data_dir: str | Path) -> str:
     and sizes: a rebuilt data set is another run's data."""
     data = Path(data_dir)
     digest = hashlib.sha256()
-    manifest = data / "manifest.json"
+    manifest = data / MANIFEST
     if manifest.is_file():
         digest.update(manifest.read_bytes())
     else:

@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ssl4rl.chat import load_split
 from ssl4rl.curriculum import AdaptiveRows, CurriculumOptions, default_window
 from ssl4rl.errors import UserError
+from ssl4rl.models import is_text_model, load_model, load_processor, tokenizer_of, vision_token_ids
 from ssl4rl.reward import compute_score
 from ssl4rl.schema import DATA_SOURCE_PREFIX
-from ssl4rl.tasks.common import IMAGE_PLACEHOLDER
-from ssl4rl.tiny_lm import is_text_model
-from ssl4rl.tiny_vlm import VISION_TOKENS
 
 
 @dataclass
@@ -43,44 +42,6 @@ class LocalGRPOConfig:
     logger: str = "tensorboard"  # or "none"
 
 
-def to_trl_prompt(text: str) -> list[dict]:
-    """One user turn whose `<image>` markers become image parts, in place.
-
-    >>> to_trl_prompt("Image 1: <image> and <image>?")[0]["content"]
-    [{'type': 'text', 'text': 'Image 1: '}, {'type': 'image', 'text': None}, {'type': 'text', 'text': ' and '}, {'type': 'image', 'text': None}, {'type': 'text', 'text': '?'}]
-    """
-    parts: list[dict] = []
-    for i, chunk in enumerate(text.split(IMAGE_PLACEHOLDER)):
-        if i:
-            parts.append({"type": "image", "text": None})
-        if chunk:
-            parts.append({"type": "text", "text": chunk})
-    return [{"role": "user", "content": parts}]
-
-
-def load_split(data_dir: str | Path, split: str, text_only: bool = False):
-    """The build folder's split as a datasets.Dataset in TRL's format. text_only (a text model,
-    graph puzzles): the prompt stays one plain user turn and the empty `images` column goes;
-    a row with images is an error."""
-    import datasets
-
-    files = sorted(str(p) for p in Path(data_dir).glob(f"{split}-*.parquet"))
-    if not files:
-        raise UserError(f"{data_dir}: no {split}-*.parquet files (build a puzzle set with `ssl4rl build` first)")
-    if text_only:
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-
-        if any(pc.max(pc.list_value_length(pq.read_table(f, columns=["images"]).column("images"))).as_py() for f in files):
-            raise UserError(f"{data_dir}: its puzzles show images, and a text model cannot see them: train a vision-language model, or build graph puzzles")
-    data = datasets.load_dataset("parquet", data_files=files, split="train")
-    if text_only:
-        data = data.remove_columns("images")
-        return data.map(lambda row: {"prompt": [{"role": "user", "content": row["prompt"][0]["content"]}]})
-    data = data.cast_column("images", datasets.Sequence(datasets.Image()))
-    return data.map(lambda row: {"prompt": to_trl_prompt(row["prompt"][0]["content"])})
-
-
 def _text(completion) -> str:
     if isinstance(completion, str):
         return completion
@@ -91,30 +52,35 @@ def make_reward_functions(tasks: list[str], format_weight: float, jigsaw_scoring
     """The training reward plus zero-weight metric functions: accuracy and format per task.
 
     TRL logs every reward function's mean (`rewards/<name>/mean`); a metric returns None for rows
-    of other tasks, so each task's accuracy is averaged over its own rows only. With a
-    curriculum log, the training reward appends each outcome to it (once per completion), with
-    the step `step_of()` names.
+    of other tasks, so each task's accuracy is averaged over its own rows only. TRL hands every
+    function of a step the same completions list: they are scored once, by the first function
+    called, and the others read that pass. With a curriculum log, that pass appends each outcome
+    to it (once per completion), with the step `step_of()` names.
     """
+    scored: dict = {}  # the step's completions list (held, so its identity is not reused) and its scores
 
-    def scores(completions, data_source, reward_model, extra_info, log=None):
-        return [
-            compute_score(
-                source, _text(c), truth["ground_truth"], extra, format_weight=format_weight, jigsaw_scoring=jigsaw_scoring, strict_format=strict_format, curriculum_log=log,
-                curriculum_step=step_of() if log and step_of else None,
-            )
-            for c, source, truth, extra in zip(completions, data_source, reward_model, extra_info)
-        ]
+    def scores(completions, data_source, reward_model, extra_info):
+        if scored.get("completions") is not completions:
+            step = step_of() if curriculum_log and step_of else None
+            scored["scores"] = [
+                compute_score(
+                    source, _text(c), truth["ground_truth"], extra, format_weight=format_weight, jigsaw_scoring=jigsaw_scoring,
+                    strict_format=strict_format, curriculum_log=curriculum_log, curriculum_step=step,
+                )
+                for c, source, truth, extra in zip(completions, data_source, reward_model, extra_info)
+            ]  # fmt: skip
+            scored["completions"] = completions
+        return scored["scores"]
 
     def puzzle_reward(completions, data_source, reward_model, extra_info, **_):
-        return [s["score"] for s in scores(completions, data_source, reward_model, extra_info, log=curriculum_log)]
+        return [s["score"] for s in scores(completions, data_source, reward_model, extra_info)]
 
     functions = [puzzle_reward]
     for task in tasks:
         for key in ("acc", "format"):
 
             def metric(completions, data_source, reward_model, extra_info, _task=task, _key=key, **_):
-                results = scores(completions, data_source, reward_model, extra_info)
-                return [r[_key] if r["task"] == _task else None for r in results]
+                return [r[_key] if r["task"] == _task else None for r in scores(completions, data_source, reward_model, extra_info)]
 
             metric.__name__ = f"{task}_{key}"
             functions.append(metric)
@@ -168,7 +134,7 @@ def train_trl(
     continues from it, the curriculum log kept.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, TrainerCallback
+    from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOConfig, GRPOTrainer
 
@@ -193,15 +159,9 @@ def train_trl(
     # left padding, as TRL pads prompts itself: a right-padded processor output puts the image
     # token types of shorter rows off by the padding (M-RoPE then sees an image cut short)
     cuda = torch.cuda.is_available()
-    if text_only:  # a text model (graph puzzles): its tokenizer is the processing class
-        processor = AutoTokenizer.from_pretrained(model_path, padding_side="left")
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
-        vocab = processor.get_vocab()
-    else:
-        processor = AutoProcessor.from_pretrained(model_path, padding_side="left")
-        model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch.bfloat16 if cuda else torch.float32)
-        vocab = processor.tokenizer.get_vocab()
-    vision_ids = [vocab[t] for t in VISION_TOKENS if t in vocab]  # never sampled: they crash the forward
+    processor = load_processor(model_path, padding_side="left")  # a text model's processing class is its tokenizer
+    model = load_model(model_path, torch.bfloat16 if cuda else torch.float32)
+    vision_ids = vision_token_ids(tokenizer_of(processor))  # never sampled: they crash the forward
     running: dict = {}  # the trainer, once made: the curriculum log's step is its next step
 
     def step_of() -> int | None:

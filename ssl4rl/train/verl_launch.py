@@ -15,19 +15,17 @@ import os
 import shlex
 import subprocess
 import sys
-from importlib import resources
 from pathlib import Path
 
 from ssl4rl.curriculum import LEVELS, CurriculumOptions
 from ssl4rl.errors import UserError
+from ssl4rl.schema import MANIFEST, split_files
+from ssl4rl.train.verl_config import CONFIG_NAME, VERL_VERSION, config_dir
 
 CURRICULUM_LOG = "curriculum.jsonl"
 PLUGIN = "ssl4rl.train.verl_plugin"
-VERL_VERSION = "0.9.1"  # the version the plugin and the config are written and tested for
 ROLLOUTS = ("vllm", "sglang", "hf")
 DEVICES = ("gpu", "cpu")
-
-CONFIG_NAME = "verl_grpo"
 
 # Documented starting points; any key can still be overridden on the command line.
 PROFILES = {
@@ -83,10 +81,6 @@ PROFILES = {
 DEFAULT_GPUS = {"paper": 8, "graph": 8, "1gpu": 1, "cpu": 1}
 
 
-def config_dir() -> Path:
-    return Path(str(resources.files("ssl4rl.configs")))
-
-
 def _hydra_list(paths: list[Path]) -> str:
     return "[" + ",".join(f"'{p}'" for p in paths) + "]"
 
@@ -117,7 +111,7 @@ def verl_command(
     rollout's outcome to `<run folder>/curriculum.jsonl`, the log the dataset follows.
     """
     data = Path(data_dir).resolve()
-    train, test = sorted(data.glob("train-*.parquet")), sorted(data.glob("test-*.parquet"))
+    train, test = split_files(data, "train"), split_files(data, "test")
     if not train:
         raise UserError(f"{data_dir}: no train-*.parquet files (build a puzzle set with `ssl4rl build` first)")
     if profile not in PROFILES:
@@ -160,7 +154,7 @@ def verl_command(
         command.append(f"+reward.custom_reward_function.reward_kwargs.{key}={value}")
     command += list(overrides)
     if curriculum is not None and curriculum != "off":  # each curriculum.jsonl line's step: one step logs batch x n outcomes
-        from ssl4rl.train.preflight import verl_settings
+        from ssl4rl.train.verl_config import verl_settings
 
         settings = verl_settings(command)
         try:
@@ -175,7 +169,7 @@ def verl_command(
 def _check_levels(data: Path) -> None:
     """Fail before launching when the build has no levels to move between."""
     try:
-        specs = json.loads((data / "manifest.json").read_text())["specs"]
+        specs = json.loads((data / MANIFEST).read_text())["specs"]
     except (OSError, ValueError, KeyError):
         return  # not our manifest: the dataset checks the rows themselves
     levels = {spec.get("difficulty") for spec in specs} & set(LEVELS)

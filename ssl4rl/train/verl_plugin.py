@@ -43,7 +43,8 @@ import zlib
 from importlib.metadata import version
 from types import SimpleNamespace
 
-VERL_VERSION = "0.9.1"
+from ssl4rl.train.verl_config import VERL_VERSION
+
 DEVICE_ENV = "SSL4RL_VERL_DEVICE"
 CURRICULUM_ENV = "SSL4RL_CURRICULUM"  # set by the launcher for --curriculum adaptive
 ROLLOUT_NAME = "hf"
@@ -102,8 +103,7 @@ class HFGenerateServer:
     def __init__(self, model_path: str, response_length: int, seed: int = 0):
         from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
 
-        from ssl4rl.tiny_lm import is_text_model
-        from ssl4rl.tiny_vlm import vision_token_ids
+        from ssl4rl.models import is_text_model, vision_token_ids
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
