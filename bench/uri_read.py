@@ -11,34 +11,15 @@ bench/tar_memory.py. Only reading is timed (ssl4rl.sources.open_source, every sa
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import logging
 import os
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 
 from ssl4rl.sources import open_source
-
-
-def write_shards(folder: Path, count: int, per_tar: int, side: int) -> int:
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for first in range(0, count, per_tar):
-        with tarfile.open(folder / f"shard-{first // per_tar:05d}.tar", "w") as tar:
-            for i in range(first, min(count, first + per_tar)):
-                buffer = io.BytesIO()
-                Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(buffer, "PNG")
-                for name, data in ((f"{i:08d}.png", buffer.getvalue()), (f"{i:08d}.json", json.dumps({"caption": f"image {i}"}).encode())):
-                    info = tarfile.TarInfo(name)
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-    return sum(f.stat().st_size for f in folder.iterdir())
+from tar_memory import write_shards  # bench/ is the script's folder
 
 
 def read(source: str) -> tuple[int, float]:
