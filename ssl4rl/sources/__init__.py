@@ -14,10 +14,11 @@ import glob
 from pathlib import Path
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawImage, build_folders, is_build_folder
+from ssl4rl.sources.common import MAX_FILE_BYTES, RawImage, build_folders, is_build_folder
 from ssl4rl.sources.folder import FolderSource
 from ssl4rl.sources.graph_samples import BUNDLED
 from ssl4rl.sources.hf import HFSource, data_files
+from ssl4rl.sources.one_file import open_file
 from ssl4rl.sources.presets import PRESETS
 from ssl4rl.sources.samples import SamplesSource
 from ssl4rl.sources.shapes import ShapesSource, parse_count
@@ -35,16 +36,7 @@ def open_path(path: Path, image_columns: list[str] | None = None, max_bytes: int
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
     if path.is_file():
-        suffix = path.suffix.lower()
-        if suffix == ".tsv":
-            return TsvSource(path, image_columns[0] if image_columns else None, max_bytes)
-        if suffix in (".parquet", ".arrow"):
-            return HFSource(path, image_columns, max_bytes)
-        if suffix in IMAGE_EXTENSIONS:
-            return FolderSource(path.parent, [path], max_bytes)
-        if suffix == ".tar":
-            return TarSource(path.parent, [path], max_bytes)
-        raise UserError(f"{path}: not a .tsv, .parquet, .arrow or .tar file or an image folder")
+        return open_file(path, str(path), image_columns, max_bytes)
     # A build is never a source: the dataset reader walks every depth, so a build anywhere under
     # `path` is refused; parquet files inside builds do not make an image folder a dataset.
     builds = build_folders(path)

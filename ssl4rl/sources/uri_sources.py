@@ -17,6 +17,7 @@ from ssl4rl.schema import PUZZLE_COLUMNS
 from ssl4rl.sources.common import BUILD_MARKERS, IMAGE_EXTENSIONS, MAX_FILE_BYTES
 from ssl4rl.sources.folder import FolderSource
 from ssl4rl.sources.hf import HFSource
+from ssl4rl.sources.one_file import open_file
 from ssl4rl.sources.remote import RemoteFile
 from ssl4rl.sources.tsv import TsvSource
 from ssl4rl.sources.webdataset import TarSource
@@ -60,18 +61,9 @@ def _listing(source: str, fs, path: str, recursive: bool) -> dict[PurePosixPath,
 
 
 def _open_file(source: str, file: RemoteFile, image_columns, max_bytes: int):
-    suffix = file.suffix.lower()
-    if suffix == ".tsv":
-        return TsvSource(file, image_columns[0] if image_columns else None, max_bytes)
-    if suffix in (".parquet", ".arrow"):
-        if suffix == ".parquet" and _is_puzzle_parquet(file):
-            raise UserError(f"{shown(source)} is an ssl4rl puzzle build; give the images it was built from as --source")
-        return HFSource(file, image_columns, max_bytes)
-    if suffix in IMAGE_EXTENSIONS:
-        return FolderSource(file.parent, [file], max_bytes)
-    if suffix == ".tar":
-        return TarSource(file.parent, [file], max_bytes)
-    raise UserError(f"{shown(source)}: not a .tsv, .parquet, .arrow or .tar file or an image folder")
+    if file.suffix.lower() == ".parquet" and _is_puzzle_parquet(file):
+        raise UserError(f"{shown(source)} is an ssl4rl puzzle build; give the images it was built from as --source")
+    return open_file(file, shown(source), image_columns, max_bytes)
 
 
 def _is_puzzle_parquet(file: RemoteFile) -> bool:
