@@ -17,6 +17,12 @@ from ssl4rl.show import contact_sheet
 
 PICTURES = 1200  # ~120 held-out puzzles at the default 10 % test fraction
 DEMO_SETTINGS = {"batch_size": 16, "mini_batch_size": 16, "rollout_n": 8, "lr": 3e-3, "kl_loss_coef": 0.0, "max_response_length": 16, "strict_format": True}
+# verl's trainer on the same puzzles and model (bench/learning.py's demo-verl): 32 puzzles a step
+# in four updates of 8. A verl step on the CPU is mostly generation, so four updates per rollout
+# batch learned in 8-10 steps what one update of 16 a step learned in 20 to over 40 (not every
+# run: docs/learning.md).
+VERL_DEMO_SETTINGS = {**DEMO_SETTINGS, "batch_size": 32, "mini_batch_size": 8}
+VERL_DEMO_STEPS = 12
 
 
 def build_puzzles(data: Path, seed: int = 0) -> dict:
@@ -32,6 +38,14 @@ def make_model(folder: Path, data: Path, seed: int = 0, progress: bool = True) -
 
     make_tiny_qwen2_5_vl(folder, seed=seed, max_pixels=56 * 56)
     return warm_start(folder, data, steps=100, seed=seed, progress=progress)
+
+
+def verl_demo_run(data: str, model: str, seed: int = 0):
+    """The learning run of verl's trainer on the demo's puzzles (a `ssl4rl.learning.Run`)."""
+    from ssl4rl.learning import Run
+
+    settings = {key: VERL_DEMO_SETTINGS[key] for key in ("batch_size", "mini_batch_size", "rollout_n", "lr", "max_response_length")}
+    return Run(name="demo-verl", data=data, model=model, backend="verl", steps=VERL_DEMO_STEPS, eval_every=VERL_DEMO_STEPS, seed=seed, extra=["--strict-format"], **settings)
 
 
 def run_demo(out: str = "outputs/demo", steps: int = 40, seed: int = 0) -> list[dict]:

@@ -40,6 +40,7 @@ class Run:
     backend: str = "verl"  # or "trl"
     steps: int = 40
     batch_size: int = 16
+    mini_batch_size: int | None = None  # prompts per optimizer update (None: the whole batch, one update a step)
     rollout_n: int = 8
     lr: float = 1e-3
     lr_warmup_steps: int = 0
@@ -109,14 +110,15 @@ def evaluate(model: str | Path, data: str, out: Path, step: int, log: Path) -> l
 
 
 def train_command(run: Run, out: Path) -> list[str]:
+    mini = run.mini_batch_size or run.batch_size
     common = ["train", "--backend", run.backend, "--data", run.data, "--model", run.model, "--out", str(out)]
     if run.backend == "trl":
-        return [*common, "--batch-size", str(run.batch_size), "--mini-batch-size", str(run.batch_size), "--rollout-n", str(run.rollout_n),
+        return [*common, "--batch-size", str(run.batch_size), "--mini-batch-size", str(mini), "--rollout-n", str(run.rollout_n),
                 "--lr", str(run.lr), "--lr-warmup-steps", str(run.lr_warmup_steps), "--kl-loss-coef", str(run.kl_loss_coef), "--max-response-length", str(run.max_response_length),
                 "--max-steps", str(run.steps), "--save-freq", str(run.eval_every), "--seed", str(run.seed), *run.extra]  # fmt: skip
     return [*common, "--device", "cpu", "--rollout", "hf", *run.extra,
-            f"data.train_batch_size={run.batch_size}", f"actor_rollout_ref.actor.ppo_mini_batch_size={run.batch_size}",
-            f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={run.batch_size * run.rollout_n}",
+            f"data.train_batch_size={run.batch_size}", f"actor_rollout_ref.actor.ppo_mini_batch_size={mini}",
+            f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={mini * run.rollout_n}",
             f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={run.batch_size * run.rollout_n}",
             f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={run.batch_size * run.rollout_n}",
             f"actor_rollout_ref.rollout.n={run.rollout_n}", f"actor_rollout_ref.actor.optim.lr={run.lr}", f"actor_rollout_ref.actor.optim.lr_warmup_steps={run.lr_warmup_steps}",

@@ -71,9 +71,15 @@ def test_train_command_carries_the_settings_to_each_backend():
     run = Run(name="r", data="d", model="m", steps=7, batch_size=4, rollout_n=3, lr=2e-3, eval_every=5)
     trl = train_command(run.__class__(**{**run.__dict__, "backend": "trl"}), Path("o"))
     assert trl[trl.index("--max-steps") + 1] == "7" and trl[trl.index("--rollout-n") + 1] == "3" and trl[trl.index("--save-freq") + 1] == "5"
+    assert trl[trl.index("--mini-batch-size") + 1] == "4"  # one update a step unless asked
     verl = train_command(run, Path("o"))
-    for setting in ("trainer.total_training_steps=7", "actor_rollout_ref.rollout.n=3", "data.train_batch_size=4", "actor_rollout_ref.actor.optim.lr=0.002", "trainer.save_freq=5"):
+    for setting in ("trainer.total_training_steps=7", "actor_rollout_ref.rollout.n=3", "data.train_batch_size=4", "actor_rollout_ref.actor.optim.lr=0.002", "trainer.save_freq=5",
+                    "actor_rollout_ref.actor.ppo_mini_batch_size=4"):  # fmt: skip
         assert setting in verl
+    updates = Run(name="r", data="d", model="m", batch_size=32, mini_batch_size=8)
+    assert "actor_rollout_ref.actor.ppo_mini_batch_size=8" in train_command(updates, Path("o"))
+    trl = train_command(Run(**{**updates.__dict__, "backend": "trl"}), Path("o"))
+    assert (trl[trl.index("--batch-size") + 1], trl[trl.index("--mini-batch-size") + 1]) == ("32", "8")
 
 
 def test_small_model_loads_offline_with_its_picture_size(tmp_path):
@@ -158,4 +164,5 @@ def test_grpo_teaches_the_tiny_model_a_puzzle_only_its_pictures_answer(tmp_path)
         run(puzzle_items(str(data), None), HFBackend(str(path), max_new_tokens=24), str(tmp_path / name), puzzles=True, label=name)
         (scores[name],) = heldout(tmp_path / name, 0)
     assert scores["after"].low > scores["before"].high, scores
+
 
