@@ -13,7 +13,7 @@ import glob
 from pathlib import Path
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawImage, build_folders, is_build_folder
+from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawItem, build_folders, is_build_folder
 from ssl4rl.sources.folder import FolderSource
 from ssl4rl.sources.graph_samples import BUNDLED
 from ssl4rl.sources.hf import HFSource, data_files
@@ -23,7 +23,7 @@ from ssl4rl.sources.shapes import ShapesSource, parse_count
 from ssl4rl.sources.tsv import TsvSource
 from ssl4rl.sources.webdataset import TarSource
 
-__all__ = ["open_source", "open_path", "PRESETS", "RawImage", "TsvSource", "HFSource", "FolderSource", "SamplesSource", "ShapesSource", "TarSource"]
+__all__ = ["open_source", "open_path", "PRESETS", "RawItem", "TsvSource", "HFSource", "FolderSource", "SamplesSource", "ShapesSource", "TarSource"]
 
 
 def open_path(path: Path, image_columns: list[str] | None = None, max_bytes: int = MAX_FILE_BYTES):
