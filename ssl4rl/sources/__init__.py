@@ -1,4 +1,5 @@
-"""Image sources: lazy readers that yield a stable source id and the image's bytes.
+"""Image sources: lazy readers that yield a stable source id and the image's bytes (graph sources:
+ssl4rl.sources.graph_source, one item per node).
 
 `open_source(name_or_path, data=...)` picks the reader: `samples` (bundled photos), `shapes`
 (synthetic pictures a model trained from nothing can learn from), a preset
