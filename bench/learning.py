@@ -33,7 +33,7 @@ IMAGES = 2400  # ~240 held-out puzzles per task at the default 10 % test fractio
 def build(out: Path, task: str, *extra: str) -> str:
     data = out / "data" / "-".join([task, *[e.replace(",", "+").replace(":", "") for e in extra if not e.startswith("-")]])
     if not (data / MANIFEST).exists():
-        prompt = ["--prompt", str(PROMPTS / f"{task}.txt")] if task != "mix" else []
+        prompt = ["--prompt", str(PROMPTS / f"{task}.txt") if task != "mix" else str(PROMPTS)]  # a mix: one file per task
         ssl4rl("build", task, "--source", f"shapes:{IMAGES}", "--out", str(data), "--quiet", *prompt, *extra)
     return str(data)
 
@@ -49,8 +49,21 @@ def runs(out: Path, steps: int) -> dict[str, Run]:
     """The benchmark's runs by name (builds and warm-started models are made on first use)."""
     rotation = lambda: build(out, "rotation")  # noqa: E731 - built only when a run needs it
     position = lambda: build(out, "position")  # noqa: E731
-    mix = lambda: build(out, "mix", "--tasks", "rotation:1,position:1")  # noqa: E731 - a mix takes the shipped prompts
+    mix = lambda: build(out, "mix", "--tasks", "rotation:1,position:1")  # noqa: E731
+    mix_easy = lambda: build(out, "mix", "--tasks", "rotation:1,position:1", "--difficulty", "easy")  # noqa: E731 - 0/180 and 2x2
     levels = lambda: build(out, "rotation", "--difficulty", "easy,medium")  # noqa: E731
+
+    def demo(backend: str) -> Run:
+        """The demo's set-up (rotation 0/180, 100 warm-start steps, lr 3e-3) for 40 steps."""
+        from ssl4rl.demo import DEMO_SETTINGS, build_puzzles, make_model
+
+        data, folder = out / "data" / "demo", out / "models" / "demo"
+        if not (data / MANIFEST).exists():
+            build_puzzles(data)
+        if not (folder / "config.json").exists():
+            make_model(folder, data, progress=False)
+        settings = {key: DEMO_SETTINGS[key] for key in ("batch_size", "rollout_n", "lr", "max_response_length")}
+        return Run(name=f"demo-{backend}", data=str(data), model=str(folder), backend=backend, steps=40, extra=["--strict-format"], **settings)
 
     def run(name: str, data, backend: str = "verl", **kwargs) -> Run:
         path = data()
@@ -58,10 +71,13 @@ def runs(out: Path, steps: int) -> dict[str, Run]:
         return Run(name=name, data=path, model=model(out, path, Path(path).name), backend=backend, steps=steps, extra=extra, **kwargs)
 
     makers = {
+        "demo-verl": lambda: demo("verl"),
+        "demo-trl": lambda: demo("trl"),
         "rotation-verl": lambda: run("rotation-verl", rotation),
         "rotation-trl": lambda: run("rotation-trl", rotation, "trl"),
         "position-trl": lambda: run("position-trl", position, "trl"),
         "mix-trl": lambda: run("mix-trl", mix, "trl"),
+        "mix-easy-trl": lambda: run("mix-easy-trl", mix_easy, "trl"),
         "blank-trl": lambda: replace(run("blank-trl", rotation, "trl"), data=blank_copy(rotation(), out / "data" / "rotation-blank")),
         "shuffled-trl": lambda: replace(run("shuffled-trl", rotation, "trl"), data=shuffled_copy(rotation(), out / "data" / "rotation-shuffled")),
         "uniform-trl": lambda: run("uniform-trl", levels, "trl"),
@@ -87,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="outputs/learning", help="folder for builds, models and runs")
     parser.add_argument("--runs", default="rotation-verl,rotation-trl,position-trl,mix-trl,blank-trl,shuffled-trl", help="comma-separated, from: " + ", ".join(runs(Path("."), 0)))
-    parser.add_argument("--steps", type=int, default=150, help="GRPO steps per run")
+    parser.add_argument("--steps", type=int, default=150, help="GRPO steps per run (the demo runs: 40)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (and the verl hf rollout's)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     makers = runs(out, args.steps)
@@ -97,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in args.runs.split(","):
         print(f"{name} ...", flush=True)
-        result = track(makers[name](), out / name)
+        result = track(replace(makers[name](), seed=args.seed), out / name)
         results.append(result)
         (out / name / "result.json").write_text(json.dumps({**result, "scores": [asdict(s) for s in result["scores"]]}, indent=1))
         print(table([result]), flush=True)

@@ -36,19 +36,21 @@ print(jobs, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def write_shards(folder: Path, count: int, per_tar: int) -> None:
-    """`count` distinct 16x16 PNGs with a caption each, `per_tar` samples per shard."""
+def write_shards(folder: Path, count: int, per_tar: int, side: int = 16) -> int:
+    """`count` distinct `side`-pixel PNGs with a caption each, `per_tar` samples per shard;
+    returns the shards' bytes (bench/uri_read.py writes its shards with it too)."""
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for first in range(0, count, per_tar):
         with tarfile.open(folder / f"shard-{first // per_tar:05d}.tar", "w") as tar:
             for i in range(first, min(count, first + per_tar)):
                 buffer = io.BytesIO()
-                Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(buffer, "PNG")
+                Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(buffer, "PNG")
                 for name, data in ((f"{i:08d}.png", buffer.getvalue()), (f"{i:08d}.json", json.dumps({"caption": f"image {i}"}).encode())):
                     info = tarfile.TarInfo(name)
                     info.size = len(data)
                     tar.addfile(info, io.BytesIO(data))
+    return sum(f.stat().st_size for f in folder.iterdir())
 
 
 def main() -> None:

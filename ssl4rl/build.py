@@ -34,13 +34,15 @@ from ssl4rl.build_jobs import Job, JobResult, Spec
 from ssl4rl.build_worker import init_pool_worker, init_worker, make_rows
 from ssl4rl.errors import UserError
 from ssl4rl.images import MAX_PIXELS
-from ssl4rl.lock import FolderLock
+from ssl4rl.keyset import KeySet
 from ssl4rl.modalities import MODALITIES, modality_of
-from ssl4rl.schema import DEFAULT_DIFFICULTY, MANIFEST, PROGRESS, SPLITS, content_key, is_puzzle_build, shard_number, split_files, split_of
-from ssl4rl.shards import ShardWriter, atomic_write_json
+from ssl4rl.out_folder import open_out
+from ssl4rl.schema import DEFAULT_DIFFICULTY, MANIFEST, PROGRESS, SPLITS, content_key, is_puzzle_build, split_of
+from ssl4rl.shards import ShardWriter, json_text
 from ssl4rl.sources.common import MAX_FILE_BYTES
 from ssl4rl.tasks import TASKS, task_modality
 from ssl4rl.tasks.common import load_template, rng_for
+from ssl4rl.uri import is_uri, shown
 
 PARTNER_WINDOW = 64  # recent images of a split that partner images are drawn from
 JOBS_PER_BATCH = 4
@@ -95,7 +97,9 @@ class BuildConfig:
         identity = {k: getattr(self, k) for k in keys}
         if self.task_options:  # absent when unused, so earlier builds still resume
             identity["task_options"] = self.task_options
-        identity["data"] = str(Path(self.data).resolve()) if self.data else None
+        if is_uri(self.source):  # a URI's credentials and query never reach the manifest
+            identity["source"] = shown(self.source)
+        identity["data"] = (shown(self.data) if is_uri(self.data) else str(Path(self.data).resolve())) if self.data else None
         identity["processor"] = str(Path(self.processor).resolve()) if self.processor else None
         identity["template_sha256"] = hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()
         return json.loads(json.dumps(identity))
@@ -194,8 +198,8 @@ class SplitState:
             self.rows += 1
             self.answers[answer] += 1
             self.tokens[tokens] += 1
-        for shown in result.shown[: len(kept_rows)]:
-            tally(self.shown, shown)
+        for view in result.shown[: len(kept_rows)]:
+            tally(self.shown, view)
         self.downscaled += result.downscaled if kept_rows else 0
         self.jobs = result.seq + 1
 
@@ -212,9 +216,9 @@ class SplitState:
     @classmethod
     def restore(cls, saved: dict) -> "SplitState":
         tokens = Counter({int(k): v for k, v in saved.get("tokens", {}).items()})
-        shown = saved.get("shown", saved.get("graph", {}))  # progress saved before the tallies were the modality's: "graph"
+        tallies = saved.get("shown", saved.get("graph", {}))  # progress saved before the tallies were the modality's: "graph"
         return cls(saved.get("rows", 0), saved.get("jobs", 0), Counter(saved.get("skipped", {})), Counter(saved.get("answers", {})), tokens,
-                   saved.get("downscaled", 0), json.loads(json.dumps(shown)))  # fmt: skip
+                   saved.get("downscaled", 0), json.loads(json.dumps(tallies)))  # fmt: skip
 
     def prompt_tokens(self) -> dict:
         return {**length_stats(self.tokens), "downscaled_images": self.downscaled}
@@ -333,7 +337,7 @@ class JobPlanner:
         passes = self._passes()
         for number, specs in enumerate(passes):
             weights = np.array([spec.weight for spec in specs])
-            seen: set[bytes] = set()
+            seen = KeySet()  # exact, ~17 bytes a key: flat enough for 10^8 items
             for raw in self.reader:
                 first_pass = number == 0
                 if raw.skip:
@@ -342,10 +346,9 @@ class JobPlanner:
                 key = content_key(raw.data)
                 if first_pass:
                     log.keys.append((raw.source_id, key))
-                if key in seen:
+                if not seen.add(key):
                     log.skipped["duplicate"] += first_pass
                     continue
-                seen.add(key)
                 if len(passes) > 1 and int.from_bytes(key[8:16], "little") % len(passes) != number:
                     continue
                 spec = specs[int(rng_for(cfg.seed, "spec", raw.source_id).choice(len(specs), p=weights / weights.sum()))]
@@ -384,11 +387,15 @@ def _check_task(cfg: BuildConfig) -> tuple[list[Spec], dict[str, str], int]:
         raise UserError(f"--test-fraction must be in [0, 1) (got {cfg.test_fraction})")
     if cfg.curriculum not in ("mixed", "static"):
         raise UserError(f"--curriculum must be mixed or static (got {cfg.curriculum!r})")
-    if cfg.prompt_file and not Path(cfg.prompt_file).is_file():
-        raise UserError(f"{cfg.prompt_file}: no such prompt file")
-    if cfg.prompt_file and cfg.task == "mix":
-        raise UserError("--prompt applies to a single task, not to mix (edit configs/prompts/ instead)")
+    if cfg.prompt_file and not Path(cfg.prompt_file).exists():
+        raise UserError(f"{cfg.prompt_file}: no such prompt file or folder")
+    if cfg.prompt_file and cfg.task == "mix" and not Path(cfg.prompt_file).is_dir():
+        raise UserError("--prompt for a mix is a folder of TASK.txt files, one per task (e.g. configs/prompts/short)")
     specs = make_specs(cfg)
+    if cfg.prompt_file and Path(cfg.prompt_file).is_dir():
+        missing = sorted({spec.task for spec in specs if not (Path(cfg.prompt_file) / f"{spec.task}.txt").is_file()})
+        if missing:
+            raise UserError(f"{cfg.prompt_file}: no prompt file for {', '.join(f'{task}.txt' for task in missing)}")
     modality = modality_of(spec.task for spec in specs)
     templates, partners = {}, 0
     for spec in specs:
@@ -401,50 +408,41 @@ def _check_task(cfg: BuildConfig) -> tuple[list[Spec], dict[str, str], int]:
     return specs, templates, partners
 
 
-def _our_files(out: Path) -> list[Path]:
-    patterns = [f".{s}-*.tmp" for s in SPLITS] + [MANIFEST, PROGRESS]
-    return split_files(out) + [p for pattern in patterns for p in out.glob(pattern)]
+def _our_files(out) -> list[str]:
+    patterns = [f"{s}-*.parquet" for s in SPLITS] + [f".{s}-*.tmp" for s in SPLITS] + [MANIFEST, PROGRESS]
+    return [name for pattern in patterns for name in out.names(pattern)]
 
 
-def _make_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"{out}: cannot create the output folder ({error.strerror or error})") from None
-
-
-def _prepare_out(out: Path, identity: dict, overwrite: bool) -> dict | None:
+def _prepare_out(out, identity: dict, overwrite: bool) -> dict | None:
     """Returns the saved progress to resume from, None for a fresh build; raises when `out`
-    holds a different build. Returns {'complete': manifest} when the same build is done."""
-    foreign = sorted({p.name for p in out.glob("*.parquet")} - {p.name for p in _our_files(out)})
+    (ssl4rl.out_folder) holds a different build. Returns {'complete': manifest} when the same
+    build is done."""
+    foreign = sorted(set(out.names("*.parquet")) - set(_our_files(out)))
     if foreign:
         raise UserError(
             f"{out} holds parquet files that are not part of a build ({', '.join(foreign[:3])}); "
             "--overwrite replaces only builds: move them or choose another --out"
         )
     if overwrite:
-        for path in _our_files(out):
-            path.unlink()
-    manifest, progress = out / MANIFEST, out / PROGRESS
-    for path, label in ((manifest, "a finished"), (progress, "an unfinished")):
-        if path.exists():
+        for name in _our_files(out):
+            out.unlink(name)
+    for name, label in ((MANIFEST, "a finished"), (PROGRESS, "an unfinished")):
+        if out.exists(name):
             try:
-                saved = json.loads(path.read_text())
+                saved = json.loads(out.read_text(name))
             except (OSError, ValueError) as error:
-                raise UserError(f"{path}: unreadable ({error}); pass --overwrite to build again") from None
+                raise UserError(f"{out.shown(name)}: unreadable ({error}); pass --overwrite to build again") from None
             if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
-                raise UserError(f"{path}: not a build's record; pass --overwrite to build again")
+                raise UserError(f"{out.shown(name)}: not a build's record; pass --overwrite to build again")
             config = saved["config"]
             changed = sorted(k for k in set(config) | set(identity) if config.get(k) != identity.get(k))
-            built_by = (saved.get("versions") or {}).get("ssl4rl", __version__) if path == manifest else __version__
+            built_by = (saved.get("versions") or {}).get("ssl4rl", __version__) if name == MANIFEST else __version__
             if built_by != __version__:
                 changed.append(f"ssl4rl version ({built_by}, now {__version__})")
             if changed:
                 raise UserError(f"{out} holds {label} build with other settings ({', '.join(changed)} changed); pass --overwrite or choose another --out")
-            return {"complete": saved} if path == manifest else saved
-    if any(out.glob("*.parquet")):
+            return {"complete": saved} if name == MANIFEST else saved
+    if out.names("*.parquet"):
         raise UserError(f"{out} already holds parquet files; pass --overwrite or choose another --out")
     return None
 
@@ -469,41 +467,42 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
             raise UserError(f"{given} is an ssl4rl puzzle build; give the images it was built from as --source")
     modality = modality_of(spec.task for spec in specs)
     reader = modality.open_reader(cfg, specs)
-    out = Path(cfg.out)
-    _make_out(out)
+    out = open_out(cfg.out)
+    out.create()
     try:
-        with FolderLock(out):
+        with out.lock():
             return _build(cfg, modality, reader, specs, templates, partners, out, workers, overwrite, progress_bar, mapper)
     except OSError as error:  # a folder we cannot write in (read-only, full): one line, not a traceback
-        if not str(error.filename or "").startswith(str(out)):
+        line = out.write_error(error)
+        if line is None:
             raise
-        raise UserError(f"{out}: cannot write the build ({error.strerror or error}: {error.filename})") from None
+        raise UserError(line) from None
 
 
-def _build(cfg: BuildConfig, modality, reader, specs, templates, partners, out: Path, workers: int, overwrite: bool, progress_bar: bool,
+def _build(cfg: BuildConfig, modality, reader, specs, templates, partners, out, workers: int, overwrite: bool, progress_bar: bool,
            mapper=ordered_map) -> dict:
+    """`out`: the output folder, local or on a pyarrow filesystem (ssl4rl.out_folder)."""
     identity = cfg.identity(templates)
     saved = _prepare_out(out, identity, overwrite)
     if saved and "complete" in saved:
         check_finished_source(reader, saved["complete"], cfg.limit, out)
         return saved["complete"]
-    for stale in out.glob(".*.tmp"):
-        stale.unlink()
+    for stale in out.names(".*.tmp"):
+        out.unlink(stale)
 
     saved_splits = (saved or {}).get("splits", {})
     check_consumed_prefix(reader, saved_splits, out)
     for split in SPLITS:  # forget shards written after the last saved progress
-        for path in split_files(out, split):
-            number = shard_number(path.name)
-            if number is not None and number >= saved_splits.get(split, {}).get("shards", 0):
-                path.unlink()
+        for name in out.names(f"{split}-[0-9][0-9][0-9][0-9][0-9].parquet"):
+            if int(name.removesuffix(".parquet").split("-")[1]) >= saved_splits.get(split, {}).get("shards", 0):
+                out.unlink(name)
     state = {s: SplitState.restore(saved_splits.get(s, {})) for s in SPLITS}
     snapshots = {s: state[s].snapshot(0) for s in SPLITS}
     snapshots.update({s: saved_splits[s] for s in saved_splits})
     writers = {s: ShardWriter(out, s, cfg.shard_rows, snapshots[s]["shards"]) for s in SPLITS}
 
     def save_progress() -> None:
-        atomic_write_json(out / PROGRESS, {"config": identity, "splits": snapshots})
+        out.write_text(PROGRESS, json_text({"config": identity, "splits": snapshots}))
 
     save_progress()
     stats = SourceStats()
@@ -551,7 +550,7 @@ def _build(cfg: BuildConfig, modality, reader, specs, templates, partners, out: 
         bar.close()
 
     if not total:  # nothing to train on: say why, and leave no manifest that looks like a build
-        (out / PROGRESS).unlink(missing_ok=True)
+        out.unlink(PROGRESS)
         skipped = sum((state[s].skipped for s in SPLITS), stats.skipped)
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items())) or "the source had no items"
         raise UserError(f"{out}: no puzzles were made (skipped: {reasons})")
@@ -581,8 +580,8 @@ def _build(cfg: BuildConfig, modality, reader, specs, templates, partners, out: 
         "versions": _versions(),
         "config": identity,
     }
-    atomic_write_json(out / MANIFEST, manifest)
-    (out / PROGRESS).unlink(missing_ok=True)
+    out.write_text(MANIFEST, json_text(manifest))
+    out.unlink(PROGRESS)
     return manifest
 
 

@@ -155,9 +155,9 @@ def _build_parser() -> argparse.ArgumentParser:
     for name, task_class in [("mix", None), *TASKS.items()]:
         summary = "several tasks in one interleaved dataset" if task_class is None else (task_class.__doc__ or "").strip().splitlines()[0]
         task_parser = _command(tasks, name, help=summary, description=summary)
-        task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), a path (TSV file, parquet/HF folder, image folder, .tar) or a quoted glob ('DIR/*.tar' WebDataset shards, 'DIR/*.parquet'); graph tasks: a bundled graph, a graph preset or a graph folder")
+        task_parser.add_argument("--source", required=True, help="samples, a preset name (see `ssl4rl sources`), a path (TSV file, parquet/HF folder, image folder, .tar) or a quoted glob ('DIR/*.tar' WebDataset shards, 'DIR/*.parquet'), also as a pyarrow.fs URI ('s3://bucket/dir/*.tar'), streamed; graph tasks: a bundled graph, a graph preset or a graph folder")
         task_parser.add_argument("--data", metavar="PATH", help="with a preset: the downloaded files (TSV file or folder)")
-        task_parser.add_argument("--out", required=True, metavar="DIR", help="output folder for train-*.parquet, test-*.parquet, manifest.json")
+        task_parser.add_argument("--out", required=True, metavar="DIR", help="output folder for train-*.parquet, test-*.parquet, manifest.json (or a pyarrow.fs URI: s3://bucket/dir)")
         task_parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="worker processes (default: %(default)s; output is identical for any number)")
         task_parser.add_argument("--engine", choices=["local", "ray"], default="local", help="local: a process pool on this machine; ray: tasks on a Ray cluster (same output bytes; docs/scale.md)")
         task_parser.add_argument("--ray-address", metavar="ADDRESS", help="with --engine ray: the cluster to join (auto: the one `ray start` runs here; default: a private Ray on this machine with --workers CPUs)")
@@ -168,7 +168,7 @@ def _build_parser() -> argparse.ArgumentParser:
         task_parser.add_argument("--per-image", type=int, default=1, metavar="R", help="puzzles made from each source image")
         task_parser.add_argument("--shard-rows", type=int, default=1000, metavar="N", help="rows per parquet shard")
         task_parser.add_argument("--image-column", action="append", metavar="COL", help="image column(s) of a TSV/parquet source, repeatable (default: detected)")
-        task_parser.add_argument("--prompt", metavar="FILE", help="a prompt template file (default: configs/prompts/<task>.txt); the shared answer-format line is appended unless the file shows <answer> itself")
+        task_parser.add_argument("--prompt", metavar="FILE", help="a prompt template file (default: configs/prompts/<task>.txt), or a folder of <task>.txt files (a mix needs one); the shared answer-format line is appended unless the file shows <answer> itself")
         task_parser.add_argument("--overwrite", action="store_true", help="replace an existing build in --out")
         task_parser.add_argument("--quiet", action="store_true", help="no progress bar")
         task_parser.add_argument("--difficulty", metavar="LEVELS", help="easy, medium, hard or several comma-separated, spread over the images (default: the task's own defaults)")
@@ -348,6 +348,7 @@ def _pyarrow_without_pandas() -> None:
 
 def _run_build(args) -> None:
     from ssl4rl.build import BuildConfig, build
+    from ssl4rl.uri import is_uri, shown
 
     _pyarrow_without_pandas()
 
@@ -373,7 +374,7 @@ def _run_build(args) -> None:
     skipped = ", ".join(f"{k} {v}" for k, v in manifest["skipped"].items()) or "none"
     longest = max((stats.get("max", 0) for stats in manifest["prompt_tokens"].values()), default=0)
     downscaled = sum(stats["downscaled_images"] for stats in manifest["prompt_tokens"].values())
-    print(f"{args.out}: {rows['train']} train + {rows['test']} test rows of '{manifest['task']}'; skipped: {skipped}; "
+    print(f"{shown(args.out) if is_uri(args.out) else args.out}: {rows['train']} train + {rows['test']} test rows of '{manifest['task']}'; skipped: {skipped}; "
           f"longest prompt {longest} tokens, {downscaled} images downscaled to fit")  # fmt: skip
     if not rows["test"] and args.test_fraction > 0:
         from ssl4rl.eval.runner import no_test_reason

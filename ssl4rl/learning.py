@@ -42,6 +42,7 @@ class Run:
     batch_size: int = 16
     rollout_n: int = 8
     lr: float = 1e-3
+    lr_warmup_steps: int = 0
     kl_loss_coef: float = 0.0
     max_response_length: int = 16
     eval_every: int = 10  # checkpoint and held-out evaluation every N steps (and at the end)
@@ -111,18 +112,18 @@ def train_command(run: Run, out: Path) -> list[str]:
     common = ["train", "--backend", run.backend, "--data", run.data, "--model", run.model, "--out", str(out)]
     if run.backend == "trl":
         return [*common, "--batch-size", str(run.batch_size), "--mini-batch-size", str(run.batch_size), "--rollout-n", str(run.rollout_n),
-                "--lr", str(run.lr), "--kl-loss-coef", str(run.kl_loss_coef), "--max-response-length", str(run.max_response_length),
+                "--lr", str(run.lr), "--lr-warmup-steps", str(run.lr_warmup_steps), "--kl-loss-coef", str(run.kl_loss_coef), "--max-response-length", str(run.max_response_length),
                 "--max-steps", str(run.steps), "--save-freq", str(run.eval_every), "--seed", str(run.seed), *run.extra]  # fmt: skip
     return [*common, "--device", "cpu", "--rollout", "hf", *run.extra,
             f"data.train_batch_size={run.batch_size}", f"actor_rollout_ref.actor.ppo_mini_batch_size={run.batch_size}",
             f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={run.batch_size * run.rollout_n}",
             f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={run.batch_size * run.rollout_n}",
             f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={run.batch_size * run.rollout_n}",
-            f"actor_rollout_ref.rollout.n={run.rollout_n}", f"actor_rollout_ref.actor.optim.lr={run.lr}",
+            f"actor_rollout_ref.rollout.n={run.rollout_n}", f"actor_rollout_ref.actor.optim.lr={run.lr}", f"actor_rollout_ref.actor.optim.lr_warmup_steps={run.lr_warmup_steps}",
             f"actor_rollout_ref.actor.use_kl_loss={str(run.kl_loss_coef > 0).lower()}", f"actor_rollout_ref.actor.kl_loss_coef={run.kl_loss_coef}",
             f"data.max_response_length={run.max_response_length}", f"trainer.total_training_steps={run.steps}",
             f"trainer.save_freq={run.eval_every}", "trainer.test_freq=-1", "trainer.val_before_train=false",
-            f"data.seed={run.seed}", "trainer.max_actor_ckpt_to_keep=null"]  # fmt: skip
+            f"data.seed={run.seed}", f"actor_rollout_ref.rollout.seed={run.seed}", "trainer.max_actor_ckpt_to_keep=null"]  # fmt: skip
 
 
 def checkpoints(run: Run, out: Path) -> dict[int, Path]:

@@ -1,6 +1,6 @@
 """Parquet shards written as they fill, atomically: rows go to a hidden temporary file that is
-renamed to `<split>-<NNNNN>.parquet` only when complete, so a directory never holds a
-half-written shard under its final name."""
+renamed (or moved, on a pyarrow filesystem: ssl4rl.out_folder) to `<split>-<NNNNN>.parquet`
+only when complete, so a folder never holds a half-written shard under its final name."""
 
 from __future__ import annotations
 
@@ -22,14 +22,20 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def json_text(payload: dict) -> str:
+    """How a build's JSON files are written (the same bytes on every filesystem)."""
+    return json.dumps(payload, indent=2, sort_keys=True) + "\n"
+
+
 def atomic_write_json(path: Path, payload: dict) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json_text(payload))
 
 
 class ShardWriter:
     """Appends rows of one split; `add` returns True when it has just completed a shard."""
 
-    def __init__(self, out: Path, split: str, shard_rows: int, first_shard: int = 0):
+    def __init__(self, out, split: str, shard_rows: int, first_shard: int = 0):
+        """`out`: the build's folder (ssl4rl.out_folder: local, or on a pyarrow filesystem)."""
         self.out, self.split, self.shard_rows = out, split, shard_rows
         self.shard = first_shard
         self.files: list[str] = [shard_name(split, n) for n in range(first_shard)]
@@ -38,14 +44,14 @@ class ShardWriter:
         self._writer: pq.ParquetWriter | None = None
 
     @property
-    def _tmp(self) -> Path:
-        return self.out / f".{shard_name(self.split, self.shard)}.tmp"
+    def _tmp(self) -> str:
+        return f".{shard_name(self.split, self.shard)}.tmp"
 
     def _flush(self) -> None:
         if not self._buffer:
             return
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._tmp, SCHEMA, compression="snappy")
+            self._writer = pq.ParquetWriter(self.out.target(self._tmp), SCHEMA, compression="snappy", filesystem=self.out.filesystem)
         self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=SCHEMA), row_group_size=ROW_GROUP_ROWS)
         self._buffer.clear()
 
@@ -68,9 +74,9 @@ class ShardWriter:
             return
         self._writer.close()
         self._writer = None
-        final = self.out / shard_name(self.split, self.shard)
-        os.replace(self._tmp, final)
-        self.files.append(final.name)
+        final = shard_name(self.split, self.shard)
+        self.out.replace(self._tmp, final)
+        self.files.append(final)
         self.shard += 1
         self._rows_in_shard = 0
 
@@ -78,4 +84,4 @@ class ShardWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        self._tmp.unlink(missing_ok=True)
+        self.out.unlink(self._tmp)

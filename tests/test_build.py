@@ -185,3 +185,20 @@ def test_prompt_file_with_wrong_image_count_is_refused_before_any_output(tmp_pat
     prompt.write_text("First <image> then <image>: angle among {angles}?")
     out, _ = run(tmp_path, photo_folder, "good", prompt_file=str(prompt))
     assert read_rows(out)[0]["prompt"][0]["content"].startswith("First <image> then <image>: angle among 0, 90, 180, 270?")
+
+
+def test_a_mix_takes_a_folder_of_prompts_one_file_per_task(tmp_path, photo_folder):
+    """`--prompt DIR` gives each task of a mix its own DIR/<task>.txt; a task without one, or a
+    single file for a mix, is refused before any output."""
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "rotation.txt").write_text("R: <image> <image> {angles}. Reply <answer>deg</answer>.")
+    with pytest.raises(UserError, match=r"no prompt file for position\.txt"):
+        run(tmp_path, photo_folder, "partial", task="mix", tasks={"rotation": 1, "position": 1}, prompt_file=str(prompts))
+    with pytest.raises(UserError, match="a folder of TASK.txt files"):
+        run(tmp_path, photo_folder, "file", task="mix", tasks={"rotation": 1, "position": 1}, prompt_file=str(prompts / "rotation.txt"))
+    assert not (tmp_path / "partial").exists() and not (tmp_path / "file").exists()
+    (prompts / "position.txt").write_text("P: <image> <image> Reply <answer>cell</answer>.")
+    out, _ = run(tmp_path, photo_folder, "mix", task="mix", tasks={"rotation": 1, "position": 1}, prompt_file=str(prompts))
+    firsts = {row["extra_info"]["task"]: row["prompt"][0]["content"].split(":")[0] for row in read_rows(out)}
+    assert firsts == {"rotation": "R", "position": "P"}

@@ -1,10 +1,18 @@
 """The cora, pubmed, wikics and products presets read the text-attributed releases as they ship
-(TAPE's cora_orig and PubMed_orig, Wiki-CS's dataset folder), written here in those layouts."""
+(TAPE's cora_orig, PubMed_orig and ogbn-products subset, Wiki-CS's dataset folder), written here
+in those layouts."""
 
 from __future__ import annotations
 
+import collections
+import csv
+import enum
 import json
+import sys
+import types
+import weakref
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -101,8 +109,153 @@ def test_a_partial_download_is_one_line_naming_the_missing_file(tmp_path, capsys
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_products_names_its_missing_files(tmp_path, capsys):
-    (tmp_path / "ogbn_products_orig").mkdir()
-    (tmp_path / "ogbn_products_orig" / "ogbn-products_subset.csv").write_text("uid,nid,title,content\na,0,Lamp,A desk lamp\n")
-    assert main(["build", "masking", "--source", "products", "--data", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
-    assert "ogbn-products_subset.pt" in capsys.readouterr().err
+@pytest.mark.parametrize("missing", ["ogbn_products/ogbn-products_subset.pt", "ogbn_products_orig/ogbn-products_subset.csv"])
+def test_products_names_its_missing_files(tmp_path, capsys, missing):
+    torch = pytest.importorskip("torch")
+    write_products(tmp_path, torch)
+    (tmp_path / missing).unlink()
+    code = main(["build", "masking", "--source", "products", "--data", str(tmp_path), "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1 and missing.split("/")[1] in error, error
+
+
+PRODUCTS = [("B00A", "Desk lamp", "A lamp, with a \"warm\" bulb", 3), ("B00B", "Lamp shade", "", 3), ("B00C", "Blender", "Makes smoothies", 7),
+            ("B00D", "Juicer", "Presses fruit", 7), ("B00E", "Stapler", "Office stapler", 12), ("B00F", "Staples", "Box of staples", 12)]  # fmt: skip
+PRODUCT_EDGES = [(0, 1), (1, 0), (2, 3), (3, 4), (4, 5), (5, 0), (2, 2)]  # directed as stored, (1, 0) repeats (0, 1), (2, 2) a self-loop
+
+
+def fake_pyg():
+    """Modules named as torch_geometric's and torch_sparse's, with classes that pickle as the real
+    ones do (PyG 2.3-2.8 `BaseData.__getstate__` / `BaseStorage.__getstate__`, torch_sparse 0.6.x
+    `SparseTensor` / `SparseStorage` attributes), so a test can write TAPE's .pt without them."""
+    modules = {name: types.ModuleType(name) for name in ("torch_geometric", "torch_geometric.data", "torch_geometric.data.data",
+                                                          "torch_geometric.data.storage", "torch_sparse", "torch_sparse.tensor", "torch_sparse.storage")}  # fmt: skip
+
+    class AttrType(enum.Enum):
+        NODE = "NODE"
+        EDGE = "EDGE"
+        OTHER = "OTHER"
+
+    class GlobalStorage:
+        def __init__(self, parent, mapping):
+            cached = collections.defaultdict(set, {AttrType.NODE: {"x", "y", "n_asin"}, AttrType.OTHER: {"adj_t"}})
+            self.__dict__.update(_mapping=mapping, _parent=weakref.ref(parent), _cached_attr=cached)
+
+        def __getstate__(self):
+            out = self.__dict__.copy()
+            out["_parent"] = out["_parent"]()
+            return out
+
+    class DataTensorAttr:
+        pass
+
+    class DataEdgeAttr:
+        pass
+
+    class Data:
+        def __init__(self, **fields):
+            self.__dict__.update(_tensor_attr_cls=DataTensorAttr, _edge_attr_cls=DataEdgeAttr)
+            self.__dict__["_store"] = GlobalStorage(self, fields)
+
+        def __getstate__(self):
+            return self.__dict__
+
+    class SparseStorage:
+        def __init__(self, row, rowptr, col, sizes):
+            self._row, self._rowptr, self._col, self._value, self._sparse_sizes = row, rowptr, col, None, sizes
+            self._rowcount = self._colptr = self._colcount = self._csr2csc = self._csc2csr = None
+
+    class SparseTensor:
+        def __init__(self, storage):
+            self.storage = storage
+
+    for module, classes in (("torch_geometric.data.data", (Data, DataTensorAttr, DataEdgeAttr)), ("torch_geometric.data.storage", (GlobalStorage, AttrType)),
+                            ("torch_sparse.tensor", (SparseTensor,)), ("torch_sparse.storage", (SparseStorage,))):  # fmt: skip
+        for cls in classes:
+            cls.__module__, cls.__qualname__ = module, cls.__name__
+            setattr(modules[module], cls.__name__, cls)
+    return modules
+
+
+def write_products(folder, torch, rows="row", drop=None, extra=None):
+    """TAPE's layout: ogbn_products_orig/ogbn-products_subset.csv and ogbn_products/ogbn-products_subset.pt,
+    the graph as OGB's T.ToSparseTensor() leaves it (adj_t transposed, rows sorted, CSR offsets filled)."""
+    (folder / "ogbn_products_orig").mkdir(parents=True)
+    (folder / "ogbn_products").mkdir(parents=True)
+    with open(folder / "ogbn_products_orig" / "ogbn-products_subset.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["uid", "nid", "title", "content"])
+        writer.writerows([asin, 1000 + i, title, content] for i, (asin, title, content, _) in enumerate(PRODUCTS))
+    n = len(PRODUCTS)
+    transposed = sorted((dst, src) for src, dst in PRODUCT_EDGES)
+    row, col = torch.tensor([r for r, _ in transposed]), torch.tensor([c for _, c in transposed])
+    rowptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(row, minlength=n).cumsum(0)])
+    with pytest.MonkeyPatch.context() as patch:
+        modules = fake_pyg()
+        for name, module in modules.items():
+            patch.setitem(sys.modules, name, module)
+        storage = modules["torch_sparse.storage"].SparseStorage(row if rows == "row" else None, rowptr, col, (n, n))
+        fields = {"x": torch.randn(n, 4), "y": torch.tensor([[label] for *_, label in PRODUCTS]), "num_nodes": np.int64(n),
+                  "adj_t": modules["torch_sparse.tensor"].SparseTensor(storage),
+                  "train_mask": torch.tensor([True, True, False, True, False, False]), "val_mask": torch.zeros(n, dtype=torch.bool),
+                  "test_mask": torch.tensor([False, False, True, False, True, True]),
+                  "n_id": np.arange(n), "n_asin": np.array([asin for asin, *_ in PRODUCTS], dtype=object), **(extra or {})}  # fmt: skip
+        fields.pop(drop, None)
+        torch.save(modules["torch_geometric.data.data"].Data(**fields), folder / "ogbn_products" / "ogbn-products_subset.pt")
+    assert all(sys.modules.get(name) is not module for name, module in modules.items())  # the fakes are gone
+
+
+@pytest.mark.parametrize("rows", ["row", "rowptr"])
+def test_products_reads_tapes_pt_without_torch_geometric(tmp_path, rows):
+    torch = pytest.importorskip("torch")
+    write_products(tmp_path, torch, rows)
+    before = set(sys.modules)
+    graph = load_graph(GraphRef("products", str(tmp_path)))
+    assert not [name for name in set(sys.modules) - before if name.startswith(("torch_geometric", "torch_sparse"))]
+    assert graph.ids == [str(1000 + i) for i in range(len(PRODUCTS))]
+    assert graph.texts[:2] == ['Desk lamp. A lamp, with a "warm" bulb', "Lamp shade"]
+    assert graph.labels == [str(label) for *_, label in PRODUCTS]
+    shown = {(u, v) for u, near in enumerate(graph.adj) for v in near}
+    assert shown == {(v, u) for u, v in shown}  # symmetric
+    assert {(min(u, v), max(u, v)) for u, v in shown} | graph.heldout == {(0, 1), (2, 3), (3, 4), (4, 5), (0, 5)}
+    assert graph.skips == [("edge:1002->1002", "self-loop")]  # the reverse (1, 0) is one edge, not a duplicate
+    assert graph.test_nodes == {2, 4, 5}
+
+
+@pytest.mark.parametrize("drop, named", [("adj_t", "no adj_t"), ("y", "no y")])
+def test_products_pt_without_a_needed_field_is_one_line_naming_it(tmp_path, capsys, drop, named):
+    torch = pytest.importorskip("torch")
+    write_products(tmp_path / "products", torch, drop=drop)
+    code = main(["build", "masking", "--source", "products", "--data", str(tmp_path / "products"), "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1 and named in error and "ogbn-products_subset.pt" in error, error
+
+
+def test_products_pt_and_csv_of_different_sizes_is_one_line(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    write_products(tmp_path, torch)
+    with open(tmp_path / "ogbn_products_orig" / "ogbn-products_subset.csv", "a") as handle:
+        handle.write("B00G,2000,Extra,Not in the graph\n")
+    code = main(["build", "masking", "--source", "products", "--data", str(tmp_path), "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1 and "6 nodes, but ogbn-products_subset.csv has 7 rows" in error, error
+
+
+class Trap:
+    """Pickles as a call of exec: what a hostile .pt would run on a plain torch.load."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+def test_products_pt_naming_any_other_global_is_refused_before_it_runs(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    marker = tmp_path / "ran"
+    write_products(tmp_path / "products", torch, extra={"note": Trap(marker)})
+    code = main(["build", "masking", "--source", "products", "--data", str(tmp_path / "products"), "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1 and "builtins.exec" in error, error
+    assert not marker.exists()

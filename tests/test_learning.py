@@ -158,3 +158,4 @@ def test_grpo_teaches_the_tiny_model_a_puzzle_only_its_pictures_answer(tmp_path)
         run(puzzle_items(str(data), None), HFBackend(str(path), max_new_tokens=24), str(tmp_path / name), puzzles=True, label=name)
         (scores[name],) = heldout(tmp_path / name, 0)
     assert scores["after"].low > scores["before"].high, scores
+

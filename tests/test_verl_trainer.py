@@ -331,7 +331,7 @@ def test_hf_rollout_batches_concurrent_requests_and_each_row_keeps_its_own_model
 
     calls = []
     one_batch = server._generate_batch
-    server._generate_batch = lambda reqs, params: calls.append(len(reqs)) or one_batch(reqs, params)
+    server._generate_batch = lambda reqs, params, seeds=None: calls.append(len(reqs)) or one_batch(reqs, params, seeds)
 
     async def together():
         return await asyncio.gather(*[server.generate(str(i), prompt_ids=ids, sampling_params={"temperature": 0}, image_data=images)
@@ -340,6 +340,62 @@ def test_hf_rollout_batches_concurrent_requests_and_each_row_keeps_its_own_model
     outputs = asyncio.run(together())
     assert calls == [len(requests)]
     assert [o.token_ids for o in outputs] == [one_batch([request], {"temperature": 0})[0][0] for request in requests]
+
+
+def test_seeded_sampling_draws_from_the_warped_softmax():
+    """Gumbel noise from each row's seed, then the argmax: a draw from softmax(logits / T) after
+    top-k / top-p, and the same draw for the same seed whatever rows share the batch."""
+    from ssl4rl.train.verl_plugin import SeededSampling
+
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]])
+    seeds = list(range(20000))
+    for temperature, top_k, kept in ((1.0, -1, 4), (0.5, 2, 2)):
+        draws = [int(SeededSampling([seed], temperature, top_k)(None, logits).argmax()) for seed in seeds]
+        counts = torch.bincount(torch.tensor(draws), minlength=4).double() / len(seeds)
+        expected = torch.zeros(4, dtype=torch.double)
+        expected[:kept] = torch.softmax(logits[0, :kept].double() / temperature, -1)
+        assert torch.allclose(counts, expected, atol=0.012), (temperature, counts, expected)
+    together = SeededSampling([3, 5], 1.0)(None, logits.repeat(2, 1)).argmax(-1).tolist()
+    alone = [int(SeededSampling([seed], 1.0)(None, logits).argmax()) for seed in (3, 5)]
+    assert together == alone
+
+
+def test_hf_rollout_replies_follow_the_rollout_seed_not_arrival_order(tiny_model, rotation_set):
+    """A prompt's n rollouts are n identical requests in no fixed order: the group's replies are
+    the same whichever order and batches they come in, change with the rollout seed and with
+    the weights' step, and differ within a group (verl runs on the hf rollout repeat)."""
+    import asyncio
+    from collections import Counter
+
+    from ssl4rl.train.trl_grpo import load_split
+    from ssl4rl.train.verl_plugin import HFGenerateServer
+
+    train = load_split(rotation_set, "train")
+    rows = [train[0], next(train[i] for i in range(len(train)) if train[i]["extra_info"]["source_hash"] != train[0]["extra_info"]["source_hash"])]
+
+    def replies(seed: int, order: list[int], step: int = 1) -> list[Counter]:
+        server = HFGenerateServer(str(tiny_model), response_length=8, seed=seed)
+        server.global_steps = step
+        torch.manual_seed(0)
+        server.load_weights({n: torch.randn_like(p) for n, p in server.model.named_parameters()}, global_steps=step)  # a policy that samples widely
+        requests = []
+        for r in rows:
+            prompt = server.processor.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False)
+            requests.append((server.processor(text=[prompt], images=r["images"])["input_ids"][0], r["images"]))
+
+        async def send():
+            return await asyncio.gather(*[server.generate(str(i), prompt_ids=requests[i][0], sampling_params={"temperature": 1.0}, image_data=requests[i][1]) for i in order])
+
+        groups = [Counter(), Counter()]
+        for i, out in zip(order, asyncio.run(send())):
+            groups[i][tuple(out.token_ids)] += 1
+        return groups
+
+    first = replies(0, [0, 0, 0, 1, 1, 1])
+    assert replies(0, [1, 0, 1, 0, 1, 0]) == first
+    assert all(len(group) > 1 for group in first)
+    assert replies(1, [0, 0, 0, 1, 1, 1]) != first
+    assert replies(0, [0, 0, 0, 1, 1, 1], step=2) != first
 
 
 @pytest.mark.parametrize("reply_lengths", [[16, 16, 16, 12], [16, 16, 16, 16]])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
+from ssl4rl import uri
 from ssl4rl.budget import length_stats
 from ssl4rl.build_jobs import Job, JobResult, Worker
 from ssl4rl.errors import SkipItem, UserError
@@ -32,7 +33,9 @@ def _needs_knowledge_graph(task_name: str) -> bool:
 
 def open_reader(cfg, specs) -> object:
     """The graph the source names, one item per node; a task that asks for relations needs a
-    knowledge graph."""
+    knowledge graph. Graphs are read from local folders only, never from a URI."""
+    if uri.is_uri(cfg.source) or uri.is_uri(cfg.data):
+        raise UserError(f"{uri.shown(cfg.data if uri.is_uri(cfg.data) else cfg.source)}: graphs are read from a local folder or a bundled graph, not a URI")
     reader = open_graph_source(cfg.source, cfg.data)
     for name in dict.fromkeys(spec.task for spec in specs):
         if _needs_knowledge_graph(name) and not reader.graph.is_kg:

@@ -21,6 +21,7 @@ from ssl4rl.images import SourceImage, decode, encode
 from ssl4rl.prescale import fitted_size, predicts
 from ssl4rl.schema import ABILITY, content_key, make_row
 from ssl4rl.sources import open_source
+from ssl4rl.sources.hf import parquet_rows
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, rng_for
 from ssl4rl.tasks.shape import ImageTask
 
@@ -33,17 +34,16 @@ def open_reader(cfg, specs) -> object:
 
 
 def item_count(reader) -> int | None:
-    """Source entries, when cheap to count (files of a folder, parquet row counts, TSV lines)."""
-    import pyarrow.parquet as pq
-
+    """Source entries, when cheap to count (files of a folder, parquet row counts, TSV lines);
+    local files and files behind a URI alike (ssl4rl.sources.remote)."""
     if reader.kind in ("folder", "samples"):
         return len(reader.files)
     if reader.kind == "shapes":
         return len(reader)
     if reader.kind == "hf":
-        return sum(pq.ParquetFile(f).metadata.num_rows for f in reader.files) * len(reader.image_columns)
+        return sum(parquet_rows(f) for f in reader.files) * len(reader.image_columns)
     if reader.kind == "tsv":
-        with open(reader.path, "rb") as handle:
+        with reader.path.open("rb") as handle:
             return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 24), b"")) - 1
     return None
 

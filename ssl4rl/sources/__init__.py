@@ -5,7 +5,8 @@ ssl4rl.sources.graph_source, one item per node).
 (synthetic pictures a model trained from nothing can learn from), a preset
 name from PRESETS (with `data` pointing at the user's downloaded files), or a path that is a
 VLMEvalKit TSV file, a Hugging Face dataset folder (parquet or `save_to_disk`), an image folder,
-WebDataset tar shards, or a glob of tar or parquet files (`DIR/*.tar`, `DIR/*.parquet`).
+WebDataset tar shards, or a glob of tar or parquet files (`DIR/*.tar`, `DIR/*.parquet`); any of
+these as a pyarrow.fs URI (`s3://bucket/dir/*.tar`), read as a stream (ssl4rl.sources.uri_sources).
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ import glob
 from pathlib import Path
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawItem, build_folders, is_build_folder
+from ssl4rl.sources.common import MAX_FILE_BYTES, RawItem, build_folders, is_build_folder
 from ssl4rl.sources.folder import FolderSource
 from ssl4rl.sources.graph_samples import BUNDLED
 from ssl4rl.sources.hf import HFSource, data_files
+from ssl4rl.sources.one_file import open_file
 from ssl4rl.sources.presets import PRESETS
 from ssl4rl.sources.samples import SamplesSource
 from ssl4rl.sources.shapes import ShapesSource, parse_count
 from ssl4rl.sources.tsv import TsvSource
+from ssl4rl.sources.uri_sources import open_uri
 from ssl4rl.sources.webdataset import TarSource
+from ssl4rl.uri import is_uri
 
 __all__ = ["open_source", "open_path", "PRESETS", "RawItem", "TsvSource", "HFSource", "FolderSource", "SamplesSource", "ShapesSource", "TarSource"]
 
@@ -33,16 +37,7 @@ def open_path(path: Path, image_columns: list[str] | None = None, max_bytes: int
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
     if path.is_file():
-        suffix = path.suffix.lower()
-        if suffix == ".tsv":
-            return TsvSource(path, image_columns[0] if image_columns else None, max_bytes)
-        if suffix in (".parquet", ".arrow"):
-            return HFSource(path, image_columns, max_bytes)
-        if suffix in IMAGE_EXTENSIONS:
-            return FolderSource(path.parent, [path], max_bytes)
-        if suffix == ".tar":
-            return TarSource(path.parent, [path], max_bytes)
-        raise UserError(f"{path}: not a .tsv, .parquet, .arrow or .tar file or an image folder")
+        return open_file(path, str(path), image_columns, max_bytes)
     # A build is never a source: the dataset reader walks every depth, so a build anywhere under
     # `path` is refused; parquet files inside builds do not make an image folder a dataset.
     builds = build_folders(path)
@@ -102,11 +97,14 @@ def open_source(source: str, data: str | Path | None = None, image_columns: list
         preset = PRESETS[source]
         if data is None:
             raise UserError(f"source '{source}' needs --data PATH: {preset.download}")
-        reader = open_path(Path(data), image_columns or (list(preset.image_columns) if preset.image_columns else None), max_bytes)
+        columns = image_columns or (list(preset.image_columns) if preset.image_columns else None)
+        reader = open_uri(str(data), columns, max_bytes) if is_uri(str(data)) else open_path(Path(data), columns, max_bytes)
         reader.preset = source
         return reader
     if data is not None:
         raise UserError(f"unknown source '{source}' (presets: samples, {', '.join(PRESETS)})")
+    if is_uri(source):
+        return open_uri(source, image_columns, max_bytes)
     if not Path(source).exists() and any(c in source for c in "*?["):
         return open_glob(source, image_columns, max_bytes)
     if not Path(source).exists():

@@ -14,6 +14,13 @@ MAX_FILE_BYTES = 256 * 2**20  # larger files are skipped unread: a 50-megapixel 
 BUILD_MARKERS = (MANIFEST, PROGRESS)  # what `ssl4rl build` leaves in its output folder
 
 
+def as_path(path):
+    """A local Path, or a file on a pyarrow filesystem (ssl4rl.sources.remote) as it is."""
+    from ssl4rl.sources.remote import RemoteFile
+
+    return path if isinstance(path, RemoteFile) else Path(path)
+
+
 def is_build_folder(folder: Path) -> bool:
     """A finished or interrupted `ssl4rl build` output: its puzzles must never become sources."""
     return any((Path(folder) / marker).is_file() for marker in BUILD_MARKERS)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawItem, is_build_folder, read_file
+from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawItem, as_path, is_build_folder, read_file
 
 
 def scan(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -44,9 +44,10 @@ def scan(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
 class FolderSource:
     kind = "folder"
 
-    def __init__(self, path: Path, files: list[Path] | None = None, max_bytes: int = MAX_FILE_BYTES):
-        self.path = Path(path)
-        self.files, self.skipped = (files, []) if files is not None else scan(self.path)
+    def __init__(self, path: Path, files: list[Path] | None = None, max_bytes: int = MAX_FILE_BYTES, skipped: list[tuple[str, str]] | None = None):
+        """`files` (and the folders `skipped`): listed by the caller, as for a URI folder."""
+        self.path = as_path(path)
+        self.files, self.skipped = (files, skipped or []) if files is not None else scan(self.path)
         self.max_bytes = max_bytes
 
     def __iter__(self) -> Iterator[RawItem]:

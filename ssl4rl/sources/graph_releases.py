@@ -11,9 +11,11 @@
   index, `test_mask`) and `metadata.json` (`labels`: names by index, `nodes`: `id`, `title`,
   `tokens`); its published test split is kept (`Graph.test_nodes`);
 - `products`: TAPE's ogbn-products subset: `ogbn-products_subset.csv` (`nid`, `title`,
-  `content`) and `ogbn-products_subset.pt` (a torch_geometric `Data`: `edge_index` or `adj_t`,
-  `y`), in the folder or its `ogbn_products_orig` / `ogbn_products` subfolders; reading the .pt
-  needs torch and torch_geometric.
+  `content`, one row per node in node order) and `ogbn-products_subset.pt` (a torch_geometric
+  `Data`: `adj_t`, a torch_sparse `SparseTensor`, or `edge_index`; `y`; `test_mask`, kept as the
+  published test split), in the folder or its `ogbn_products_orig` / `ogbn_products` subfolders
+  (TAPE's `dataset/` folder); the .pt is read with torch alone (`ssl4rl.sources.pyg_pickle`),
+  edges symmetrised as TAPE's loader does.
 
 A missing file is one line naming it.
 """
@@ -131,29 +133,18 @@ def read_products(folder: Path, name: str = "products") -> Graph:
     text_file = need(folder, *(f"{p}ogbn-products_subset.csv" for p in places))
     graph_file = need(folder, *(f"{p}ogbn-products_subset.pt" for p in places))
     from ssl4rl.sources.graph_tables import read_table
+    from ssl4rl.sources.pyg_pickle import read_graph
 
     columns = read_table(text_file, ("title", "content"), ("nid",))
-    try:
-        import torch
-    except ImportError:
-        raise UserError(f"{graph_file}: reading TAPE's products graph needs torch and torch_geometric (pip install torch torch_geometric)") from None
-    try:
-        data = torch.load(graph_file, map_location="cpu", weights_only=False)
-    except Exception as error:  # noqa: BLE001 - a pickled Data needs torch_geometric; any failure is one line
-        raise UserError(f"{graph_file}: cannot load ({str(error).strip().splitlines()[0]}); it needs torch_geometric") from None
-    get = data.get if isinstance(data, dict) else lambda key: getattr(data, key, None)
-    if get("edge_index") is not None:
-        src, dst = (t.tolist() for t in get("edge_index"))
-    elif get("adj_t") is not None:
-        row, col, _ = get("adj_t").coo()
-        src, dst = row.tolist(), col.tolist()
-    else:
-        raise UserError(f"{graph_file}: no edge_index or adj_t")
-    y = get("y")
-    labels = [str(v) for v in (y.view(-1).tolist() if y is not None else [None] * len(columns["title"]))]
-    ids = columns.get("nid") or [str(i) for i in range(len(columns["title"]))]
+    pickled = read_graph(graph_file)
+    if pickled.num_nodes != len(columns["title"]):
+        raise UserError(f"{graph_file}: {pickled.num_nodes} nodes, but {text_file.name} has {len(columns['title'])} rows (files of different releases?)")
+    ids = columns.get("nid") or [str(i) for i in range(pickled.num_nodes)]
     texts = [join_text(t, c) for t, c in zip(columns["title"], columns["content"])]
-    return assemble(name, ids, texts, labels, [(ids[a], ids[b]) for a, b in zip(src, dst) if a < len(ids) and b < len(ids)])
+    pairs = sorted({(min(a, b), max(a, b)) for a, b in pickled.edges})  # TAPE reads adj_t.to_symmetric()
+    graph = assemble(name, ids, texts, [str(v) for v in pickled.labels], [(ids[a], ids[b]) for a, b in pairs])
+    graph.test_nodes = {graph.index[ids[i]] for i in pickled.test_nodes if ids[i] in graph.index}
+    return graph
 
 
 READERS = {"cora": read_cora, "pubmed": read_pubmed, "wikics": read_wikics, "products": read_products}

@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import MAX_FILE_BYTES, RawItem, from_base64, from_bytes, read_file
+from ssl4rl.sources.common import MAX_FILE_BYTES, RawItem, as_path, from_base64, from_bytes, read_file
+from ssl4rl.sources.remote import RemoteFile
 
 LIKELY_IMAGE_COLUMNS = ("image", "images", "img", "image_base64", "decoded_image")
 BATCH_ROWS = 32
@@ -49,10 +50,23 @@ def _holds_images(arrow_type: pa.DataType) -> bool:
     )  # fmt: skip
 
 
+def _input(file):
+    """What pyarrow reads: a local path, or a remote file's own handle (ssl4rl.sources.remote)."""
+    return file.arrow_file() if isinstance(file, RemoteFile) else file
+
+
+def _random_access(file):
+    return file.arrow_file() if isinstance(file, RemoteFile) else pa.memory_map(str(file))
+
+
+def parquet_rows(file) -> int:
+    return pq.ParquetFile(_input(file)).metadata.num_rows
+
+
 def _schema(file: Path) -> pa.Schema:
     if file.suffix == ".parquet":
-        return pq.read_schema(file)
-    with pa.memory_map(str(file)) as source:
+        return pq.read_schema(_input(file))
+    with _random_access(file) as source:
         return _open_arrow(source).schema
 
 
@@ -66,9 +80,9 @@ def _open_arrow(source):
 
 def _batches(file: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
     if file.suffix == ".parquet":
-        yield from pq.ParquetFile(file).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+        yield from pq.ParquetFile(_input(file)).iter_batches(batch_size=BATCH_ROWS, columns=columns)
         return
-    with pa.memory_map(str(file)) as source:
+    with _random_access(file) as source:
         reader = _open_arrow(source)
         batches = reader if isinstance(reader, pa.ipc.RecordBatchStreamReader) else (
             reader.get_batch(i) for i in range(reader.num_record_batches)
@@ -82,7 +96,7 @@ class HFSource:
 
     def __init__(self, path: Path, image_columns: list[str] | None = None, max_bytes: int = MAX_FILE_BYTES, files: list[Path] | None = None):
         """`files`: the parquet/Arrow files of a glob (`DIR/*.parquet`), ids relative to `path`."""
-        self.path, self.max_bytes = Path(path), max_bytes
+        self.path, self.max_bytes = as_path(path), max_bytes
         self.files = list(files) if files is not None else data_files(self.path)
         if not self.files:
             raise UserError(f"{self.path}: no .parquet or .arrow files")

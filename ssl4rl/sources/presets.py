@@ -68,7 +68,7 @@ PRESETS = {
     ),
     "products": Preset(
         "ogbn-products subset with product descriptions (TAPE's 54k-node subset, 47 classes)",
-        "TAPE's ogbn-products subset as it ships: ogbn-products_subset.csv and ogbn-products_subset.pt (needs torch_geometric), in one folder or TAPE's dataset/ folder",
+        "TAPE's ogbn-products subset as it ships: ogbn-products_subset.csv and ogbn-products_subset.pt (read with torch, no torch_geometric; its test_mask is kept), in one folder or TAPE's dataset/ folder",
         url="https://github.com/XiaoxinHe/TAPE", kind="graph",
     ),
     "fb15k237": Preset(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import MAX_FILE_BYTES, RawItem, from_base64
+from ssl4rl.sources.common import MAX_FILE_BYTES, RawItem, as_path, from_base64
 
 REFERENCE_MAX_CHARS = 64
 
@@ -24,7 +24,7 @@ class TsvSource:
     kind = "tsv"
 
     def __init__(self, path: Path, image_column: str | None = None, max_bytes: int = MAX_FILE_BYTES):
-        self.path, self.max_bytes = Path(path), max_bytes
+        self.path, self.max_bytes = as_path(path), max_bytes
         self.image_column = image_column or "image"
         with self._open() as handle:
             header = next(csv.reader(handle, delimiter="\t"), None)
@@ -39,7 +39,7 @@ class TsvSource:
         csv.field_size_limit(sys.maxsize)
         # utf-8-sig: a byte-order mark is not part of the first column's name. A stray non-UTF-8
         # byte (in a question, say) must not stop the reader: it becomes U+FFFD.
-        return open(self.path, newline="", encoding="utf-8-sig", errors="replace")
+        return self.path.open(newline="", encoding="utf-8-sig", errors="replace")
 
     def __iter__(self) -> Iterator[RawItem]:
         with self._open() as handle:

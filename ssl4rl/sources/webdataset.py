@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import MAX_FILE_BYTES, RawItem
+from ssl4rl.sources.common import MAX_FILE_BYTES, RawItem, as_path
 
 IMAGE_SUFFIXES = {"jpg", "jpeg", "png", "webp"}
 TAR_BLOCK = 512  # a tar header block
@@ -40,7 +40,7 @@ class TarSource:
     kind = "webdataset"
 
     def __init__(self, root: Path, files: list[Path], max_bytes: int = MAX_FILE_BYTES):
-        self.path, self.files, self.max_bytes = Path(root), list(files), max_bytes
+        self.path, self.files, self.max_bytes = as_path(root), list(files), max_bytes
 
     def _relative(self, file: Path) -> str:
         try:
@@ -51,7 +51,7 @@ class TarSource:
     def __iter__(self) -> Iterator[RawItem]:
         for file in self.files:
             try:
-                handle = open(file, "rb")
+                handle = file.open("rb")
             except OSError:
                 yield RawItem(f"{self._relative(file)}:", None, "unreadable-file")
                 continue
@@ -113,7 +113,7 @@ class TarSource:
         size = file.stat().st_size
         if offset > size:
             return "truncated-tar"
-        with open(file, "rb") as handle:
+        with file.open("rb") as handle:
             handle.seek(offset)
             first = handle.read(TAR_BLOCK)
             if first.strip(b"\0"):

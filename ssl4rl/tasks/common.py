@@ -11,6 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,14 +39,17 @@ def rng_for(*parts: object) -> np.random.Generator:
 
 
 def load_template(task_name: str, path: str | None = None) -> str:
-    """The editable prompt template configs/prompts/<task>.txt (or `path`) plus the shared
-    answer format, unless the template states its own (it shows `<answer>`): a short prompt for
-    a small model must not pay ~100 tokens of instructions on every row.
+    """The editable prompt template configs/prompts/<task>.txt (or the file `path`, or
+    `path`/<task>.txt when it is a folder: one per task of a mix) plus the shared answer format,
+    unless the template states its own (it shows `<answer>`): a short prompt for a small model
+    must not pay ~100 tokens of instructions on every row.
 
     >>> load_template("rotation").endswith("<answer> your answer </answer>")
     True
     """
     prompts = resources.files("ssl4rl.configs") / "prompts"
+    if path and Path(path).is_dir():
+        path = str(Path(path) / f"{task_name}.txt")
     body = (open(path).read() if path else (prompts / f"{task_name}.txt").read_text()).strip()
     if "<answer>" in body.lower():
         return body

@@ -28,6 +28,7 @@ class LocalGRPOConfig:
     mini_batch_size: int = 8  # prompts per optimizer update (verl: actor.ppo_mini_batch_size)
     rollout_n: int = 4  # completions per prompt (verl: actor_rollout_ref.rollout.n)
     lr: float = 1e-6  # (verl: actor.optim.lr)
+    lr_warmup_steps: int = 0  # the rate rises linearly over the first N steps (verl: actor.optim.lr_warmup_steps)
     kl_loss_coef: float = 0.01  # (verl: actor.kl_loss_coef); TRL's beta
     max_response_length: int = 2048
     temperature: float = 1.0
@@ -170,7 +171,8 @@ def train_trl(
     args = GRPOConfig(
         output_dir=out_dir,
         learning_rate=cfg.lr,
-        lr_scheduler_type="constant",  # verl's actor.optim defaults: a constant rate, AdamW decay 0.01, clip 1.0
+        lr_scheduler_type="constant_with_warmup",  # verl's actor.optim defaults: a constant rate, AdamW decay 0.01, clip 1.0
+        warmup_steps=cfg.lr_warmup_steps,
         weight_decay=0.01,
         max_grad_norm=1.0,
         beta=cfg.kl_loss_coef,

@@ -13,10 +13,14 @@ version it stops at import with one line.
   token-in/token-out `generate` calls with `model.generate` (never sampling the vision special
   tokens, which crash Qwen2.5-VL's own forward), and receives the actor's weights after every
   step. Slow, but it needs nothing beyond transformers, on CPU or GPU. With LoRA the launcher
-  sets `actor_rollout_ref.model.lora.merge=true`, so the replica receives merged weights.
+  sets `actor_rollout_ref.model.lora.merge=true`, so the replica receives merged weights. Each
+  sampled reply comes from its own seed (`SeededSampling`), so a run on it repeats.
 - Always: a batch whose rows all have the same length keeps its M-RoPE position ids nested
   along the sequence (verl 0.9.1 nested them along the wrong dim and crashed in the micro-batch
   split once a policy's replies all had one length).
+- Always: the trainer looks for finished rollouts every 0.05 s, not every 2 s (verl 0.9.1's
+  replay buffer sleeps a whole poll interval between looks, so every step waited 2-4 s for
+  rollouts that took well under one: half of a CPU step).
 - Always: trl's presence must not switch on verl's value-head patch, which imports a class
   trl 1.x no longer has (`AutoModelForCausalLMWithValueHead`).
 - With `SSL4RL_CURRICULUM` (`--curriculum adaptive`): each step's metrics carry the level the
@@ -30,10 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import sys
 import threading
+import zlib
 from importlib.metadata import version
 from types import SimpleNamespace
 
@@ -44,6 +50,7 @@ CURRICULUM_ENV = "SSL4RL_CURRICULUM"  # set by the launcher for --curriculum ada
 ROLLOUT_NAME = "hf"
 GATHER_SECONDS = 0.05  # the hf rollout waits this long for more requests before generating
 MAX_BATCH = 128  # requests per `generate` call
+POLL_SECONDS = 0.05  # how often the trainer looks for finished rollouts (verl: 2 s)
 
 if version("verl") != VERL_VERSION:
     raise RuntimeError(f"ssl4rl's verl plugin is written for verl {VERL_VERSION}, found {version('verl')}: pip install verl=={VERL_VERSION}")
@@ -62,6 +69,29 @@ def server_name(replica_rank: int) -> str:
     return f"ssl4rl_hf_rollout_{replica_rank}"
 
 
+class SeededSampling:
+    """Sampling as a logits processor for greedy `generate`: temperature, top-k and top-p as
+    transformers applies them, then Gumbel noise from each row's own generator, so the argmax is
+    a draw from the row's distribution that depends on its seed alone, not on the batch."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_k: int = -1, top_p: float = 1.0):
+        from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+        self.generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        self.warpers = [TemperatureLogitsWarper(temperature)]
+        if top_k > 0:
+            self.warpers.append(TopKLogitsWarper(top_k))
+        if top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(top_p))
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        for warper in self.warpers:
+            scores = warper(input_ids, scores)
+        uniform = torch.stack([torch.rand(scores.shape[-1], generator=g, dtype=torch.float64) for g in self.generators])
+        gumbel = -torch.log(-torch.log(uniform.clamp(1e-300, 1 - 1e-16)))
+        return scores.float() + gumbel.to(scores.device, torch.float32)
+
+
 class HFGenerateServer:
     """The replica's server (a Ray actor): `generate` for verl's agent loop, weights from the actor.
 
@@ -70,7 +100,7 @@ class HFGenerateServer:
     tensors from the same images with the same processor, so ids and grids agree.
     """
 
-    def __init__(self, model_path: str, response_length: int):
+    def __init__(self, model_path: str, response_length: int, seed: int = 0):
         from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
 
         from ssl4rl.models import is_text_model, vision_token_ids
@@ -89,6 +119,8 @@ class HFGenerateServer:
         config_pad = self.model.generation_config.pad_token_id
         self.pad = config_pad if config_pad is not None else (self.eos if isinstance(self.eos, int) else (self.eos or [0])[0])
         self.global_steps = 0
+        self.seed = int(seed)
+        self.drawn: dict[str, int] = {}  # request content -> samples drawn for it since the last weights
         self.lock = threading.Lock()
         self.waiting: dict[str, list] = {}  # sampling parameters -> requests not yet generated
         self.drainer = None
@@ -106,15 +138,30 @@ class HFGenerateServer:
             raise RuntimeError(f"hf rollout: the actor sent no weights for {missing[:5]}")
         if global_steps is not None:
             self.global_steps = int(global_steps)
+        self.drawn.clear()
         return len(state)
 
-    def _generate(self, prompt_ids: list[int], sampling_params: dict, images) -> tuple[list[int], list[float] | None]:
-        """One request: (response ids, their log-probabilities when asked for)."""
-        return self._generate_batch([(prompt_ids, images)], sampling_params)[0]
+    def sample_seed(self, prompt_ids: list[int], images) -> int:
+        """The seed of one sampled reply: (rollout seed, weights step, the request's tokens and
+        pixels, how many replies to the same request were drawn before it). verl sends a prompt's
+        n rollouts as n identical requests in no fixed order; they are interchangeable, so a
+        group's replies are the same whatever order they arrive in and however they are batched."""
+        pixels = [zlib.crc32(image.tobytes()) if hasattr(image, "tobytes") else repr(image) for image in images or []]  # crc32: GB/s
+        key = hashlib.sha256(f"{self.seed}/{self.global_steps}/{list(map(int, prompt_ids))}/{pixels}".encode()).hexdigest()
+        drawn = self.drawn.get(key, 0)
+        self.drawn[key] = drawn + 1
+        return int.from_bytes(hashlib.sha256(f"{key}/{drawn}".encode()).digest()[:8], "little")
 
-    def _generate_batch(self, requests: list[tuple[list[int], list | None]], sampling_params: dict) -> list[tuple[list[int], list[float] | None]]:
+    def _generate(self, prompt_ids: list[int], sampling_params: dict, images, seed: int | None = None) -> tuple[list[int], list[float] | None]:
+        """One request: (response ids, their log-probabilities when asked for)."""
+        return self._generate_batch([(prompt_ids, images)], sampling_params, None if seed is None else [seed])[0]
+
+    def _generate_batch(
+        self, requests: list[tuple[list[int], list | None]], sampling_params: dict, seeds: list[int] | None = None
+    ) -> list[tuple[list[int], list[float] | None]]:
         """Requests with the same sampling parameters in one `generate` call, prompts left-padded
-        (the attention mask keeps every row's positions and M-RoPE grid its own)."""
+        (the attention mask keeps every row's positions and M-RoPE grid its own). Each sampled
+        row draws from its own seed (`seeds`, else drawn from torch's generator)."""
         if self.processor is None and any(images for _, images in requests):
             raise ValueError("hf rollout: a text model was given images")
         width = max(len(ids) for ids, _ in requests)
@@ -130,15 +177,15 @@ class HFGenerateServer:
                 # tiny model's format broke: "<think> <answer>270</answer>90</answer>0")
                 vision["mm_token_type_ids"] = torch.tensor(self.processor.create_mm_token_type_ids(ids.tolist()), device=self.device)
         temperature = float(sampling_params.get("temperature", 1.0) or 0.0)
-        top_k = int(sampling_params.get("top_k", -1) or -1)
-        sampling = (
-            {"do_sample": True, "temperature": temperature, "top_p": float(sampling_params.get("top_p", 1.0)), "top_k": max(top_k, 0)}
-            if temperature > 0
-            else {"do_sample": False}
-        )
+        processors = []
+        if temperature > 0:
+            if seeds is None:
+                seeds = torch.randint(0, 2**62, (len(requests),)).tolist()
+            top_k, top_p = int(sampling_params.get("top_k", -1) or -1), float(sampling_params.get("top_p", 1.0) or 1.0)
+            processors = [SeededSampling(seeds, temperature, top_k, top_p)]
         with self.lock, torch.no_grad():
             out = self.model.generate(
-                input_ids=ids, attention_mask=mask, **vision, **sampling, pad_token_id=self.pad,
+                input_ids=ids, attention_mask=mask, **vision, do_sample=False, logits_processor=processors, pad_token_id=self.pad,
                 max_new_tokens=self.response_length, suppress_tokens=self.suppress,
                 return_dict_in_generate=True, output_logits=bool(sampling_params.get("logprobs")),
             )  # fmt: skip
@@ -151,7 +198,7 @@ class HFGenerateServer:
             tokens = tokens[:cut]
             log_probs = None
             if logits is not None:
-                log_probs = torch.log_softmax(logits[row, :cut], -1).gather(-1, torch.tensor(tokens, device=logits.device)[:, None])[:, 0].tolist()
+                log_probs = torch.log_softmax(logits[row, :cut] / (temperature or 1.0), -1).gather(-1, torch.tensor(tokens, device=logits.device)[:, None])[:, 0].tolist()
             results.append((tokens, log_probs))
         return results
 
@@ -163,7 +210,8 @@ class HFGenerateServer:
             raise NotImplementedError("hf rollout: video inputs are not supported")
         params = dict(sampling_params or {})
         future = asyncio.get_running_loop().create_future()
-        self.waiting.setdefault(json.dumps(params, sort_keys=True, default=str), []).append((list(prompt_ids), image_data, future))
+        seed = self.sample_seed(prompt_ids, image_data) if float(params.get("temperature", 1.0) or 0.0) > 0 else 0
+        self.waiting.setdefault(json.dumps(params, sort_keys=True, default=str), []).append((list(prompt_ids), image_data, seed, future))
         if self.drainer is None or self.drainer.done():
             self.drainer = asyncio.ensure_future(self._drain())
         tokens, log_probs = await future
@@ -177,7 +225,8 @@ class HFGenerateServer:
             if len(batch) > MAX_BATCH:
                 batch, self.waiting[key] = batch[:MAX_BATCH], batch[MAX_BATCH:]
             try:
-                results = await asyncio.to_thread(self._generate_batch, [(ids, images) for ids, images, _ in batch], json.loads(key))
+                requests, seeds = [(ids, images) for ids, images, *_ in batch], [seed for *_, seed, _ in batch]
+                results = await asyncio.to_thread(self._generate_batch, requests, json.loads(key), seeds)
             except Exception as error:  # noqa: BLE001 - every waiting request gets the failure
                 for *_, future in batch:
                     future.set_exception(error)
@@ -206,7 +255,7 @@ class HFReplica(RolloutReplica):
         server = (
             ray.remote(HFGenerateServer)
             .options(name=name, num_cpus=0, max_concurrency=self.max_concurrency)
-            .remote(model, self.config.response_length)
+            .remote(model, self.config.response_length, getattr(self.config, "seed", 0))
         )
         await server.ready.remote()  # a model that fails to load fails here, at init
         self.servers = [server]
@@ -270,6 +319,21 @@ _verl_fix_position_ids = _tensordict_utils.maybe_fix_3d_position_ids
 for _module in ("verl.utils.tensordict_utils", "verl.workers.engine_workers", "verl.workers.engine.base"):
     if _module in sys.modules:  # those not loaded yet import the fixed one when they load
         sys.modules[_module].maybe_fix_3d_position_ids = _fix_position_ids
+
+
+# ---------------------------------------------------------------- the replay buffer's poll
+def _poll_sooner() -> None:
+    from verl.trainer.ppo.v1 import replay_buffer
+
+    original = replay_buffer.ReplayBuffer.__init__
+    if getattr(original, "ssl4rl_poll", False):
+        return
+
+    def __init__(self, *args, poll_interval: float = POLL_SECONDS, **kwargs):
+        original(self, *args, poll_interval=poll_interval, **kwargs)
+
+    __init__.ssl4rl_poll = True
+    replay_buffer.ReplayBuffer.__init__ = __init__  # ReplayBufferAsync inherits it
 
 
 # ---------------------------------------------------------------- CPU mode
@@ -420,5 +484,6 @@ def _install_curriculum_metrics() -> None:
 
 if os.environ.get(DEVICE_ENV) == "cpu":
     _install_cpu_mode()
+_poll_sooner()  # after the CPU mode: the replay buffer's imports load the FSDP engine, which must see its offload policy
 if os.environ.get(CURRICULUM_ENV):
     _install_curriculum_metrics()
