@@ -141,7 +141,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="verl: extra Hydra overrides, e.g. trainer.total_epochs=5")
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     from ssl4rl import __version__
     from ssl4rl.eval.extract import MATCHERS
     from ssl4rl.eval.questions import BENCHMARKS
@@ -694,10 +694,11 @@ def _run_sources(args) -> None:
         print(f"{name}: {preset.description}. --data: {preset.download}\n    download: {preset.url}")
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
     """argparse fills a `*` positional once, at its first chance: Hydra overrides typed after
-    other options (`check DATA --device cpu a.b=1`) would be refused, so they are collected here."""
-    parser = _build_parser()
+    other options (`check DATA --device cpu a.b=1`) would be refused, so they are collected here.
+    PARSER: one from build_parser(), to parse many command lines without building it again."""
+    parser = parser or build_parser()
     args, extra = parser.parse_known_args(argv)
     overrides = [arg for arg in extra if "=" in arg and not arg.startswith("-")]
     if extra != overrides or (overrides and not hasattr(args, "overrides")):
@@ -717,7 +718,7 @@ INTERRUPTED = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
+    args = parse_args(argv)
     try:
         commands = {
             "build": _run_build, "show": _run_show, "paper": _run_paper, "sources": _run_sources,

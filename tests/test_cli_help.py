@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ssl4rl import __version__
-from ssl4rl.cli import _build_parser, main
+from ssl4rl.cli import build_parser, main
 from ssl4rl.sources import PRESETS
 
 
@@ -23,7 +23,7 @@ def all_parsers(parser: argparse.ArgumentParser, path=("ssl4rl",)):
 
 
 def test_every_option_of_every_command_has_help_and_shows_its_default_and_choices():
-    for path, parser in all_parsers(_build_parser()):
+    for path, parser in all_parsers(build_parser()):
         assert parser.allow_abbrev is False, path
         text = " ".join(parser.format_help().split())
         for action in parser._actions:
@@ -39,14 +39,14 @@ def test_every_option_of_every_command_has_help_and_shows_its_default_and_choice
 
 
 def test_task_options_keep_their_names_and_list_their_choices():
-    rotation = " ".join(next(p for path, p in all_parsers(_build_parser()) if path[-1] == "rotation").format_help().split())
+    rotation = " ".join(next(p for path, p in all_parsers(build_parser()) if path[-1] == "rotation").format_help().split())
     assert "--granularity DEGREES" in rotation and "TASK_" not in rotation
     assert "one of 1, 2, 3" in rotation and "45" in rotation and "angles are 0, g, 2g" in rotation
-    flip = " ".join(next(p for path, p in all_parsers(_build_parser()) if path[-1] == "flip").format_help().split())
+    flip = " ".join(next(p for path, p in all_parsers(build_parser()) if path[-1] == "flip").format_help().split())
     assert "--axis AXIS" in flip and "one of random, horizontal, vertical" in flip
     # Flip's candidate count depends on --patch (hard: 6 small patches), so it is not a fixed list.
     assert "--candidates K" in flip and "one of 2, 3, 4" not in flip
-    assert _build_parser().parse_args(["build", "flip", "--source", "x", "--out", "y", "--candidates", "6", "--patch", "0.2"]).task_candidates == 6
+    assert build_parser().parse_args(["build", "flip", "--source", "x", "--out", "y", "--candidates", "6", "--patch", "0.2"]).task_candidates == 6
 
 
 @pytest.mark.parametrize(

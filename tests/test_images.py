@@ -80,7 +80,7 @@ def _png_digests(order: list[int] | None = None) -> list[str]:
 
 
 def test_png_bytes_are_the_same_in_any_process_buffer_and_order():
-    """The README promises byte-identical builds: the same pixels must encode to the same bytes in
+    """docs/building.md promises byte-identical builds: the same pixels must encode to the same bytes in
     a fresh interpreter, in pool workers, in another order, after other images, and from input
     buffers at any alignment."""
     import hashlib
