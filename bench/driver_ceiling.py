@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build_throughput  # noqa: E402
 
 from ssl4rl import build as build_module  # noqa: E402
-from ssl4rl.build_worker import JobResult  # noqa: E402
+from ssl4rl.build_jobs import JobResult  # noqa: E402
 from ssl4rl.schema import make_row  # noqa: E402
 
 

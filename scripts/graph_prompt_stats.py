@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from ssl4rl.schema import split_files
 from ssl4rl.sources.graph_source import GraphRef, load_graph
+from ssl4rl.tasks import TASKS
 from ssl4rl.tasks.common import LETTERS
 
 
@@ -52,7 +53,7 @@ def stats(build: Path, graph) -> dict:
             task, p, answer = info["task"], json.loads(info["params"]), info["answer"]
             t = tallies[task]
             shown = links(p["edges"])
-            focus = [p["u"], p["v"]] if task == "link" else [p.get("centre", p.get("head", p.get("target")))]
+            focus = [p[key] for key in TASKS[task].FOCUS]
             t["nodes"].append(p["nodes"])
             t["focus edge"].append(all(shown[f] for f in focus))
             masked = p.get("target") if task == "masking" else None

@@ -1,10 +1,11 @@
-"""Build a puzzle dataset: source images -> puzzles -> verl-ready parquet shards + manifest.
+"""Build a puzzle dataset: source items -> puzzles -> verl-ready parquet shards + manifest.
 
-The main process reads the source in order, drops repeated images (by content), assigns each
-image to train or test by its content hash (so an image never lands in both), and hands
-(image bytes, sample ids, partner images) to workers. Workers decode, make the puzzle with an
-rng seeded from (seed, task, sample id), encode, and return rows; results come back in input
-order. Hence the output bytes are identical for any number of workers.
+The main process reads the source in order, drops repeated items (by content), assigns each
+item to train or test by its content hash (so an item never lands in both), and hands
+(item bytes, sample ids, partner items) to workers. Workers make the puzzles with an rng seeded
+from (seed, task, sample id) and return rows; results come back in input order. Hence the output
+bytes are identical for any number of workers. What an item is (an image, a graph node), how it
+is read, fitted to the token budget and skipped is its modality's (ssl4rl.modalities).
 
 Memory stays bounded: a fixed window of jobs is in flight and shards are written as they fill.
 A build interrupted part-way resumes from its last complete shard (`.progress.json`).
@@ -25,24 +26,22 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from ssl4rl import __version__
 from ssl4rl.budget import DEFAULT_MAX_PROMPT_TOKENS, TokenBudget, length_stats
-from ssl4rl.build_worker import Job, JobResult, Spec, init_pool_worker, init_worker, make_rows
+from ssl4rl.build_jobs import Job, JobResult, Spec
+from ssl4rl.build_worker import init_pool_worker, init_worker, make_rows
 from ssl4rl.errors import UserError
-from ssl4rl.images import MAX_PIXELS, SkipImage, decode, encode
+from ssl4rl.images import MAX_PIXELS
 from ssl4rl.keyset import KeySet
+from ssl4rl.modalities import MODALITIES, modality_of
 from ssl4rl.out_folder import open_out
 from ssl4rl.schema import DEFAULT_DIFFICULTY, MANIFEST, PROGRESS, SPLITS, content_key, is_puzzle_build, split_of
 from ssl4rl.shards import ShardWriter, json_text
-from ssl4rl.sources import open_source
 from ssl4rl.sources.common import MAX_FILE_BYTES
-from ssl4rl.sources.graph_source import open_graph_source
-from ssl4rl.sources.graph_samples import synthetic_graph, synthetic_kg
-from ssl4rl.tasks import TASKS, is_graph_task
-from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, load_template, rng_for
+from ssl4rl.tasks import TASKS, task_modality
+from ssl4rl.tasks.common import load_template, rng_for
 from ssl4rl.uri import is_uri, shown
 
 PARTNER_WINDOW = 64  # recent images of a split that partner images are drawn from
@@ -78,9 +77,10 @@ class BuildConfig:
     def budget(self) -> TokenBudget:
         if self.max_prompt_tokens < 0 or self.patch_size < 1:
             raise UserError(f"--max-prompt-tokens must be >= 0 and --patch-size >= 1 (got {self.max_prompt_tokens}, {self.patch_size})")
-        if self.processor is None:  # graph prompts are all text: the calibrated estimate, not the byte bound
-            graphs = any(is_graph_task(name) for name in [self.task, *(self.tasks or {})])
-            return TokenBudget(self.max_prompt_tokens, self.patch_size, estimate=graphs)
+        if self.processor is None:  # all-text prompts (graphs): the calibrated estimate, not the byte bound
+            names = [name for name in [self.task, *(self.tasks or {})] if name in TASKS]
+            estimate = any(MODALITIES[task_modality(name)].TEXT_ESTIMATE for name in names)
+            return TokenBudget(self.max_prompt_tokens, self.patch_size, estimate=estimate)
         if not Path(self.processor).is_dir():
             raise UserError(f"{self.processor}: no such processor folder (a model folder saved with its processor)")
         try:
@@ -187,9 +187,10 @@ class SplitState:
     answers: Counter = field(default_factory=Counter)
     tokens: Counter = field(default_factory=Counter)  # prompt length -> rows
     downscaled: int = 0  # source images downscaled to fit the token budget
-    graph: dict = field(default_factory=dict)  # graph rows, per task: counts of what the prompts show
+    shown: dict = field(default_factory=dict)  # per task: the modality's tally of what the prompts show
 
-    def add(self, result: JobResult, kept_rows: list[dict]) -> None:
+    def add(self, result: JobResult, kept_rows: list[dict], tally) -> None:
+        """Count a result whose first `kept_rows` are kept; `tally`: the modality's, for `shown`."""
         if result.skip:
             self.skipped[result.skip] += 1
         for row, answer, tokens in zip(kept_rows, result.answers, result.tokens):
@@ -197,15 +198,8 @@ class SplitState:
             self.rows += 1
             self.answers[answer] += 1
             self.tokens[tokens] += 1
-        for graph_view in result.shown[: len(kept_rows)]:
-            tally = self.graph.setdefault(graph_view["task"], {"rows": 0, "focus_edge": 0, "cut_rows": 0, "cut_texts": 0, "nodes": {}, "edges": {}, "text_chars": {}})
-            tally["rows"] += 1
-            tally["focus_edge"] += graph_view["focus_edge"]
-            tally["cut_rows"] += graph_view["cut"] > 0
-            tally["cut_texts"] += graph_view["cut"]
-            for key in ("nodes", "edges") + (("text_chars",) if graph_view["cut"] else ()):
-                value = str(graph_view[key])
-                tally[key][value] = tally[key].get(value, 0) + 1
+        for view in result.shown[: len(kept_rows)]:
+            tally(self.shown, view)
         self.downscaled += result.downscaled if kept_rows else 0
         self.jobs = result.seq + 1
 
@@ -215,15 +209,16 @@ class SplitState:
             "shards": shards, "rows": self.rows, "jobs": self.jobs, "skipped": dict(self.skipped), "answers": dict(self.answers),
             "tokens": {str(k): v for k, v in sorted(self.tokens.items())}, "downscaled": self.downscaled,
         }  # fmt: skip
-        if self.graph:
-            snapshot["graph"] = json.loads(json.dumps(self.graph))
+        if self.shown:
+            snapshot["shown"] = json.loads(json.dumps(self.shown))
         return {**snapshot, "source": source} if source else snapshot
 
     @classmethod
     def restore(cls, saved: dict) -> "SplitState":
         tokens = Counter({int(k): v for k, v in saved.get("tokens", {}).items()})
+        tallies = saved.get("shown", saved.get("graph", {}))  # progress saved before the tallies were the modality's: "graph"
         return cls(saved.get("rows", 0), saved.get("jobs", 0), Counter(saved.get("skipped", {})), Counter(saved.get("answers", {})), tokens,
-                   saved.get("downscaled", 0), json.loads(json.dumps(saved.get("graph", {}))))  # fmt: skip
+                   saved.get("downscaled", 0), json.loads(json.dumps(tallies)))  # fmt: skip
 
     def prompt_tokens(self) -> dict:
         return {**length_stats(self.tokens), "downscaled_images": self.downscaled}
@@ -342,7 +337,7 @@ class JobPlanner:
         passes = self._passes()
         for number, specs in enumerate(passes):
             weights = np.array([spec.weight for spec in specs])
-            seen = KeySet()  # exact, ~17 bytes a key: flat enough for 10^8 images
+            seen = KeySet()  # exact, ~17 bytes a key: flat enough for 10^8 items
             for raw in self.reader:
                 first_pass = number == 0
                 if raw.skip:
@@ -357,7 +352,7 @@ class JobPlanner:
                 if len(passes) > 1 and int.from_bytes(key[8:16], "little") % len(passes) != number:
                     continue
                 spec = specs[int(rng_for(cfg.seed, "spec", raw.source_id).choice(len(specs), p=weights / weights.sum()))]
-                published = getattr(self.reader, "published_split", None)  # a graph release's own test split
+                published = getattr(self.reader, "published_split", None)  # a release's own test split, if it has one
                 split = (published and published(raw.source_id)) or split_of(key, cfg.test_fraction)
                 window = windows[split]
                 samples = []
@@ -383,7 +378,7 @@ class JobPlanner:
 
 def _check_task(cfg: BuildConfig) -> tuple[list[Spec], dict[str, str], int]:
     """Specs, prompt templates per task and partner count; every option and template is tried on
-    a synthetic image first, so bad settings fail before any output."""
+    a synthetic item of the tasks' modality first, so bad settings fail before any output."""
     if cfg.task != "mix" and cfg.task not in TASKS:
         raise UserError(f"unknown task '{cfg.task}' (tasks: mix, {', '.join(TASKS)})")
     if cfg.image_format not in ("png", "jpeg"):
@@ -401,58 +396,16 @@ def _check_task(cfg: BuildConfig) -> tuple[list[Spec], dict[str, str], int]:
         missing = sorted({spec.task for spec in specs if not (Path(cfg.prompt_file) / f"{spec.task}.txt").is_file()})
         if missing:
             raise UserError(f"{cfg.prompt_file}: no prompt file for {', '.join(f'{task}.txt' for task in missing)}")
-    if len({is_graph_task(spec.task) for spec in specs}) > 1:
-        raise UserError("a mix cannot hold both graph and image tasks: they read different sources")
+    modality = modality_of(spec.task for spec in specs)
     templates, partners = {}, 0
     for spec in specs:
-        if is_graph_task(spec.task):
-            _check_graph_task(spec, templates, cfg.prompt_file)
-            continue
         try:
             task = TASKS[spec.task](**dict(spec.options))
         except (TypeError, ValueError) as error:
             raise UserError(f"{spec.task}: {error}") from None
         partners = max(partners, task.partners)
-        template = templates.setdefault(task.name, load_template(task.name, cfg.prompt_file))
-        probe = decode(_probe_png(max(256, task.min_side)), source_id="probe")
-        try:
-            puzzle = task.make(rng_for(0, "probe"), probe, [probe] * max(1, task.partners))
-            prompt = template.format(**puzzle.prompt_vars)
-        except (KeyError, IndexError, ValueError) as error:
-            raise UserError(f"prompt template for '{task.name}' does not fit the puzzle: {error!r}") from None
-        if prompt.count(IMAGE_PLACEHOLDER) != len(puzzle.images):
-            raise UserError(
-                f"prompt template for '{task.name}' has {prompt.count(IMAGE_PLACEHOLDER)} {IMAGE_PLACEHOLDER} markers "
-                f"but the puzzle shows {len(puzzle.images)} images"
-            )
+        modality.check_task(task, templates.setdefault(task.name, load_template(task.name, cfg.prompt_file)))
     return specs, templates, partners
-
-
-def _check_graph_task(spec: Spec, templates: dict[str, str], prompt_file: str | None) -> None:
-    """A graph task's options and template, tried on a bundled synthetic graph."""
-    try:
-        task = TASKS[spec.task](**dict(spec.options))
-    except (TypeError, ValueError) as error:
-        raise UserError(f"{spec.task}: {error}") from None
-    template = templates.setdefault(task.name, load_template(task.name, prompt_file))
-    graph = synthetic_kg() if spec.task == "kg-link" else synthetic_graph()
-    for node in range(len(graph)):
-        try:
-            puzzle = task.make(rng_for(0, "probe", node), graph, len(graph) - 1 - node)
-        except SkipImage:
-            continue
-        try:
-            prompt = template.format(**puzzle.prompt_vars)
-        except (KeyError, IndexError, ValueError) as error:
-            raise UserError(f"prompt template for '{task.name}' does not fit the puzzle: {error!r}") from None
-        if IMAGE_PLACEHOLDER in prompt:
-            raise UserError(f"prompt template for '{task.name}' has {IMAGE_PLACEHOLDER} markers, but graph puzzles show no images")
-        return
-
-
-def _probe_png(side: int) -> bytes:
-    noise = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
-    return encode(Image.fromarray(noise))
 
 
 def _our_files(out) -> list[str]:
@@ -512,17 +465,13 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
     for given in (cfg.source, cfg.data):
         if given and is_puzzle_build(given):
             raise UserError(f"{given} is an ssl4rl puzzle build; give the images it was built from as --source")
-    graph_tasks = is_graph_task(specs[0].task)
-    if graph_tasks and (is_uri(cfg.source) or is_uri(cfg.data)):
-        raise UserError(f"{shown(cfg.data if is_uri(cfg.data) else cfg.source)}: graphs are read from a local folder or a bundled graph, not a URI")
-    reader = open_graph_source(cfg.source, cfg.data) if graph_tasks else open_source(cfg.source, cfg.data, cfg.image_columns, cfg.max_file_bytes)
-    if graph_tasks and any(spec.task == "kg-link" for spec in specs) and not reader.graph.is_kg:
-        raise UserError(f"{cfg.source}: kg-link needs a knowledge graph (train.txt triples, or an edges table with a relation column)")
+    modality = modality_of(spec.task for spec in specs)
+    reader = modality.open_reader(cfg, specs)
     out = open_out(cfg.out)
     out.create()
     try:
         with out.lock():
-            return _build(cfg, reader, specs, templates, partners, out, workers, overwrite, progress_bar, mapper)
+            return _build(cfg, modality, reader, specs, templates, partners, out, workers, overwrite, progress_bar, mapper)
     except OSError as error:  # a folder we cannot write in (read-only, full): one line, not a traceback
         line = out.write_error(error)
         if line is None:
@@ -530,7 +479,7 @@ def build(cfg: BuildConfig, workers: int = 1, overwrite: bool = False, progress_
         raise UserError(line) from None
 
 
-def _build(cfg: BuildConfig, reader, specs, templates, partners, out, workers: int, overwrite: bool, progress_bar: bool,
+def _build(cfg: BuildConfig, modality, reader, specs, templates, partners, out, workers: int, overwrite: bool, progress_bar: bool,
            mapper=ordered_map) -> dict:
     """`out`: the output folder, local or on a pyarrow filesystem (ssl4rl.out_folder)."""
     identity = cfg.identity(templates)
@@ -560,9 +509,9 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out, workers: i
     planner = JobPlanner(reader, cfg, specs, partners, {s: state[s].jobs for s in SPLITS})
     source_name = getattr(reader, "preset", None) or ("samples" if cfg.source == "samples" else reader.kind)
     budget = cfg.budget()
-    initargs = (specs, templates, cfg.image_format, cfg.seed, source_name, cfg.max_pixels, budget, getattr(reader, "ref", None))
+    initargs = (specs, templates, cfg.seed, source_name, budget, task_modality(specs[0].task), modality.worker_context(cfg, reader))
     total = sum(state[s].rows for s in SPLITS)
-    expected = cfg.limit or _expected_rows(reader, cfg.per_image) if progress_bar else None
+    expected = cfg.limit or _expected_rows(modality, reader, cfg.per_image) if progress_bar else None
     bar = tqdm(total=expected, initial=total, unit="rows", desc=f"build {cfg.task}", disable=not progress_bar, dynamic_ncols=True)
     exhausted = cfg.limit is None or total < cfg.limit
     results = mapper(planner if exhausted else (), workers, initargs)
@@ -575,7 +524,7 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out, workers: i
                     image["bytes"] = image["bytes"] or source_bytes
             split = state[result.split]
             keep = result.rows if cfg.limit is None else result.rows[: cfg.limit - total]
-            split.add(result, keep)
+            split.add(result, keep, modality.tally)
             total += len(keep)
             bar.update(len(keep))
             if keep and writers[result.split].add(keep):
@@ -626,7 +575,7 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out, workers: i
         "token_budget": {"max_prompt_tokens": budget.max_tokens, "patch_factor": budget.factor, "processor": budget.processor,
                          "text": "exact (processor)" if budget.processor else "estimate (ssl4rl.budget.estimate_text_tokens + chat template)" if budget.estimate
                          else "upper bound (UTF-8 bytes + chat template)"},
-        **({"graph_shown": graph_summary(state)} if any(state[s].graph for s in SPLITS) else {}),
+        **modality.summary([state[s].shown for s in SPLITS]),
         "image_format": cfg.image_format,
         "versions": _versions(),
         "config": identity,
@@ -636,56 +585,16 @@ def _build(cfg: BuildConfig, reader, specs, templates, partners, out, workers: i
     return manifest
 
 
-
-def graph_summary(state: dict) -> dict:
-    """Per graph task, over both splits: median nodes and edges shown, the share of rows whose
-    focus nodes show an edge, the share of rows with a text cut and the shortest cut."""
-    summary = {}
-    for task in sorted({t for s in SPLITS for t in state[s].graph}):
-        parts = [state[s].graph[task] for s in SPLITS if task in state[s].graph]
-        rows = sum(p["rows"] for p in parts)
-
-        def merged(key: str) -> dict:
-            total: Counter = Counter()
-            for part in parts:
-                total.update({int(k): v for k, v in part[key].items()})
-            return total
-
-        cut_to = merged("text_chars")
-        summary[task] = {
-            "rows": rows,
-            "nodes_median": length_stats(merged("nodes")).get("median"),
-            "edges_median": length_stats(merged("edges")).get("median"),
-            "focus_shows_edge": round(sum(p["focus_edge"] for p in parts) / max(rows, 1), 4),
-            "rows_with_texts_cut": round(sum(p["cut_rows"] for p in parts) / max(rows, 1), 4),
-            "texts_cut": sum(p["cut_texts"] for p in parts),
-            "shortest_cut_chars": min(cut_to) if cut_to else None,
-        }
-    return summary
-
-
-def _expected_rows(reader, per_image: int) -> int | None:
-    """The progress bar's total: source entries x puzzles per image, when cheap to count
-    (files of a folder, parquet row counts, TSV lines); skipped images make it an upper bound."""
-    from ssl4rl.sources.hf import parquet_rows
-
+def _expected_rows(modality, reader, per_image: int) -> int | None:
+    """The progress bar's total: source items x puzzles per item, when cheap to count; skipped
+    items make it an upper bound."""
     try:
-        if reader.kind in ("folder", "samples"):
-            entries = len(reader.files)
-        elif reader.kind == "graph":
-            entries = len(reader.graph)
-        elif reader.kind == "shapes":
-            entries = len(reader)
-        elif reader.kind == "hf":
-            entries = sum(parquet_rows(f) for f in reader.files) * len(reader.image_columns)
-        elif reader.kind == "tsv":
-            with reader.path.open("rb") as handle:
-                entries = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 24), b"")) - 1
-        else:
-            return None
+        items = modality.item_count(reader)
     except Exception:  # noqa: BLE001 - only the bar's total: unknown is fine
         return None
-    return max(0, entries) * per_image or None
+    if items is None:
+        return None
+    return max(0, items) * per_image or None
 
 
 def _versions() -> dict:

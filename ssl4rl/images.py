@@ -16,20 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ssl4rl.errors import SkipItem
+
 try:  # ISA-L deflate: 5-6x faster than zlib at level 1, and a smaller output
     from isal import isal_zlib as _deflate
 except ImportError:  # pragma: no cover - isal is a dependency; zlib keeps output valid
     _deflate = zlib
 
 PASSTHROUGH_FORMATS = {"JPEG", "PNG"}
-
-
-class SkipImage(Exception):
-    """An input image that cannot become a puzzle; `reason` is counted in the manifest."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass
@@ -77,7 +71,7 @@ MAX_PIXELS = 50_000_000  # well under Pillow's bomb limit (89 MP warns, 179 MP f
 
 
 def decode(data: bytes, min_side: int = 1, source_id: str = "", max_pixels: int = MAX_PIXELS, fit=None) -> SourceImage:
-    """Decode `data` to RGB or raise SkipImage('unreadable' | 'truncated' | 'too-large' | 'too-small').
+    """Decode `data` to RGB or raise SkipItem('unreadable' | 'truncated' | 'too-large' | 'too-small').
 
     No other exception escapes: one hostile file must not stop a build. An image declaring
     more than `max_pixels` is skipped from its header, before its pixels are decoded.
@@ -88,26 +82,26 @@ def decode(data: bytes, min_side: int = 1, source_id: str = "", max_pixels: int 
         with warnings.catch_warnings():  # Pillow's warnings on odd files (and its bomb warning: our
             warnings.simplefilter("ignore")  # limit decides) would only be noise from the workers
             return _decode(data, min_side, source_id, max_pixels, fit)
-    except SkipImage:
+    except SkipItem:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError):
-        raise SkipImage("too-large") from None
+        raise SkipItem("too-large") from None
     except UnidentifiedImageError:
-        raise SkipImage("unreadable") from None
+        raise SkipItem("unreadable") from None
     except Exception as error:  # noqa: BLE001 - Pillow plugins raise anything on corrupt bytes
-        raise SkipImage("truncated" if "truncated" in str(error).lower() else "unreadable") from None
+        raise SkipItem("truncated" if "truncated" in str(error).lower() else "unreadable") from None
 
 
 def _decode(data: bytes, min_side: int, source_id: str, max_pixels: int, fit=None) -> SourceImage:
     image = Image.open(io.BytesIO(data))
     if image.width * image.height > max_pixels:
-        raise SkipImage("too-large")
+        raise SkipItem("too-large")
     orientation = _exif_orientation(image)
     target = None
     if fit is not None:
         upright = image.size if orientation < 5 else image.size[::-1]  # 5-8 turn the image by 90 degrees
         if min(upright) < min_side:
-            raise SkipImage("too-small")
+            raise SkipItem("too-small")
         target = fit(upright)
         if target is not None and image.format == "JPEG":
             image.draft(None, target if orientation < 5 else target[::-1])
@@ -117,7 +111,7 @@ def _decode(data: bytes, min_side: int, source_id: str, max_pixels: int, fit=Non
     if target is not None:
         return SourceImage(rgb.resize(target, Image.Resampling.LANCZOS), data, False, source_id, downscaled=True)
     if min(rgb.size) < min_side:
-        raise SkipImage("too-small")
+        raise SkipItem("too-small")
     passthrough = source_format in PASSTHROUGH_FORMATS and source_mode == "RGB" and orientation == 1
     return SourceImage(rgb, data, passthrough, source_id)
 

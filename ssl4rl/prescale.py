@@ -11,7 +11,7 @@ decoded at full size, resized twice or made again.
 from __future__ import annotations
 
 from ssl4rl.budget import TokenBudget
-from ssl4rl.images import SkipImage
+from ssl4rl.errors import SkipItem
 
 
 def predicts(task) -> bool:
@@ -24,7 +24,7 @@ def worst_tokens(task, text_tokens: int, budget: TokenBudget, width: int, height
 
 def fitted_size(task, template: str, budget: TokenBudget, size: tuple[int, int]) -> tuple[int, int] | None:
     """(width, height) to show a `size` source at, or None when it fits as it is. Raises
-    SkipImage('over-token-budget') when the task's smallest source cannot fit either.
+    SkipItem('over-token-budget') when the task's smallest source cannot fit either.
 
     Scales are searched on the grid of whole pixels (bisection on the scale; tokens only grow
     with the size), so the result is the largest size that fits, the same on every machine."""
@@ -44,5 +44,5 @@ def fitted_size(task, template: str, budget: TokenBudget, size: tuple[int, int])
             high = middle
     w, h = max(1, round(width * low)), max(1, round(height * low))
     if low == 0.0 or min(w, h) < task.min_side:
-        raise SkipImage("over-token-budget")
+        raise SkipItem("over-token-budget")
     return w, h

@@ -17,7 +17,8 @@ from PIL import Image
 
 import ssl4rl.images
 from ssl4rl.cli import main
-from ssl4rl.images import SkipImage, decode
+from ssl4rl.errors import SkipItem
+from ssl4rl.images import decode
 
 W, H = 96, 80
 
@@ -156,21 +157,21 @@ def test_bad_images_are_counted(tmp_path, capsys, workers):
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_half_a_file_is_truncated(fmt):
     whole = encode(noise(3, (400, 300)), fmt)
-    with pytest.raises(SkipImage) as skip:
+    with pytest.raises(SkipItem) as skip:
         decode(whole[: len(whole) // 2])
     assert skip.value.reason == "truncated"
 
 
 def test_file_cut_inside_the_jpeg_header_is_truncated():
     whole = encode(np.zeros((H, W, 3), np.uint8), "JPEG")  # small: the header is most of the file
-    with pytest.raises(SkipImage) as skip:
+    with pytest.raises(SkipItem) as skip:
         decode(whole[: len(whole) // 2])
     assert skip.value.reason == "truncated"
 
 
 @pytest.mark.parametrize("data", [b"", b"GIF89a", b"\x89PNG\r\n\x1a\n", b"hello world" * 10])
 def test_garbage_is_unreadable(data):
-    with pytest.raises(SkipImage) as skip:
+    with pytest.raises(SkipItem) as skip:
         decode(data)
     assert skip.value.reason == "unreadable"
 
@@ -178,7 +179,7 @@ def test_garbage_is_unreadable(data):
 def test_too_small_respects_min_side():
     data = encode(noise(1, (10, 12)))
     assert decode(data, min_side=10).size == (10, 12)
-    with pytest.raises(SkipImage) as skip:
+    with pytest.raises(SkipItem) as skip:
         decode(data, min_side=11)
     assert skip.value.reason == "too-small"
 
@@ -305,6 +306,6 @@ def test_decompression_bomb_is_skipped(monkeypatch):
     assert decode(data).size == (W, H)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow errors above twice the limit
     assert ssl4rl.images.Image.MAX_IMAGE_PIXELS == 1000
-    with pytest.raises(SkipImage) as skip:
+    with pytest.raises(SkipItem) as skip:
         decode(data)
     assert skip.value.reason == "too-large"

@@ -237,7 +237,7 @@ def test_stopping_the_worker_pool_early_never_hangs(monkeypatch):
 
     monkeypatch.setattr(build_module, "_make_batch", big_batch)
     for attempt in range(20):
-        results = build_module.ordered_map(iter(range(400)), 2, ([], {}, "png", 0, "test", 1, TokenBudget()))
+        results = build_module.ordered_map(iter(range(400)), 2, ([], {}, 0, "test", TokenBudget(), "image", {"image_format": "png", "max_pixels": 1}))
         for _ in range(1 + attempt % 5):
             assert len(next(results)) == 1_000_000
         time.sleep(attempt % 3 / 100)  # stop at different moments of the workers' writes

@@ -1,4 +1,4 @@
-"""Bad input at the image layer: whatever the bytes, decoding returns RGB or raises SkipImage with
+"""Bad input at the image layer: whatever the bytes, decoding returns RGB or raises SkipItem with
 a reason; huge images are refused from their header; float images with NaN keep their picture."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssl4rl.images import MAX_PIXELS, SkipImage, decode
+from ssl4rl.errors import SkipItem
+from ssl4rl.images import MAX_PIXELS, decode
 
 REASONS = {"unreadable", "truncated", "too-large", "too-small"}
 
@@ -68,7 +69,7 @@ def test_no_exception_but_skip_escapes_decoding_mutated_files(fmt):
         data = mutate(rng, original)
         try:
             source = decode(data)
-        except SkipImage as skip:
+        except SkipItem as skip:
             assert skip.reason in REASONS
             continue
         except Exception as error:  # pragma: no cover - the failure this test exists for
@@ -90,7 +91,7 @@ def test_an_image_over_the_pixel_limit_is_skipped_from_its_header():
     assert 20_000 * 5_000 > MAX_PIXELS >= 20_000_000
     tracemalloc.start()
     try:
-        with pytest.raises(SkipImage) as skip:
+        with pytest.raises(SkipItem) as skip:
             decode(data)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -102,10 +103,10 @@ def test_the_pixel_limit_is_a_parameter():
     data = io.BytesIO()
     photo(100).save(data, "PNG")
     assert decode(data.getvalue()).size == (100, 100)
-    with pytest.raises(SkipImage) as skip:
+    with pytest.raises(SkipItem) as skip:
         decode(data.getvalue(), max_pixels=100 * 100 - 1)
     assert skip.value.reason == "too-large"
-    with pytest.raises(SkipImage) as skip:  # above the default limit, the header-only file reaches the decoder
+    with pytest.raises(SkipItem) as skip:  # above the default limit, the header-only file reaches the decoder
         decode(_png_header_only(20_000, 5_000), max_pixels=10**9)
     assert skip.value.reason in ("truncated", "unreadable")
 
@@ -124,7 +125,7 @@ def test_corrupt_exif_and_foreign_formats_are_skipped_not_raised():
     """Bytes Pillow identifies as another format (a truncated DDS named .png) and an EXIF block
     whose orientation tag has the wrong type both end as a skip."""
     dds = b"DDS " + struct.pack("<7I", 124, 0x1007, 64, 64, 0, 0, 0) + b"\0" * 44 + struct.pack("<2I", 32, 4) + b"DXT9" + b"\0" * 40
-    with pytest.raises(SkipImage):
+    with pytest.raises(SkipItem):
         decode(dds)
     exif = Image.Exif()
     exif[0x0112] = 6
@@ -132,6 +133,6 @@ def test_corrupt_exif_and_foreign_formats_are_skipped_not_raised():
     photo().save(buffer, "JPEG", exif=exif.tobytes().replace(b"\x12\x01\x03\x00", b"\x12\x01\x07\x00"))
     try:
         source = decode(buffer.getvalue())
-    except SkipImage:
+    except SkipItem:
         return
     assert source.pixels.mode == "RGB"

@@ -13,11 +13,12 @@ from conftest import textured_image, write_folder
 from PIL import Image
 
 from ssl4rl.budget import TokenBudget
-from ssl4rl.build import BuildConfig, build, make_specs
-from ssl4rl.build_worker import init_worker, make_within_budget
+from ssl4rl.build import BuildConfig, build
+from ssl4rl.build_jobs import Worker
 from ssl4rl.cli import main
 from ssl4rl.errors import UserError
-from ssl4rl.images import MAX_PIXELS, decode, encode, load
+from ssl4rl.images import decode, encode, load
+from ssl4rl.modalities.image import make_within_budget
 from ssl4rl.tasks import IMAGE_TASKS as TASKS
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, block_floor, load_template
 from ssl4rl.tasks.jigsaw import assemble
@@ -107,13 +108,11 @@ def test_the_cli_exits_non_zero_with_the_skip_reasons_when_no_puzzle_fits(large_
 
 # ---------------------------------------------------------------- truth after downscaling
 def _made(task_name: str, options: dict, budget: int, width=900, height=760, partners=0):
-    cfg = BuildConfig(task=task_name, source="unused", out="unused", options=options)
-    specs = make_specs(cfg)
-    init_worker(specs, {task_name: load_template(task_name)}, "png", 0, "test", MAX_PIXELS, TokenBudget(budget))
     task = TASKS[task_name](**options)
+    worker = Worker({}, {task_name: load_template(task_name)}, 0, "test", TokenBudget(budget), None)
     source = decode(encode(textured_image(7, width, height)), source_id="big")
     others = [decode(encode(textured_image(50 + i, 400, 360)), source_id=f"o{i}") for i in range(partners)]
-    puzzle, prompt, shown, tokens = make_within_budget(task, "big/0", source, others)
+    puzzle, prompt, shown, tokens = make_within_budget(task, "big/0", source, others, worker)
     assert shown is not source and shown.size[0] < width and tokens <= budget  # it was downscaled to fit
     return task, puzzle, shown
 

@@ -18,7 +18,7 @@ import pytest
 
 from ssl4rl.budget import TokenBudget
 from ssl4rl.build import BuildConfig, build
-from ssl4rl.images import SkipImage
+from ssl4rl.errors import SkipItem
 from ssl4rl.reward import compute_score
 from ssl4rl.sources.graph_source import GraphRef, load_graph
 from ssl4rl.tasks import GRAPH_TASKS, TASKS
@@ -37,7 +37,7 @@ def puzzles(task_name: str, source: str, level: str, seed: int = 0):
     for node in range(len(graph)):
         try:
             puzzle = task.make(rng_for(seed, task_name, graph.ids[node]), graph, node)
-        except SkipImage:
+        except SkipItem:
             continue
         out.append((graph, node, puzzle, template.format(**puzzle.prompt_vars)))
     assert len(out) >= max(4, len(graph) // (8 if level == "hard" else 3)), (task_name, source, level, len(out))  # hard skips many; link matches shapes

@@ -41,3 +41,10 @@ def test_shard_names_read_back(tmp_path):
     (tmp_path / MANIFEST).touch()
     assert [p.name for p in split_files(tmp_path)] == ["train-00000.parquet", "train-notes.parquet", "test-00012.parquet"]
     assert [shard_number(p.name) for p in split_files(tmp_path)] == [0, None, 12]
+
+
+def test_every_subpackage_is_installed():
+    pyproject = (PACKAGE.parent / "pyproject.toml").read_text()
+    listed = set(re.findall(r'"(ssl4rl[.a-z_]*)"', re.search(r"^packages = \[(.*)\]$", pyproject, re.M).group(1)))
+    found = {".".join(path.parent.relative_to(PACKAGE.parent).parts) for path in PACKAGE.rglob("__init__.py")}
+    assert found <= listed

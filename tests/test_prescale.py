@@ -8,7 +8,8 @@ import pytest
 
 from conftest import textured_image
 from ssl4rl.budget import TokenBudget
-from ssl4rl.images import SkipImage, decode
+from ssl4rl.errors import SkipItem
+from ssl4rl.images import decode
 from ssl4rl.prescale import fitted_size, worst_tokens
 from ssl4rl.tasks.common import load_template
 from ssl4rl.tasks.position import Position
@@ -44,5 +45,5 @@ def test_decoding_to_the_fitted_size_draws_puzzles_within_budget():
 
 def test_a_budget_nothing_fits_skips_from_the_header():
     task, template = Position(), load_template("position")
-    with pytest.raises(SkipImage, match="over-token-budget"):
+    with pytest.raises(SkipItem, match="over-token-budget"):
         fitted_size(task, template, TokenBudget(300), (1000, 800))

@@ -161,9 +161,9 @@ def test_jigsaw_gap_removes_the_border_of_each_cell():
 
 
 def test_jigsaw_skips_images_whose_tiles_would_be_under_28_px():
-    from ssl4rl.images import SkipImage
+    from ssl4rl.errors import SkipItem
 
-    with pytest.raises(SkipImage, match="too-small"):
+    with pytest.raises(SkipItem, match="too-small"):
         Jigsaw(grid=4).make(rng_for(0), source(0, 100, 100), [])
 
 

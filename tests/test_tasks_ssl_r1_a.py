@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from conftest import textured_image
-from ssl4rl.images import SkipImage, SourceImage, decode, encode, load
+from ssl4rl.errors import SkipItem
+from ssl4rl.images import SourceImage, decode, encode, load
 from ssl4rl.tasks import Inpainting, Similarity
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, LETTERS, load_template, rng_for
 from ssl4rl.tasks.inpainting import HIDDEN_GREY, HOLE_GREY, MAX_OVERLAP, MIN_DIFFERENCE, NEARBY, overlap, visible_difference
@@ -149,7 +150,7 @@ def test_inpainting_same_seed_same_bytes():
 
 
 def test_flat_image_is_skipped_as_ambiguous_and_a_small_one_as_too_small():
-    with pytest.raises(SkipImage) as skip:
+    with pytest.raises(SkipItem) as skip:
         Inpainting(cross_image=0.0).make(rng_for(0), flat((90, 90, 90), 200, 200), [])
     assert skip.value.reason == "ambiguous"
     # A flat partner image cannot supply a distractor for a flat hole either; the rest is textured.
@@ -162,7 +163,7 @@ def test_flat_image_is_skipped_as_ambiguous_and_a_small_one_as_too_small():
         for i, image in enumerate(puzzle.images[1:]):
             if i != LETTERS.index(puzzle.answer):
                 assert np.abs(pixels(image) - truth).mean() >= MIN_DIFFERENCE
-    with pytest.raises(SkipImage) as skip:
+    with pytest.raises(SkipItem) as skip:
         Inpainting().make(rng_for(0), source(0, 200, 55), [])
     assert skip.value.reason == "too-small"
 
@@ -227,7 +228,7 @@ def test_similarity_same_seed_same_bytes():
 def test_similarity_skips_images_without_enough_partners():
     src = source(0)
     for count in range(3):
-        with pytest.raises(SkipImage) as skip:
+        with pytest.raises(SkipItem) as skip:
             Similarity().make(rng_for(0), src, flat_others(count))
         assert skip.value.reason == "no-partners"
     assert Similarity(candidates=3).make(rng_for(0), src, flat_others(2)).answer in "ABC"

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from conftest import textured_image
-from ssl4rl.images import SkipImage, SourceImage, decode, encode, load
+from ssl4rl.errors import SkipItem
+from ssl4rl.images import SourceImage, decode, encode, load
 from ssl4rl.tasks import Flip, Ordering
 from ssl4rl.tasks.common import IMAGE_PLACEHOLDER, LETTERS, block_floor, load_template, rng_for
 from ssl4rl.tasks.flip import asymmetry
@@ -92,7 +93,7 @@ def test_ordering_is_deterministic_and_varies_with_the_seed():
 
 
 def test_ordering_needs_tiles_of_at_least_28_px_and_validates_options():
-    with pytest.raises(SkipImage, match="too-small"):
+    with pytest.raises(SkipItem, match="too-small"):
         Ordering(grid=4).make(rng_for(0), source(0, 127, 200), [])
     Ordering(grid=4).make(rng_for(0), source(0, 128, 128), [])
     assert Ordering(grid=4).min_side == 128  # 32-px cells: the smallest 16-px multiple >= 28
@@ -160,11 +161,11 @@ def test_flip_patch_side_follows_the_option():
 def test_flip_skips_patches_that_look_the_same_mirrored():
     row = np.random.default_rng(0).integers(0, 256, (1, 200, 3), dtype=np.uint8)
     stripes = decode(encode(Image.fromarray(np.repeat(row, 200, axis=0))))  # constant down each column
-    with pytest.raises(SkipImage, match="symmetric"):
+    with pytest.raises(SkipItem, match="symmetric"):
         Flip(axis="vertical").make(rng_for(0), stripes, [])
     puzzle = Flip(axis="horizontal").make(rng_for(0), stripes, [])  # left-right mirror is visible
     assert puzzle.answer in LETTERS[:4]
-    with pytest.raises(SkipImage, match="symmetric"):
+    with pytest.raises(SkipItem, match="symmetric"):
         Flip().make(rng_for(0), decode(encode(Image.new("RGB", (200, 200), (90, 90, 90)))), [])
 
 
@@ -183,7 +184,7 @@ def test_every_flip_patch_is_asymmetric_so_flatness_does_not_point_away_from_the
     for seed in range(40):
         try:
             puzzle = task.make(rng_for(seed, "flat"), half_flat_image(seed % 4), [])
-        except SkipImage:
+        except SkipItem:
             continue
         made += 1
         for i, image in enumerate(puzzle.images):
@@ -213,7 +214,7 @@ def test_flip_is_deterministic_and_varies_with_the_seed():
 
 def test_flip_size_checks_and_option_validation():
     assert Flip().min_side == 80 and Flip(patch=0.25).min_side == 128  # 32-px patches at least
-    with pytest.raises(SkipImage, match="too-small"):
+    with pytest.raises(SkipItem, match="too-small"):
         Flip().make(rng_for(0), source(0, 300, 79), [])
     Flip().make(rng_for(0), source(0, 80, 80), [])
     bad_options = (

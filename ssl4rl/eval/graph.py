@@ -28,10 +28,9 @@ from __future__ import annotations
 import functools
 import json
 
-from ssl4rl.errors import UserError
+from ssl4rl.errors import SkipItem, UserError
 from ssl4rl.eval.extract import extract_choice
 from ssl4rl.eval.runner import Item
-from ssl4rl.images import SkipImage
 from ssl4rl.eval.ranking import PROTOCOLS, filtered_rank, named_entities, scored_rank
 from ssl4rl.schema import content_key, split_of
 from ssl4rl.sources.graph import Graph
@@ -122,7 +121,7 @@ def link_prediction(graph: Graph, seed: int) -> list[Item]:
         rng = rng_for(seed, "link-prediction", graph.ids[u], graph.ids[v])
         try:  # a non-edge whose far end has v's degree (the held-out edge is not among v's training edges)
             w = draw_far(rng, graph, u, 1, "any", {v}, [], len(graph.adj[v]))[0]
-        except SkipImage:  # no usable non-edge: ask the edge only
+        except SkipItem:  # no usable non-edge: ask the edge only
             w = None
         for other, answer in ((v, "yes"), (w, "no")):
             if other is None:

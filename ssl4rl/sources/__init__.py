@@ -1,4 +1,5 @@
-"""Image sources: lazy readers that yield a stable source id and the image's bytes.
+"""Image sources: lazy readers that yield a stable source id and the image's bytes (graph sources:
+ssl4rl.sources.graph_source, one item per node).
 
 `open_source(name_or_path, data=...)` picks the reader: `samples` (bundled photos), `shapes`
 (synthetic pictures a model trained from nothing can learn from), a preset
@@ -14,7 +15,7 @@ import glob
 from pathlib import Path
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import MAX_FILE_BYTES, RawImage, build_folders, is_build_folder
+from ssl4rl.sources.common import MAX_FILE_BYTES, RawItem, build_folders, is_build_folder
 from ssl4rl.sources.folder import FolderSource
 from ssl4rl.sources.graph_samples import BUNDLED
 from ssl4rl.sources.hf import HFSource, data_files
@@ -27,7 +28,7 @@ from ssl4rl.sources.uri_sources import open_uri
 from ssl4rl.sources.webdataset import TarSource
 from ssl4rl.uri import is_uri
 
-__all__ = ["open_source", "open_path", "PRESETS", "RawImage", "TsvSource", "HFSource", "FolderSource", "SamplesSource", "ShapesSource", "TarSource"]
+__all__ = ["open_source", "open_path", "PRESETS", "RawItem", "TsvSource", "HFSource", "FolderSource", "SamplesSource", "ShapesSource", "TarSource"]
 
 
 def open_path(path: Path, image_columns: list[str] | None = None, max_bytes: int = MAX_FILE_BYTES):

@@ -34,33 +34,35 @@ def build_folders(root: Path) -> list[Path]:
 
 
 @dataclass
-class RawImage:
-    source_id: str  # stable across runs: file-relative path, TSV index, parquet file + row, ...
-    data: bytes | None  # encoded image; None when `skip` says why there is none
+class RawItem:
+    """One item of a source as read, before any decoding: an encoded image, or a graph node's payload."""
+
+    source_id: str  # stable across runs: file-relative path, TSV index, parquet file + row, node id, ...
+    data: bytes | None  # the item's bytes (an encoded image); None when `skip` says why there is none
     skip: str | None = None
 
 
-def from_base64(source_id: str, text: object, max_bytes: int = MAX_FILE_BYTES) -> RawImage:
+def from_base64(source_id: str, text: object, max_bytes: int = MAX_FILE_BYTES) -> RawItem:
     """Decoded base64 text; anything that is not text (a number in a list of images) is unreadable."""
     if not isinstance(text, (str, bytes)):
-        return RawImage(source_id, None, "unreadable")
+        return RawItem(source_id, None, "unreadable")
     if len(text) // 4 * 3 > max_bytes:
-        return RawImage(source_id, None, "too-large")
+        return RawItem(source_id, None, "too-large")
     try:
-        return RawImage(source_id, base64.b64decode(text, validate=False))
+        return RawItem(source_id, base64.b64decode(text, validate=False))
     except (binascii.Error, ValueError):
-        return RawImage(source_id, None, "unreadable")
+        return RawItem(source_id, None, "unreadable")
 
 
-def from_bytes(source_id: str, data: bytes, max_bytes: int = MAX_FILE_BYTES) -> RawImage:
-    return RawImage(source_id, None, "too-large") if len(data) > max_bytes else RawImage(source_id, bytes(data))
+def from_bytes(source_id: str, data: bytes, max_bytes: int = MAX_FILE_BYTES) -> RawItem:
+    return RawItem(source_id, None, "too-large") if len(data) > max_bytes else RawItem(source_id, bytes(data))
 
 
-def read_file(source_id: str, path: Path, max_bytes: int = MAX_FILE_BYTES) -> RawImage:
+def read_file(source_id: str, path: Path, max_bytes: int = MAX_FILE_BYTES) -> RawItem:
     """The file's bytes; a file over `max_bytes` is skipped from its size, before it is read."""
     try:
         if path.stat().st_size > max_bytes:
-            return RawImage(source_id, None, "too-large")
-        return RawImage(source_id, path.read_bytes())
+            return RawItem(source_id, None, "too-large")
+        return RawItem(source_id, path.read_bytes())
     except OSError:
-        return RawImage(source_id, None, "unreadable")
+        return RawItem(source_id, None, "unreadable")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawImage, as_path, is_build_folder, read_file
+from ssl4rl.sources.common import IMAGE_EXTENSIONS, MAX_FILE_BYTES, RawItem, as_path, is_build_folder, read_file
 
 
 def scan(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -50,8 +50,8 @@ class FolderSource:
         self.files, self.skipped = (files, skipped or []) if files is not None else scan(self.path)
         self.max_bytes = max_bytes
 
-    def __iter__(self) -> Iterator[RawImage]:
+    def __iter__(self) -> Iterator[RawItem]:
         for folder, reason in self.skipped:
-            yield RawImage(folder, None, reason)
+            yield RawItem(folder, None, reason)
         for file in self.files:
             yield read_file(file.relative_to(self.path).as_posix(), file, self.max_bytes)

@@ -17,7 +17,7 @@ from typing import Iterator
 
 from ssl4rl.errors import UserError
 from ssl4rl.sources import graph_releases, graph_samples, graph_tables
-from ssl4rl.sources.common import RawImage
+from ssl4rl.sources.common import RawItem
 from ssl4rl.sources.graph import Graph
 from ssl4rl.sources.graph_samples import BUNDLED
 from ssl4rl.sources.presets import PRESETS
@@ -87,11 +87,11 @@ class GraphSource:
             return None
         return "test" if self.graph.index[node_id] in self.graph.test_nodes else "train"
 
-    def __iter__(self) -> Iterator[RawImage]:
+    def __iter__(self) -> Iterator[RawItem]:
         for what, reason in self.graph.skips:
-            yield RawImage(what, None, reason)
+            yield RawItem(what, None, reason)
         for node_id in self.graph.ids:
-            yield RawImage(node_id, node_payload(node_id))
+            yield RawItem(node_id, node_payload(node_id))
 
 
 def open_graph_source(source: str, data: str | None = None) -> GraphSource:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import MAX_FILE_BYTES, RawImage, as_path, from_base64, from_bytes, read_file
+from ssl4rl.sources.common import MAX_FILE_BYTES, RawItem, as_path, from_base64, from_bytes, read_file
 from ssl4rl.sources.remote import RemoteFile
 
 LIKELY_IMAGE_COLUMNS = ("image", "images", "img", "image_base64", "decoded_image")
@@ -126,14 +126,14 @@ class HFSource:
     def _relative(self, file: Path) -> str:
         return file.name if self.path.is_file() else file.relative_to(self.path).as_posix()
 
-    def __iter__(self) -> Iterator[RawImage]:
+    def __iter__(self) -> Iterator[RawItem]:
         for file in self.files:
             try:
                 yield from self._file_images(file)
             except (pa.ArrowException, OSError):  # a damaged file: counted, and the next file is read
-                yield RawImage(f"{self._relative(file)}:", None, "unreadable-file")
+                yield RawItem(f"{self._relative(file)}:", None, "unreadable-file")
 
-    def _file_images(self, file: Path) -> Iterator[RawImage]:
+    def _file_images(self, file: Path) -> Iterator[RawItem]:
         row = 0
         prefix = self._relative(file)
         for batch in _batches(file, self.image_columns):
@@ -141,16 +141,16 @@ class HFSource:
             for values in zip(*columns):
                 if all(value is None or value == [] for value in values):  # a row without any image is
                     # counted; with several columns, a null in one of them is normal (BLINK's image_3)
-                    yield RawImage(f"{prefix}:{row}", None, "missing-image")
+                    yield RawItem(f"{prefix}:{row}", None, "missing-image")
                 for name, value in zip(self.image_columns, values):
                     tag = f"{prefix}:{row}" if len(self.image_columns) == 1 else f"{prefix}:{row}:{name}"
                     if value is not None:
                         yield from self._images(tag, value, file.parent)
                 row += 1
 
-    def _images(self, tag: str, value, folder: Path) -> Iterator[RawImage]:
+    def _images(self, tag: str, value, folder: Path) -> Iterator[RawItem]:
         if value is None:  # inside a list of images
-            yield RawImage(tag, None, "missing-image")
+            yield RawItem(tag, None, "missing-image")
         elif isinstance(value, list):
             for k, item in enumerate(value):
                 yield from self._images(f"{tag}/{k}", item, folder)
@@ -160,9 +160,9 @@ class HFSource:
             elif isinstance(value.get("path"), str) and value["path"]:
                 path = Path(value["path"])
                 path = path if path.is_absolute() else folder / path
-                yield read_file(tag, path, self.max_bytes) if path.is_file() else RawImage(tag, None, "missing-image")
+                yield read_file(tag, path, self.max_bytes) if path.is_file() else RawItem(tag, None, "missing-image")
             else:
-                yield RawImage(tag, None, "missing-image")
+                yield RawItem(tag, None, "missing-image")
         elif isinstance(value, (bytes, bytearray)):
             yield from_bytes(tag, value, self.max_bytes)
         else:

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 
 from ssl4rl.errors import UserError
 from ssl4rl.images import encode_png
-from ssl4rl.sources.common import RawImage
+from ssl4rl.sources.common import RawItem
 
 DEFAULT_COUNT = 1000
 SIZE = 168  # pixels a side: 6x6 visual tokens at 28 px a token (Qwen2.5-VL), so the pictures weigh in a short prompt
@@ -104,6 +104,6 @@ class ShapesSource:
     def __len__(self) -> int:
         return self.count
 
-    def __iter__(self) -> Iterator[RawImage]:
+    def __iter__(self) -> Iterator[RawItem]:
         for index in range(self.count):
-            yield RawImage(f"shape-{index:06d}", encode_png(draw_picture(index)))
+            yield RawItem(f"shape-{index:06d}", encode_png(draw_picture(index)))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import MAX_FILE_BYTES, RawImage, as_path, from_base64
+from ssl4rl.sources.common import MAX_FILE_BYTES, RawItem, as_path, from_base64
 
 REFERENCE_MAX_CHARS = 64
 
@@ -41,23 +41,23 @@ class TsvSource:
         # byte (in a question, say) must not stop the reader: it becomes U+FFFD.
         return self.path.open(newline="", encoding="utf-8-sig", errors="replace")
 
-    def __iter__(self) -> Iterator[RawImage]:
+    def __iter__(self) -> Iterator[RawItem]:
         with self._open() as handle:
             rows = csv.reader(handle, delimiter="\t")
             next(rows)
             for line, row in enumerate(rows, start=2):
                 if len(row) <= max(self._index_pos, self._image_pos):
-                    yield RawImage(row[self._index_pos] if len(row) > self._index_pos else f"line {line}", None, "short-row")
+                    yield RawItem(row[self._index_pos] if len(row) > self._index_pos else f"line {line}", None, "short-row")
                     continue
                 index, value = row[self._index_pos], row[self._image_pos].strip()
                 if not value:
-                    yield RawImage(index, None, "missing-image")
+                    yield RawItem(index, None, "missing-image")
                 elif len(value) <= REFERENCE_MAX_CHARS:
-                    yield RawImage(index, None, "image-reference")
+                    yield RawItem(index, None, "image-reference")
                 elif value.startswith("["):
                     values = _literal_list(value)
                     if values is None:
-                        yield RawImage(index, None, "unreadable")
+                        yield RawItem(index, None, "unreadable")
                         continue
                     for k, item in enumerate(values):
                         yield from_base64(f"{index}/{k}", item, self.max_bytes)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ssl4rl.errors import UserError
-from ssl4rl.sources.common import MAX_FILE_BYTES, RawImage, as_path
+from ssl4rl.sources.common import MAX_FILE_BYTES, RawItem, as_path
 
 IMAGE_SUFFIXES = {"jpg", "jpeg", "png", "webp"}
 TAR_BLOCK = 512  # a tar header block
@@ -48,17 +48,17 @@ class TarSource:
         except ValueError:
             return file.name
 
-    def __iter__(self) -> Iterator[RawImage]:
+    def __iter__(self) -> Iterator[RawItem]:
         for file in self.files:
             try:
                 handle = file.open("rb")
             except OSError:
-                yield RawImage(f"{self._relative(file)}:", None, "unreadable-file")
+                yield RawItem(f"{self._relative(file)}:", None, "unreadable-file")
                 continue
             with handle:
                 yield from self._samples(file, handle)
 
-    def _samples(self, file: Path, handle: BinaryIO) -> Iterator[RawImage]:
+    def _samples(self, file: Path, handle: BinaryIO) -> Iterator[RawItem]:
         prefix = self._relative(file)
         try:
             archive = tarfile.open(fileobj=handle, mode="r|")
@@ -81,7 +81,7 @@ class TarSource:
                         yield self._sample(prefix, key, image, reason)
                         key = None
                     if cut:  # the sample cut short, or (its key unknown) where the rest was lost
-                        yield RawImage(f"{prefix}:{key}" if key is not None else f"{prefix}:@{archive.offset}", None, cut)
+                        yield RawItem(f"{prefix}:{key}" if key is not None else f"{prefix}:@{archive.offset}", None, cut)
                     return
                 member_key, suffix = split_key(member.name)
                 if key is not None and member_key != key:
@@ -96,15 +96,15 @@ class TarSource:
                 try:
                     image = archive.extractfile(member).read()
                 except tarfile.ReadError:
-                    yield RawImage(f"{prefix}:{key}", None, "truncated-tar")
+                    yield RawItem(f"{prefix}:{key}", None, "truncated-tar")
                     return
         finally:
             archive.close()
 
-    def _sample(self, prefix: str, key: str, image: bytes | None, reason: str | None) -> RawImage:
+    def _sample(self, prefix: str, key: str, image: bytes | None, reason: str | None) -> RawItem:
         if image is not None:
-            return RawImage(f"{prefix}:{key}", image)
-        return RawImage(f"{prefix}:{key}", None, reason or "no-image")
+            return RawItem(f"{prefix}:{key}", image)
+        return RawItem(f"{prefix}:{key}", None, reason or "no-image")
 
     def _check_end(self, file: Path, offset: int) -> str | None:
         """Python's tar reader ends quietly at a damaged or cut header after the first: what

@@ -1,7 +1,7 @@
 """The puzzles. Each module holds one task: its options, generator, prompt variables and verifier.
 
 Image tasks make a puzzle from a source image; graph tasks (`modality = "graph"`) from a node of
-a graph source (ssl4rl.sources.graph).
+a graph source (ssl4rl.sources.graph_source). ssl4rl.tasks.shape declares what a task has.
 """
 
 from ssl4rl.tasks.contrastive import Contrastive
@@ -24,7 +24,14 @@ TASKS = {
     task.name: task
     for task in (Rotation, Jigsaw, Position, Contrastive, Inpainting, Similarity, Ordering, Correspondence, Flip, Masking, Neighbour, Link, KGLink)
 }
-GRAPH_TASKS = [name for name, task in TASKS.items() if getattr(task, "modality", "image") == "graph"]
+
+
+def task_modality(name: str) -> str:
+    """A task's modality (ssl4rl.modalities): what it declares, else image."""
+    return getattr(TASKS[name], "modality", "image")
+
+
+GRAPH_TASKS = [name for name in TASKS if task_modality(name) == "graph"]
 IMAGE_TASKS = {name: task for name, task in TASKS.items() if name not in GRAPH_TASKS}
 
 
@@ -33,6 +40,6 @@ def is_graph_task(name: str) -> bool:
 
 
 __all__ = [
-    "TASKS", "GRAPH_TASKS", "IMAGE_TASKS", "is_graph_task", "Rotation", "Jigsaw", "Position", "Contrastive", "Inpainting", "Similarity",
+    "TASKS", "GRAPH_TASKS", "IMAGE_TASKS", "is_graph_task", "task_modality", "Rotation", "Jigsaw", "Position", "Contrastive", "Inpainting", "Similarity",
     "Ordering", "Correspondence", "Flip", "Masking", "Neighbour", "Link", "KGLink",
 ]  # fmt: skip

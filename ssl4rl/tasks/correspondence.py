@@ -28,7 +28,8 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ssl4rl.images import SkipImage, SourceImage
+from ssl4rl.errors import SkipItem
+from ssl4rl.images import SourceImage
 from ssl4rl.tasks.common import LETTERS, Puzzle, parse_letter
 
 MODES = ("affine", "perspective", "random")
@@ -234,7 +235,7 @@ class Correspondence:
             if drawn is not None:
                 break
         else:
-            raise SkipImage("too-small")
+            raise SkipItem("too-small")
         marked, matrices, images, modes = drawn
         truth = int(rng.integers(k))
         matrix, mode = matrices[truth], modes[truth]

@@ -19,7 +19,8 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from ssl4rl.images import SkipImage, SourceImage
+from ssl4rl.errors import SkipItem
+from ssl4rl.images import SourceImage
 from ssl4rl.tasks.common import CUT_BLOCK, IMAGE_PLACEHOLDER, LETTERS, Puzzle, block_ceil, block_floor, parse_letter
 
 MIN_PATCH = 28
@@ -114,13 +115,13 @@ class Flip:
         side = block_floor(int(self.patch * min(width, height) + 1e-9))
         cols, rows, _, _ = _cells(width, height, max(side, CUT_BLOCK))
         if side < MIN_PATCH or cols * rows < self.candidates:
-            raise SkipImage("too-small")
+            raise SkipItem("too-small")
         for _ in range(TRIES):
             boxes, flipped, axis = self._draw(rng, width, height, side)
             if all(asymmetry(source.pixels.crop(box), axis) >= self.min_asymmetry for box in boxes):
                 break
         else:
-            raise SkipImage("symmetric")
+            raise SkipItem("symmetric")
         patches = [source.pixels.crop(box) for box in boxes]
         patches[flipped] = mirror(patches[flipped], axis)
         letters = LETTERS[: self.candidates]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ssl4rl.images import SkipImage
+from ssl4rl.errors import SkipItem
 from ssl4rl.sources.graph import Graph
 from ssl4rl.tasks.graph_common import TRIES, distances
 
@@ -23,7 +23,7 @@ def draw_far(rng: np.random.Generator, graph: Graph, centre: int, count: int, di
     if distance == "two":
         pool = sorted(n for n, d in distances(graph, centre, 2, hidden).items() if d == 2 and n not in blocked and not graph.linked(centre, n))
         if len(pool) < count:
-            raise SkipImage("too-few-distance-2-nodes")
+            raise SkipItem("too-few-distance-2-nodes")
     else:
         pool = degree_biased_pool(rng, graph, lambda n: n not in blocked and not graph.linked(centre, n), count)
     if keep_all:
@@ -41,7 +41,7 @@ def degree_biased_pool(rng: np.random.Generator, graph: Graph, allowed, count: i
             if len(found) == POOL:
                 break
     if len(found) < count:
-        raise SkipImage("too-few-distant-nodes")
+        raise SkipItem("too-few-distant-nodes")
     return sorted(found)
 
 
@@ -50,7 +50,7 @@ def closest_in_degree(rng: np.random.Generator, graph: Graph, pool: list[int], c
     a skip when one is off by more than half the degree and 2 (a hub among leaves would tell)."""
     picked = ranked_by_degree(rng, graph, pool, degree)[:count]
     if len(picked) < count:
-        raise SkipImage("no-degree-matched-distractor")
+        raise SkipItem("no-degree-matched-distractor")
     return picked
 
 

@@ -30,7 +30,8 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from ssl4rl.images import SkipImage, SourceImage
+from ssl4rl.errors import SkipItem
+from ssl4rl.images import SourceImage
 from ssl4rl.tasks.common import CUT_BLOCK, LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle, block_ceil, block_floor, candidate_prompt_vars
 
 MIN_PATCH = 28  # Qwen2.5-VL's patch merger needs at least 28 px on a side
@@ -133,11 +134,11 @@ class Inpainting(LetterAnswer):
         width, height = source.size
         side = max(MIN_PATCH, int(self.hole * min(width, height)))
         if 2 * side > min(width, height):
-            raise SkipImage("too-small")
+            raise SkipItem("too-small")
         pixels = np.asarray(source.pixels)
         hx, hy = block_position(rng, 0, width - side), block_position(rng, 0, height - side)
         if hx is None or hy is None:
-            raise SkipImage("too-small")
+            raise SkipItem("too-small")
         hole: Box = (hx, hy, hx + side, hy + side)
         true_patch = pixels[hy : hy + side, hx : hx + side]
         chosen = [true_patch]  # pixels of every accepted candidate, for the distinctness check
@@ -184,7 +185,7 @@ class Inpainting(LetterAnswer):
                     chosen.append(pixels[box[1] : box[3], box[0] : box[2]])
                     break
             else:
-                raise SkipImage("ambiguous" if ambiguous else "too-small")
+                raise SkipItem("ambiguous" if ambiguous else "too-small")
 
         answer = int(rng.integers(self.candidates))
         order = [distractors[int(i)] for i in rng.permutation(wanted)]

@@ -18,7 +18,8 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from ssl4rl.images import SkipImage, SourceImage
+from ssl4rl.errors import SkipItem
+from ssl4rl.images import SourceImage
 from ssl4rl.tasks.common import Puzzle, block_ceil, block_floor, extract_answer, image_list
 
 MIN_TILE = 28  # Qwen2.5-VL's patch merger needs at least 28 px on a side
@@ -123,7 +124,7 @@ class Jigsaw:
         k = self.grid
         tiles = cut_tiles(source.pixels, k, self.gap)
         if min(tiles[0].size) < MIN_TILE:  # only under min_side, which the builder skips earlier
-            raise SkipImage("too-small")
+            raise SkipItem("too-small")
         shown_order = rng.permutation(k * k)  # shown_order[i] = grid position of the i-th shown tile
         answer = np.empty(k * k, dtype=int)
         answer[shown_order] = np.arange(1, k * k + 1)  # answer[position] = 1-based shown index

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ssl4rl.images import SkipImage
+from ssl4rl.errors import SkipItem
 from ssl4rl.tasks.common import LETTERS, LetterAnswer, Puzzle
 from ssl4rl.tasks.graph_common import Layout, TRIES, ball, check_options, choice_vars, letter_lines, place
 
@@ -35,9 +35,16 @@ class KGLink(LetterAnswer):
 
     name: ClassVar[str] = "kg-link"
     modality: ClassVar[str] = "graph"
+    FOCUS: ClassVar[tuple[str, ...]] = ("head",)  # params naming the node the puzzle is about
+    knowledge_graph: ClassVar[bool] = True  # asks about relations: the source must be a knowledge graph
     partners: ClassVar[int] = 0
     min_side: ClassVar[int] = 1
     DIFFICULTY: ClassVar[dict] = {"easy": {"candidates": 3, "pool": "any"}, "medium": {"candidates": 4, "pool": "relation"}, "hard": {"candidates": 6, "pool": "relation", "max_nodes": 20}}
+
+    @property
+    def focus_nodes(self) -> int:
+        """Nodes always shown when a row is fitted to the budget: the head and its candidates."""
+        return 1 + self.candidates
 
     def __post_init__(self):
         if self.pool not in POOLS:
@@ -49,7 +56,7 @@ class KGLink(LetterAnswer):
         if self.pool == "relation":
             tails = [t for t in graph.tails.get(relation, ()) if (head, relation, t) not in graph.facts and t != head]
             if len(tails) < count:
-                raise SkipImage("too-few-same-relation-tails")
+                raise SkipItem("too-few-same-relation-tails")
             return [tails[int(i)] for i in rng.choice(len(tails), size=count, replace=False)]
         for _ in range(TRIES * count):
             other = graph.degree_biased(rng)
@@ -57,14 +64,14 @@ class KGLink(LetterAnswer):
                 picked.append(other)
                 if len(picked) == count:
                     return picked
-        raise SkipImage("too-few-distant-nodes")
+        raise SkipItem("too-few-distant-nodes")
 
     def make(self, rng: np.random.Generator, graph, node: int) -> Puzzle:
         if not graph.is_kg:
             raise ValueError("kg-link needs a knowledge graph (triples or an edges table with a relation column)")
         facts = graph.out_facts.get(node, [])
         if not facts:
-            raise SkipImage("no-fact")
+            raise SkipItem("no-fact")
         relation, truth = facts[int(rng.integers(len(facts)))]
         distractors = self._distractors(rng, graph, node, relation)
         order, slot = place(rng, truth, distractors)
@@ -72,7 +79,7 @@ class KGLink(LetterAnswer):
         nodes = ball(rng, graph, [node, *order], self.hops, self.max_nodes, [(node, c) for c in order])  # as shown: no head-candidate fact
         layout = Layout(rng, graph, nodes, hidden_fact=hidden, unlinked=(node, order))
         if not layout.shows_edge(node):
-            raise SkipImage("head-shows-no-fact")
+            raise SkipItem("head-shows-no-fact")
         numbers = [layout.number[n] for n in order]
         params = layout.params(self.text_chars)
         params.update(candidates=self.candidates, head=layout.number[node], relation=relation, candidate_nodes=numbers)

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ssl4rl.images import SkipImage
+from ssl4rl.errors import SkipItem
 from ssl4rl.tasks.common import Puzzle
 from ssl4rl.tasks.graph_common import Layout, ball, check_options, parse_yes_no
 from ssl4rl.tasks.graph_common import induced_edges
@@ -54,9 +54,15 @@ class Link:
 
     name: ClassVar[str] = "link"
     modality: ClassVar[str] = "graph"
+    FOCUS: ClassVar[tuple[str, ...]] = ("u", "v")  # params naming the nodes the puzzle is about
     partners: ClassVar[int] = 0
     min_side: ClassVar[int] = 1
     DIFFICULTY: ClassVar[dict] = {"easy": {"negatives": "any"}, "medium": {"negatives": "mixed"}, "hard": {"negatives": "two", "max_nodes": 20}}
+
+    @property
+    def focus_nodes(self) -> int:
+        """Nodes always shown when a row is fitted to the budget: u and v."""
+        return 2
 
     def __post_init__(self):
         if self.negatives not in NEGATIVES:
@@ -66,10 +72,10 @@ class Link:
     def make(self, rng: np.random.Generator, graph, node: int) -> Puzzle:
         friends = sorted(graph.adj[node])
         if not friends:
-            raise SkipImage("isolated-node")
+            raise SkipItem("isolated-node")
         v = friends[int(rng.integers(len(friends)))]
         if len(friends) == 1 or len(graph.adj[v]) == 1:  # a linked end would show no edge at all
-            raise SkipImage("leaf-pair")
+            raise SkipItem("leaf-pair")
         hidden = [(node, v)]
         linked_nodes = ball(rng, graph, [node, v], self.hops, self.max_nodes, hidden)
         shape = structure(graph, linked_nodes, node, v, hidden)
@@ -102,7 +108,7 @@ class Link:
             for kind in kinds:
                 try:
                     found = draw_far(rng, graph, u, 1, kind, {node, v}, [], len(graph.adj[v]) - 1, keep_all=True)
-                except SkipImage:
+                except SkipItem:
                     continue
                 for w in found:
                     pool.setdefault(w, kind)
@@ -110,7 +116,7 @@ class Link:
                 nodes = ball(rng, graph, [u, w], self.hops, self.max_nodes)
                 if structure(graph, nodes, u, w) == shape:
                     return u, w, pool[w], nodes
-        raise SkipImage("no-shape-matched-pair")
+        raise SkipItem("no-shape-matched-pair")
 
     @staticmethod
     def parse(response: str) -> str | None:

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ssl4rl.images import SkipImage
+from ssl4rl.errors import SkipItem
 from ssl4rl.sources.graph import Graph
 from ssl4rl.tasks.common import LETTERS, LetterAnswer, Puzzle
 from ssl4rl.tasks.graph_common import Layout, TRIES, ball, check_options, choice_vars, distances, letter_lines, place, truncate
@@ -33,6 +33,7 @@ class Masking(LetterAnswer):
 
     name: ClassVar[str] = "masking"
     modality: ClassVar[str] = "graph"
+    FOCUS: ClassVar[tuple[str, ...]] = ("target",)  # params naming the node the puzzle is about
     partners: ClassVar[int] = 0
     min_side: ClassVar[int] = 1
     DIFFICULTY: ClassVar[dict] = {
@@ -40,6 +41,11 @@ class Masking(LetterAnswer):
         "medium": {"candidates": 4, "hops": 1},
         "hard": {"candidates": 6, "hops": 2, "max_nodes": 16, "near": True},
     }
+
+    @property
+    def focus_nodes(self) -> int:
+        """Nodes always shown when a row is fitted to the budget: the masked node."""
+        return 1
 
     def __post_init__(self):
         check_options(self)
@@ -65,18 +71,18 @@ class Masking(LetterAnswer):
             taken.add(text)
             picked.append(other)
         if len(picked) < self.candidates - 1:
-            raise SkipImage("too-few-distinct-texts")
+            raise SkipItem("too-few-distinct-texts")
         return picked
 
     def make(self, rng: np.random.Generator, graph: Graph, node: int) -> Puzzle:
         if not graph.texts[node]:
-            raise SkipImage("no-text")
+            raise SkipItem("no-text")
         nodes = ball(rng, graph, [node], self.hops, self.max_nodes)
         distractors = self._distractors(rng, graph, node, set(nodes))
         order, slot = place(rng, node, distractors)
         layout = Layout(rng, graph, nodes)
         if not layout.shows_edge(node):  # isolated once held-out edges are gone: no neighbourhood to read
-            raise SkipImage("no-shown-edge")
+            raise SkipItem("no-shown-edge")
         texts = [truncate(graph.texts[n], self.text_chars) for n in order]
         params = layout.params(self.text_chars, masked=node)
         params.update(candidates=self.candidates, target=layout.number[node], candidate_ids=[graph.ids[n] for n in order],

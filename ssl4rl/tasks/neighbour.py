@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ssl4rl.images import SkipImage
+from ssl4rl.errors import SkipItem
 from ssl4rl.sources.graph import Graph
 from ssl4rl.tasks.common import LETTERS, LetterAnswer, Puzzle
 from ssl4rl.tasks.graph_common import Layout, ball, check_options, choice_vars, distances, letter_lines, place
@@ -39,6 +39,7 @@ class Neighbour(LetterAnswer):
 
     name: ClassVar[str] = "neighbour"
     modality: ClassVar[str] = "graph"
+    FOCUS: ClassVar[tuple[str, ...]] = ("centre",)  # params naming the node the puzzle is about
     partners: ClassVar[int] = 0
     min_side: ClassVar[int] = 1
     DIFFICULTY: ClassVar[dict] = {
@@ -46,6 +47,11 @@ class Neighbour(LetterAnswer):
         "medium": {"candidates": 4},
         "hard": {"candidates": 6, "max_nodes": 20, "distance": "two"},
     }
+
+    @property
+    def focus_nodes(self) -> int:
+        """Nodes always shown when a row is fitted to the budget: the centre and its candidates."""
+        return 1 + self.candidates
 
     def __post_init__(self):
         if self.distance not in DISTANCES:
@@ -55,18 +61,18 @@ class Neighbour(LetterAnswer):
     def make(self, rng: np.random.Generator, graph: Graph, node: int) -> Puzzle:
         friends = sorted(graph.adj[node])
         if not friends:
-            raise SkipImage("isolated-node")
+            raise SkipItem("isolated-node")
         truth = friends[int(rng.integers(len(friends)))]
         hidden = [(node, truth)]
         if self.distance == "two" and distances(graph, node, 2, hidden).get(truth) != 2:
-            raise SkipImage("truth-not-two-hops")  # distractors share a neighbour with the centre: so must the truth
+            raise SkipItem("truth-not-two-hops")  # distractors share a neighbour with the centre: so must the truth
         # the truth shows one edge fewer than it has (the hidden one): distractors match that
         distractors = draw_far(rng, graph, node, self.candidates - 1, self.distance, {truth}, hidden, len(graph.adj[truth]) - 1)
         order, slot = place(rng, truth, distractors)
         nodes = ball(rng, graph, [node, *order], self.hops, self.max_nodes, hidden)
         layout = Layout(rng, graph, nodes, hidden)
         if not layout.shows_edge(node):  # its only edge is the hidden one: nothing to reason from
-            raise SkipImage("centre-shows-no-edge")
+            raise SkipItem("centre-shows-no-edge")
         numbers = [layout.number[n] for n in order]
         params = layout.params(self.text_chars)
         params.update(candidates=self.candidates, centre=layout.number[node], candidate_nodes=numbers)

@@ -20,7 +20,8 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ssl4rl.images import SkipImage, SourceImage
+from ssl4rl.errors import SkipItem
+from ssl4rl.images import SourceImage
 from ssl4rl.tasks.common import Puzzle
 from ssl4rl.tasks.jigsaw import MIN_TILE, Jigsaw, cut_tiles, min_grid_side
 
@@ -106,7 +107,7 @@ class Ordering:
         tiles = cut_tiles(source.pixels, k)
         tile_w, tile_h = tiles[0].size
         if min(tile_w, tile_h) < MIN_TILE:
-            raise SkipImage("too-small")
+            raise SkipItem("too-small")
         canvas = compose([tiles[p] for p in shown_order], k, self.separator)
         draw_labels(canvas, tile_w, tile_h, k, self.separator)
         answer = np.empty(k * k, dtype=int)

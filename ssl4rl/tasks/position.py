@@ -13,7 +13,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ssl4rl.images import SkipImage, SourceImage
+from ssl4rl.errors import SkipItem
+from ssl4rl.images import SourceImage
 from ssl4rl.tasks.augment import PRESETS, augment
 from ssl4rl.tasks.common import Puzzle, extract_answer
 
@@ -82,7 +83,7 @@ class Position:
         cell_w, cell_h = right - left, bottom - top
         low = max(self.min_crop, MIN_CROP / min(cell_w, cell_h))
         if low > self.max_crop:
-            raise SkipImage("too-small")
+            raise SkipItem("too-small")
         fraction = rng.uniform(low, self.max_crop)
         crop_w, crop_h = max(MIN_CROP, int(fraction * cell_w)), max(MIN_CROP, int(fraction * cell_h))
         x = left + int(rng.integers(0, cell_w - crop_w + 1))

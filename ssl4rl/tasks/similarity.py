@@ -16,7 +16,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ssl4rl.images import SkipImage, SourceImage
+from ssl4rl.errors import SkipItem
+from ssl4rl.images import SourceImage
 from ssl4rl.tasks.augment import PRESETS, augment
 from ssl4rl.tasks.common import LETTERS, MAX_CANDIDATES, LetterAnswer, Puzzle, candidate_prompt_vars
 
@@ -52,7 +53,7 @@ class Similarity(LetterAnswer):
     def make(self, rng: np.random.Generator, source: SourceImage, others=()) -> Puzzle:
         wanted = self.candidates - 1
         if len(others) < wanted:
-            raise SkipImage("no-partners")
+            raise SkipItem("no-partners")
         picks = [others[int(i)] for i in rng.choice(len(others), size=wanted, replace=False)]
         answer = int(rng.integers(self.candidates))
         shown = picks[:answer] + [source] + picks[answer:]
