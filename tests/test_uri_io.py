@@ -198,3 +198,14 @@ def test_a_build_is_never_a_uri_source(tmp_path, sources, s3):
     with pytest.raises(UserError, match="matches files of the puzzle build"):
         run(f"s3://bkt/built/*.parquet{query}", str(tmp_path / "again"))
     assert not (tmp_path / "again").exists() or not list((tmp_path / "again").iterdir())
+
+
+@pytest.mark.parametrize("where", ["source", "data"])
+def test_graphs_are_never_read_from_a_uri(tmp_path, where):
+    """A graph source or its --data given as a URI is refused, naming it, before the output
+    folder exists (graphs are read whole from a local folder or a bundled graph)."""
+    given = f"file://{tmp_path}/graph"
+    config = BuildConfig(task="neighbour", source=given if where == "source" else "karate", data=given if where == "data" else None, out=str(tmp_path / "out"))
+    with pytest.raises(UserError, match=f"^{given}: graphs are read from a local folder or a bundled graph, not a URI$"):
+        build(config, workers=1, progress_bar=False)
+    assert not (tmp_path / "out").exists()
