@@ -19,7 +19,7 @@ from ssl4rl.sources.common import MAX_FILE_BYTES, RawItem, build_folders, is_bui
 from ssl4rl.sources.folder import FolderSource
 from ssl4rl.sources.graph_samples import BUNDLED
 from ssl4rl.sources.hf import HFSource, data_files
-from ssl4rl.sources.one_file import open_file
+from ssl4rl.sources.one_file import open_file, open_matched
 from ssl4rl.sources.presets import PRESETS
 from ssl4rl.sources.samples import SamplesSource
 from ssl4rl.sources.shapes import ShapesSource, parse_count
@@ -76,12 +76,7 @@ def open_glob(pattern: str, image_columns: list[str] | None = None, max_bytes: i
     builds = sorted({f.parent for f in files if is_build_folder(f.parent)})
     if builds:
         raise UserError(f"{pattern}: matches files of the puzzle build {builds[0]}; a build is never a source")
-    suffixes = {f.suffix.lower() for f in files}
-    if suffixes == {".tar"}:
-        return TarSource(root, files, max_bytes)
-    if suffixes <= {".parquet", ".arrow"}:
-        return HFSource(root, image_columns, max_bytes, files=files)
-    raise UserError(f"{pattern}: matches {', '.join(sorted(suffixes))} files; a glob source is .tar shards or .parquet/.arrow files")
+    return open_matched(root, files, pattern, image_columns, max_bytes)
 
 
 def open_source(source: str, data: str | Path | None = None, image_columns: list[str] | None = None, max_bytes: int = MAX_FILE_BYTES):

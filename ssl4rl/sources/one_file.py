@@ -1,5 +1,5 @@
-"""One file as an image source, chosen by its suffix: a local path or a file behind a URI
-(ssl4rl.sources.remote.RemoteFile), which both readers give the same way."""
+"""One file, or the files a glob matched, as an image source chosen by suffix: local paths or
+files behind a URI (ssl4rl.sources.remote.RemoteFile), which both readers give the same way."""
 
 from __future__ import annotations
 
@@ -23,3 +23,13 @@ def open_file(file, label: str, image_columns, max_bytes: int):
     if suffix == ".tar":
         return TarSource(file.parent, [file], max_bytes)
     raise UserError(f"{label}: not a .tsv, .parquet, .arrow or .tar file or an image folder")
+
+
+def open_matched(root, files: list, label: str, image_columns, max_bytes: int):
+    """The files a glob matched under `root`: .tar shards, or .parquet/.arrow files, not a mix."""
+    suffixes = {f.suffix.lower() for f in files}
+    if suffixes == {".tar"}:
+        return TarSource(root, files, max_bytes)
+    if suffixes <= {".parquet", ".arrow"}:
+        return HFSource(root, image_columns, max_bytes, files=files)
+    raise UserError(f"{label}: matches {', '.join(sorted(suffixes))} files; a glob source is .tar shards or .parquet/.arrow files")

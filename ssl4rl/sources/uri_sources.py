@@ -17,7 +17,7 @@ from ssl4rl.schema import PUZZLE_COLUMNS
 from ssl4rl.sources.common import BUILD_MARKERS, IMAGE_EXTENSIONS, MAX_FILE_BYTES
 from ssl4rl.sources.folder import FolderSource
 from ssl4rl.sources.hf import HFSource
-from ssl4rl.sources.one_file import open_file
+from ssl4rl.sources.one_file import open_file, open_matched
 from ssl4rl.sources.remote import RemoteFile
 from ssl4rl.sources.tsv import TsvSource
 from ssl4rl.sources.webdataset import TarSource
@@ -133,12 +133,7 @@ def _open_glob(source: str, wildcard: int, query_at: int, image_columns, max_byt
     if hit:
         raise UserError(f"{shown(source)}: matches files of the puzzle build {root / hit[0]}; a build is never a source")
     files = [RemoteFile(fs, root.path / rel, root.scheme, listing[rel]) for rel in matched]
-    suffixes = {rel.suffix.lower() for rel in matched}
-    if suffixes == {".tar"}:
-        return TarSource(root, files, max_bytes)
-    if suffixes <= {".parquet", ".arrow"}:
-        return HFSource(root, image_columns, max_bytes, files=files)
-    raise UserError(f"{shown(source)}: matches {', '.join(sorted(suffixes))} files; a glob source is .tar shards or .parquet/.arrow files")
+    return open_matched(root, files, shown(source), image_columns, max_bytes)
 
 
 def _matches(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
