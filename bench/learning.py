@@ -55,7 +55,7 @@ def runs(out: Path, steps: int) -> dict[str, Run]:
 
     def demo(backend: str) -> Run:
         """The demo's set-up (rotation 0/180, 100 warm-start steps, lr 3e-3): TRL for 40 steps of
-        16 puzzles; verl's trainer for 12 steps of 32 in 4 updates (ssl4rl.demo.verl_demo_run)."""
+        16 puzzles; verl's trainer for 10 steps of 32 in 4 updates (ssl4rl.demo.verl_demo_run)."""
         from ssl4rl.demo import DEMO_SETTINGS, build_puzzles, make_model, verl_demo_run
 
         data, folder = out / "data" / "demo", out / "models" / "demo"

@@ -17,12 +17,12 @@ from ssl4rl.show import contact_sheet
 
 PICTURES = 1200  # ~120 held-out puzzles at the default 10 % test fraction
 DEMO_SETTINGS = {"batch_size": 16, "mini_batch_size": 16, "rollout_n": 8, "lr": 3e-3, "kl_loss_coef": 0.0, "max_response_length": 16, "strict_format": True}
-# verl's trainer on the same puzzles and model (bench/learning.py's demo-verl): 32 puzzles a step
-# in four updates of 8. A verl step on the CPU is mostly generation, so four updates per rollout
-# batch learned in 8-10 steps what one update of 16 a step learned in 20 to over 40 (not every
-# run: docs/learning.md).
+# verl's trainer on the same puzzles and model (bench/learning.py's demo-verl, and CI's verl
+# learning test): 32 puzzles a step in four updates of 8. A verl step on the CPU is mostly
+# generation, so four updates per rollout batch learned in about 10 steps what one update of 16 a
+# step learned in 20 to over 40; on the CPU a run of one seed repeats exactly (docs/learning.md).
 VERL_DEMO_SETTINGS = {**DEMO_SETTINGS, "batch_size": 32, "mini_batch_size": 8}
-VERL_DEMO_STEPS = 12
+VERL_DEMO_STEPS = 10
 
 
 def build_puzzles(data: Path, seed: int = 0) -> dict:

@@ -398,6 +398,45 @@ def test_hf_rollout_replies_follow_the_rollout_seed_not_arrival_order(tiny_model
     assert replies(0, [0, 0, 0, 1, 1, 1], step=2) != first
 
 
+def test_a_steps_rollouts_reach_the_update_in_row_and_reply_order_whatever_order_they_finished(monkeypatch):
+    """verl hands a step's rollouts over in the order they finished, and the actor cuts its
+    mini-batches from that order; with the plugin loaded the order is by puzzle set, row and reply
+    (two runs of one seed then train on the same mini-batches), and each tag stays with its key."""
+    import random
+
+    import transfer_queue
+    from verl.trainer.ppo.v1 import replay_buffer
+
+    import ssl4rl.train.verl_plugin  # noqa: F401  (loading it installs the order)
+
+    rows = {"c3": ("ssl4rl/rotation", 7), "9f": ("ssl4rl/rotation", 2), "e1": ("ssl4rl/position", 2)}
+    replies = {f"{uid}_{session}_0": [session % 2, 5] for uid in rows for session in range(4)}
+
+    def kv_batch_get(keys, partition_id, select_fields):
+        assert partition_id == "train"
+        return {
+            "data_source": [rows[key.split("_")[0]][0] for key in keys],
+            "index": torch.tensor([rows[key.split("_")[0]][1] for key in keys]),
+            "responses": [torch.tensor(replies[key]) for key in keys],
+        }
+
+    monkeypatch.setattr(transfer_queue, "kv_batch_get", kv_batch_get)
+    monkeypatch.setattr(replay_buffer.tq, "kv_clear", lambda **_: None)
+    orders = set()
+    for seed in range(6):
+        finished = list(replies)
+        random.Random(seed).shuffle(finished)
+        snapshot = {key: {"seq_len": len(replies[key]), "key": key} for key in finished}
+        batch = replay_buffer.ReplayBuffer._materialize_batch(None, "train", list(rows), snapshot)
+        assert [tag["key"] for tag in batch.tags] == batch.keys
+        orders.add(tuple(batch.keys))
+    assert len(orders) == 1
+    (order,) = orders
+    groups = [key.split("_")[0] for key in order]
+    assert groups == ["e1"] * 4 + ["9f"] * 4 + ["c3"] * 4  # position before rotation, then row 2 before row 7
+    assert [replies[key][0] for key in order] == [0, 0, 1, 1] * 3
+
+
 @pytest.mark.parametrize("reply_lengths", [[16, 16, 16, 12], [16, 16, 16, 16]])
 def test_mrope_position_ids_of_equal_length_rows_split_into_micro_batches(reply_lengths):
     """verl 0.9.1 crashed splitting a batch whose rows all have the same length (fixed-length

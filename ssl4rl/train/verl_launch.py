@@ -62,13 +62,12 @@ PROFILES = {
         "actor_rollout_ref.actor.ppo_mini_batch_size=4",
         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
         "actor_rollout_ref.rollout.n=2",
-        # fp32 as the hf rollout on CPU (bf16 buys nothing there), and the rollout's own log-probs as
-        # the PPO behaviour policy (verl's bypass mode) instead of a second forward pass: a third
-        # off a CPU step, and the same numbers, since actor and rollout agree to fp32 rounding
+        # fp32 as the hf rollout on CPU (bf16 buys nothing there). The actor recomputes the old
+        # log-probs (verl's default) rather than taking the rollout's (bypass mode, ~1 s a step
+        # less): the rollout's differ in the last bits with whichever requests share its batch, so
+        # runs of one seed went apart after a few steps; with the plugin's row order they repeat.
         "+actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype=fp32",
         "+actor_rollout_ref.ref.fsdp_config.mixed_precision.param_dtype=fp32",
-        "actor_rollout_ref.rollout.calculate_log_probs=true",
-        "algorithm.rollout_correction.bypass_mode=true",
         "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2",
         "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2",
         "actor_rollout_ref.rollout.agent.num_workers=1",

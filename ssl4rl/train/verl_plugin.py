@@ -336,6 +336,64 @@ def _poll_sooner() -> None:
     replay_buffer.ReplayBuffer.__init__ = __init__  # ReplayBufferAsync inherits it
 
 
+# ---------------------------------------------------------------- the order of a step's rollouts
+def trajectory_order(data_source: str, index: int, response: list[int], key: str) -> tuple:
+    """Where one rollout goes in its step's batch: by puzzle set, row, then reply.
+
+    verl keys a rollout `{uid}_{session}_{output}` with a random uuid4 `uid`, and which session of
+    a group gets which reply depends on arrival (a group's n requests are identical); the row
+    (data source and `extra_info.index`) and the reply's tokens depend on neither. Rollouts equal
+    in all three are interchangeable; the key only breaks their tie.
+
+    >>> rollouts = [("ssl4rl/rotation", 12, [7, 2], "a9_0_0"), ("ssl4rl/rotation", 3, [5], "f0_1_0"),
+    ...             ("ssl4rl/rotation", 3, [4, 9], "f0_0_0")]
+    >>> [key for *_, key in sorted(rollouts, key=lambda r: trajectory_order(*r))]
+    ['f0_0_0', 'f0_1_0', 'a9_0_0']
+    """
+    return str(data_source), int(index), list(response), key
+
+
+def _rollouts_in_row_order() -> None:
+    """A step's rollouts reach the update in the order of their rows, so a run repeats.
+
+    verl 0.9.1's replay buffer hands a step's batch over in the order its rollouts finished
+    (asynchronous, so it varies from run to run), and the actor cuts its mini-batches from that
+    order: with several updates a step (`ppo_mini_batch_size` < `train_batch_size`) two runs of
+    one seed trained on different mini-batches from step 1 on and went apart (one learned the demo's
+    puzzles in 8 steps, one did not in 12). Sorted by row and reply (`trajectory_order`), every
+    mini-batch and micro-batch holds the same rollouts in the same order in every run; the
+    sampled replies themselves already repeat (`SeededSampling`)."""
+    import transfer_queue as tq
+    from verl.trainer.ppo.v1 import replay_buffer
+
+    original = replay_buffer.ReplayBuffer._materialize_batch
+    if getattr(original, "ssl4rl_order", False):
+        return
+
+    def _materialize_batch(self, partition_id, selected_prompt_uids, partition_snapshot):
+        batch = original(self, partition_id, selected_prompt_uids, partition_snapshot)
+        if len(batch.keys) < 2:
+            return batch
+        rows = tq.kv_batch_get(keys=batch.keys, partition_id=partition_id, select_fields=["data_source", "index", "responses"])
+        order = sorted(
+            range(len(batch.keys)),
+            key=lambda j: trajectory_order(
+                _plain(rows["data_source"][j]), _plain(rows["index"][j]), rows["responses"][j].tolist(), batch.keys[j]
+            ),
+        )
+        batch.reorder(order)
+        return batch
+
+    _materialize_batch.ssl4rl_order = True
+    replay_buffer.ReplayBuffer._materialize_batch = _materialize_batch  # ReplayBufferAsync inherits it
+
+
+def _plain(value):
+    """A value as TransferQueue returns it (a tensor, a NonTensorData, a plain value) made plain."""
+    value = getattr(value, "data", value)
+    return value.item() if hasattr(value, "item") else value
+
+
 # ---------------------------------------------------------------- CPU mode
 class _CPUDeviceModule(SimpleNamespace):
     """What verl calls on `torch.cuda`, answered for the CPU (memory stats 0, RNG via torch)."""
@@ -484,6 +542,7 @@ def _install_curriculum_metrics() -> None:
 
 if os.environ.get(DEVICE_ENV) == "cpu":
     _install_cpu_mode()
+_rollouts_in_row_order()
 _poll_sooner()  # after the CPU mode: the replay buffer's imports load the FSDP engine, which must see its offload policy
 if os.environ.get(CURRICULUM_ENV):
     _install_curriculum_metrics()
