@@ -144,7 +144,9 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from ssl4rl import __version__
     from ssl4rl.eval.extract import MATCHERS
+    from ssl4rl.eval.graph import GRAPH_EVAL_TASKS
     from ssl4rl.eval.questions import BENCHMARKS
+    from ssl4rl.eval.ranking import PROTOCOLS
 
     parser = _Parser(prog="ssl4rl", description="Self-supervised visual puzzles as verifiable RL rewards for VLMs.", allow_abbrev=False, formatter_class=_Formatter)
     parser.add_argument("--version", action="version", version=f"ssl4rl {__version__}")
@@ -240,11 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     target = evaluate.add_mutually_exclusive_group(required=True)
     target.add_argument("--data", metavar="FILE", help="benchmark file: a VLMEvalKit TSV or a Hugging Face parquet file/folder")
     target.add_argument("--puzzles", metavar="DIR", help="a build folder: score its test split with the training verifiers")
-    target.add_argument("--graph-task", choices=["node-classification", "link-prediction", "link-ranking"],
+    target.add_argument("--graph-task", choices=GRAPH_EVAL_TASKS,
                         help="graph evaluation on --source: node labels of the test split, held-out edges / KG triples, or KG triples ranked (filtered MRR, Hits@1/3/10)")
     evaluate.add_argument("--source", metavar="GRAPH", help="--graph-task: a bundled graph (see `ssl4rl sources`), a graph preset with --source-data, or a graph folder")
     evaluate.add_argument("--source-data", metavar="PATH", help="--graph-task with a graph preset: its downloaded folder")
-    evaluate.add_argument("--ranking", choices=["likelihood", "list"],
+    evaluate.add_argument("--ranking", choices=list(PROTOCOLS),
                           help="--graph-task link-ranking: likelihood scores every entity's name as the answer (hf backend, text model; the default there), list ranks the names the model lists (any backend; the default elsewhere)")
     evaluate.add_argument("--test-fraction", type=float, default=0.1, metavar="F", help="--graph-task node-classification: the builds' --test-fraction; its test nodes are asked")
     evaluate.add_argument("--bench", choices=[*BENCHMARKS, "caparena"], help="the benchmark --data holds (mmbench turns on circular scoring; caparena: captions judged in pairs, docs/captioning.md)")

@@ -34,6 +34,11 @@ def test_only_the_schema_spells_the_build_folders_file_names():
     assert spelled == set()
 
 
+def test_the_builder_names_no_modality():
+    """Items, tasks, shards, seeds, resume and the manifest: what an item is belongs to ssl4rl.modalities."""
+    assert not re.findall(r"image|graph|kg", (PACKAGE / "build.py").read_text(), re.IGNORECASE)
+
+
 def test_shard_names_read_back(tmp_path):
     for split, number in (("train", 0), ("test", 12)):
         (tmp_path / shard_name(split, number)).touch()

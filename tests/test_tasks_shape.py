@@ -20,6 +20,7 @@ def test_every_task_has_its_modalitys_shape(name):
     task = TASKS[name]()
     assert task_modality(name) in MODALITIES and set(SHAPES) == set(MODALITIES)
     assert isinstance(task, SHAPES[task_modality(name)]) and is_dataclass(task) and task.name == name
+    assert hasattr(task, "min_side") == (task_modality(name) == "image")  # source pixels: an image task's concern only
     options = {option.name: option.type for option in fields(task)}
     assert all(options.values())  # every option is typed
     assert set(task.DIFFICULTY) <= {"easy", "medium", "hard"}

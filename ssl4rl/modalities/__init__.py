@@ -1,7 +1,8 @@
 """Modalities: what kind of item a build's source yields, and everything that depends on it.
 
 ssl4rl.build knows items, tasks, shards, seeds, resume and the manifest; a modality module knows
-its items. Each has the same parts, used by the build's driver (D) and its workers (W):
+its items and reads its own settings of the build (ssl4rl.build_config). Each has the same parts,
+used by the build's driver (D) and its workers (W):
 
     TEXT_ESTIMATE                   D  count prompt text by the calibrated estimate (else the byte bound)
     open_reader(cfg, specs)         D  the source's reader: (source id, payload) items, or skips
@@ -10,6 +11,7 @@ its items. Each has the same parts, used by the build's driver (D) and its worke
     worker_context(cfg, reader)     D  what workers need besides the tasks (picklable)
     load_context(context)           W  what a worker holds of it (the loaded graph, ...)
     make_rows(job, task, difficulty, worker)   W  an item's rows within the token budget, or its skip
+    fill_rows(rows, data)           D  puts back the item's bytes that a worker left out of its rows
     tally(tallies, shown)           D  counts one kept row's `JobResult.shown` record
     summary(tallies)                D  the manifest's extra keys, from each split's tallies
 

@@ -161,6 +161,13 @@ def make_within_budget(task: ImageTask, sample_id: str, source: SourceImage, oth
     raise SkipItem("over-token-budget")
 
 
+def fill_rows(rows: list[dict], data: bytes) -> None:
+    """Puts the source's bytes back where a row shows it untouched (workers leave them out)."""
+    for row in rows:
+        for image in row["images"]:
+            image["bytes"] = image["bytes"] or data
+
+
 def tally(tallies: dict, shown: dict) -> None:
     """Image rows report nothing of what they show (JobResult.shown stays empty)."""
 

@@ -38,7 +38,6 @@ class KGLink(LetterAnswer):
     FOCUS: ClassVar[tuple[str, ...]] = ("head",)  # params naming the node the puzzle is about
     knowledge_graph: ClassVar[bool] = True  # asks about relations: the source must be a knowledge graph
     partners: ClassVar[int] = 0
-    min_side: ClassVar[int] = 1
     DIFFICULTY: ClassVar[dict] = {"easy": {"candidates": 3, "pool": "any"}, "medium": {"candidates": 4, "pool": "relation"}, "hard": {"candidates": 6, "pool": "relation", "max_nodes": 20}}
 
     @property

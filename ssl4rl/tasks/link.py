@@ -56,7 +56,6 @@ class Link:
     modality: ClassVar[str] = "graph"
     FOCUS: ClassVar[tuple[str, ...]] = ("u", "v")  # params naming the nodes the puzzle is about
     partners: ClassVar[int] = 0
-    min_side: ClassVar[int] = 1
     DIFFICULTY: ClassVar[dict] = {"easy": {"negatives": "any"}, "medium": {"negatives": "mixed"}, "hard": {"negatives": "two", "max_nodes": 20}}
 
     @property

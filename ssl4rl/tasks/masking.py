@@ -35,7 +35,6 @@ class Masking(LetterAnswer):
     modality: ClassVar[str] = "graph"
     FOCUS: ClassVar[tuple[str, ...]] = ("target",)  # params naming the node the puzzle is about
     partners: ClassVar[int] = 0
-    min_side: ClassVar[int] = 1
     DIFFICULTY: ClassVar[dict] = {
         "easy": {"candidates": 3, "hops": 1},
         "medium": {"candidates": 4, "hops": 1},

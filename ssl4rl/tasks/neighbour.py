@@ -41,7 +41,6 @@ class Neighbour(LetterAnswer):
     modality: ClassVar[str] = "graph"
     FOCUS: ClassVar[tuple[str, ...]] = ("centre",)  # params naming the node the puzzle is about
     partners: ClassVar[int] = 0
-    min_side: ClassVar[int] = 1
     DIFFICULTY: ClassVar[dict] = {
         "easy": {"candidates": 3},
         "medium": {"candidates": 4},
