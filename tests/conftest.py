@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +93,26 @@ def text_model(tmp_path_factory):
     from ssl4rl.tiny_lm import make_tiny_qwen2
 
     return make_tiny_qwen2(tmp_path_factory.mktemp("lm") / "tiny")
+
+
+@contextlib.contextmanager
+def build_interrupted_at(call: int):
+    """Inside the block the builder's driver stops at its `call`-th item (KeyboardInterrupt, as
+    Ctrl-C would), with what came before written; the block must raise it. After the block builds
+    run whole again."""
+    import ssl4rl.build as build_module
+
+    real, calls = build_module.make_rows, {"n": 0}
+
+    def interrupted(job):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return real(job)
+
+    build_module.make_rows = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        build_module.make_rows = real

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import textured_image, write_folder
+from conftest import build_interrupted_at, textured_image, write_folder
 from ssl4rl import build as build_module
 from ssl4rl.budget import TokenBudget
 from ssl4rl.build import BuildConfig, build
@@ -31,20 +31,10 @@ def config(source: Path, out: Path) -> BuildConfig:
     return BuildConfig(source=str(source), out=str(out), **OPTIONS)
 
 
-def interrupted_build(source: Path, out: Path, monkeypatch, after_jobs: int = 15) -> None:
+def interrupted_build(source: Path, out: Path, after_jobs: int = 15) -> None:
     """Run the build until `after_jobs` images were made, then stop it as Ctrl-C would."""
-    real, calls = build_module.make_rows, {"n": 0}
-
-    def stop_later(job):
-        calls["n"] += 1
-        if calls["n"] == after_jobs:
-            raise KeyboardInterrupt
-        return real(job)
-
-    monkeypatch.setattr(build_module, "make_rows", stop_later)
-    with pytest.raises(KeyboardInterrupt):
+    with build_interrupted_at(after_jobs):
         build(config(source, out), progress_bar=False)
-    monkeypatch.setattr(build_module, "make_rows", real)
     assert list(out.glob("train-*.parquet")) and not (out / "manifest.json").exists()
 
 
@@ -66,9 +56,9 @@ def _rename_early(folder: Path) -> None:
 
 
 @pytest.mark.parametrize("change", [_add_first, _delete_early, _edit_early, _rename_early])
-def test_resume_refuses_when_the_consumed_prefix_changed(tmp_path, monkeypatch, capsys, change):
+def test_resume_refuses_when_the_consumed_prefix_changed(tmp_path, capsys, change):
     source, out = write_folder(tmp_path / "photos", 24), tmp_path / "out"
-    interrupted_build(source, out, monkeypatch)
+    interrupted_build(source, out)
     before = output_bytes(out)
     change(source)
     code = main(["build", "contrastive", "--source", str(source), "--out", str(out), "--quiet", "--workers", "1",
@@ -78,9 +68,9 @@ def test_resume_refuses_when_the_consumed_prefix_changed(tmp_path, monkeypatch, 
     assert output_bytes(out) == before  # nothing touched
 
 
-def test_resume_over_an_unchanged_source_or_one_changed_after_the_prefix_is_exact(tmp_path, monkeypatch):
+def test_resume_over_an_unchanged_source_or_one_changed_after_the_prefix_is_exact(tmp_path):
     source, out = write_folder(tmp_path / "photos", 24), tmp_path / "out"
-    interrupted_build(source, out, monkeypatch)
+    interrupted_build(source, out)
     progress = json.loads((out / ".progress.json").read_text())
     consumed = max(s["source"]["images"] for s in progress["splits"].values() if s.get("source"))
     assert 0 < consumed < 23

@@ -9,8 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import write_folder
-from ssl4rl import build as build_module
+from conftest import build_interrupted_at, write_folder
 from ssl4rl.build import BuildConfig, build
 from ssl4rl.errors import UserError
 from ssl4rl.schema import SCHEMA
@@ -126,29 +125,17 @@ def test_limit_caps_rows_identically_for_any_worker_count(tmp_path, photo_folder
     assert output_bytes(one) == output_bytes(two)
 
 
-def test_interrupted_build_resumes_from_complete_shards(tmp_path, photo_folder, monkeypatch):
+def test_interrupted_build_resumes_from_complete_shards(tmp_path, photo_folder):
     opts = dict(task="contrastive", per_image=2, shard_rows=6, test_fraction=0.2)
     reference, _ = run(tmp_path, photo_folder, "ref", **opts)
 
-    calls = {"n": 0}
-    real = build_module.make_rows
-
-    def failing(job):
-        calls["n"] += 1
-        if calls["n"] == 15:
-            raise KeyboardInterrupt
-        return real(job)
-
-    monkeypatch.setattr(build_module, "make_rows", failing)
-    with pytest.raises(KeyboardInterrupt):
+    with build_interrupted_at(15):
         run(tmp_path, photo_folder, "resumed", **opts)
     out = tmp_path / "resumed"
     kept = {p.name: p.stat().st_mtime_ns for p in out.glob("*.parquet")}
     assert kept and not (out / "manifest.json").exists()
     assert not list(out.glob(".*.tmp"))  # the half-filled shard was discarded, not left behind
 
-    monkeypatch.setattr(build_module, "make_rows", real)
-    calls["n"] = 0
     run(tmp_path, photo_folder, "resumed", **opts)
     assert output_bytes(out) == output_bytes(reference)
     assert all(out.joinpath(name).stat().st_mtime_ns == mtime for name, mtime in kept.items())

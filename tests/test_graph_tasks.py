@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import build_interrupted_at
 from ssl4rl.budget import TokenBudget
 from ssl4rl.build import BuildConfig, build
 from ssl4rl.errors import SkipItem
@@ -259,28 +260,16 @@ def test_the_audit_flags_a_planted_degree_shortcut(tmp_path, monkeypatch):
     assert "highest degree" in flagged
 
 
-def test_an_interrupted_graph_build_resumes_to_the_same_bytes(tmp_path, monkeypatch):
-    import ssl4rl.build as build_module
-
+def test_an_interrupted_graph_build_resumes_to_the_same_bytes(tmp_path):
     def digest(out: Path) -> dict:
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("*.parquet"))}
 
     opts = dict(task="mix", tasks={"masking": 1.0, "link": 1.0}, source="lesmis", shard_rows=10, test_fraction=0.2, per_image=2)
     build(BuildConfig(out=str(tmp_path / "ref"), **opts), progress_bar=False)
-    real, calls = build_module.make_rows, {"n": 0}
-
-    def failing(job):
-        calls["n"] += 1
-        if calls["n"] == 30:
-            raise KeyboardInterrupt
-        return real(job)
-
-    monkeypatch.setattr(build_module, "make_rows", failing)
-    with pytest.raises(KeyboardInterrupt):
+    with build_interrupted_at(30):
         build(BuildConfig(out=str(tmp_path / "resumed"), **opts), progress_bar=False)
     kept = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "resumed").glob("*.parquet")}
     assert kept and not (tmp_path / "resumed" / "manifest.json").exists()
-    monkeypatch.setattr(build_module, "make_rows", real)
     build(BuildConfig(out=str(tmp_path / "resumed"), **opts), progress_bar=False)
     assert digest(tmp_path / "resumed") == digest(tmp_path / "ref")
     assert all((tmp_path / "resumed" / name).stat().st_mtime_ns == mtime for name, mtime in kept.items())
