@@ -101,18 +101,14 @@ class HFGenerateServer:
     """
 
     def __init__(self, model_path: str, response_length: int, seed: int = 0):
-        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
-
-        from ssl4rl.models import is_text_model, vision_token_ids
+        from ssl4rl.models import is_text_model, load_model, load_processor, vision_token_ids
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        self.model = load_model(model_path, torch.bfloat16 if self.device == "cuda" else torch.float32).to(self.device).eval()
         if is_text_model(model_path):  # a text model (graph puzzles): no processor, nothing to suppress
             self.processor, self.suppress = None, None
-            self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
         else:
-            self.processor = AutoProcessor.from_pretrained(model_path)
-            self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
+            self.processor = load_processor(model_path)
             self.suppress = vision_token_ids(self.processor.tokenizer)
         self.response_length = int(response_length)
         self.eos = self.model.generation_config.eos_token_id
