@@ -58,9 +58,12 @@ def main() -> None:
     parser.add_argument("--counts", default="10000,100000")
     parser.add_argument("--per-tar", type=int, default=1000)
     args = parser.parse_args()
+    counts = sorted({int(c) for c in args.counts.split(",")})
+    if len(counts) < 2:
+        parser.error("--counts takes two or more different counts (the memory of the larger is compared with the smaller)")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for count in (int(c) for c in args.counts.split(",")):
+        for count in counts:
             folder = Path(tmp) / f"n{count}"
             write_shards(folder, count, args.per_tar)
             output = subprocess.run([sys.executable, "-c", CHILD, str(folder / "*.tar")], check=True, capture_output=True, text=True).stdout
