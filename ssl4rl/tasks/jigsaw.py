@@ -120,6 +120,15 @@ class Jigsaw:
     def min_side(self) -> int:
         return min_grid_side(self.grid, self.gap)
 
+    def prompt_vars(self) -> dict:
+        return {"tiles": image_list("Tile", self.grid**2), "k": self.grid, "n": self.grid**2}
+
+    def sizes_at_most(self, width: int, height: int) -> list[tuple[int, int]]:
+        """The tiles' sizes for a width x height source (all alike): the builder fits the token
+        budget from these before making the puzzle (ssl4rl.prescale)."""
+        left, top, right, bottom = tile_boxes(width, height, self.grid, self.gap)[0]
+        return [(right - left, bottom - top)] * self.grid**2
+
     def make(self, rng: np.random.Generator, source: SourceImage, others=()) -> Puzzle:
         k = self.grid
         tiles = cut_tiles(source.pixels, k, self.gap)
@@ -131,7 +140,7 @@ class Jigsaw:
         return Puzzle(
             images=[tiles[p] for p in shown_order],
             answer=",".join(map(str, answer)),
-            prompt_vars={"tiles": image_list("Tile", k * k), "k": k, "n": k * k},
+            prompt_vars=self.prompt_vars(),
             params={"grid": k},
         )
 

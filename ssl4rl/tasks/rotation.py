@@ -132,6 +132,18 @@ class Rotation:
         margin = 0 if degrees % 90 == 0 else 2
         return _same_parity(inner_w + 1e-6 - margin, width), _same_parity(inner_h + 1e-6 - margin, height)
 
+    def prompt_vars(self) -> dict:
+        return {"angles": ", ".join(map(str, self.angles)), "granularity": self.granularity}
+
+    def sizes_at_most(self, width: int, height: int) -> list[tuple[int, int]]:
+        """The largest the puzzle's images can be for a width x height source (the image shown,
+        the rotated copy at its widest and tallest): the builder fits the token budget from these
+        before making the puzzle (ssl4rl.prescale)."""
+        left, top, right, bottom = block_square(width, height) if self.square else (0, 0, width, height)
+        width, height = right - left, bottom - top
+        crops = [self._crop_size(width, height, angle) for angle in self.angles]
+        return [(width, height), (max(w for w, _ in crops), max(h for _, h in crops))]
+
     def make(self, rng: np.random.Generator, source: SourceImage, others=()) -> Puzzle:
         theta = int(rng.choice(self.angles))
         base = source.pixels
@@ -147,11 +159,10 @@ class Rotation:
         crop_w, crop_h = self._crop_size(base.width, base.height, theta)
         if rotated.size != (crop_w, crop_h):
             rotated = centre_crop(rotated, crop_w, crop_h)
-        angles = ", ".join(map(str, self.angles))
         return Puzzle(
             images=[shown, rotated],
             answer=str(theta),
-            prompt_vars={"angles": angles, "granularity": self.granularity},
+            prompt_vars=self.prompt_vars(),
             params={"granularity": self.granularity},
         )
 
