@@ -10,8 +10,9 @@ reward.csv and curves.png into OUT/RUN; the table (task, backend, steps, wall mi
 accuracy before -> after with 95 % intervals) is printed and written to OUT/table.md.
 
 Runs: the headline ones (rotation through verl's trainer and through TRL, position, a
-rotation+position mix), the controls (blank pixels, shuffled truths: no gain expected) and the
-curriculum pair (adaptive vs uniform on a two-level mix).
+rotation+position mix), the controls (blank pixels, shuffled truths: no gain expected), the
+curriculum pair (adaptive vs uniform on a two-level mix), and flip (4 and 2 patches) and jigsaw
+2x2, which the tiny model has not learned yet (docs/learning.md).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def runs(out: Path, steps: int) -> dict[str, Run]:
     """The benchmark's runs by name (builds and warm-started models are made on first use)."""
     rotation = lambda: build(out, "rotation")  # noqa: E731 - built only when a run needs it
     position = lambda: build(out, "position")  # noqa: E731
+    flip = lambda: build(out, "flip")  # noqa: E731
+    flip_easy = lambda: build(out, "flip", "--difficulty", "easy")  # noqa: E731 - 2 patches of half the side
+    jigsaw = lambda: build(out, "jigsaw")  # noqa: E731 - 2x2, scored with partial credit
     mix = lambda: build(out, "mix", "--tasks", "rotation:1,position:1")  # noqa: E731
     mix_easy = lambda: build(out, "mix", "--tasks", "rotation:1,position:1", "--difficulty", "easy")  # noqa: E731 - 0/180 and 2x2
     levels = lambda: build(out, "rotation", "--difficulty", "easy,medium")  # noqa: E731
@@ -83,6 +87,9 @@ def runs(out: Path, steps: int) -> dict[str, Run]:
         "rotation-verl": lambda: run("rotation-verl", rotation, **verl_updates),
         "rotation-trl": lambda: run("rotation-trl", rotation, "trl", **updates),
         "position-trl": lambda: run("position-trl", position, "trl"),
+        "flip-trl": lambda: run("flip-trl", flip, "trl", **updates),
+        "flip-easy-trl": lambda: run("flip-easy-trl", flip_easy, "trl", **updates),
+        "jigsaw-trl": lambda: run("jigsaw-trl", jigsaw, "trl", **updates, max_response_length=24),  # 3,1,4,2 is 7 tokens: 16 cut every reply
         "mix-trl": lambda: run("mix-trl", mix, "trl", **updates),
         "mix-easy-trl": lambda: run("mix-easy-trl", mix_easy, "trl", **updates),
         "blank-trl": lambda: replace(run("blank-trl", rotation, "trl", **updates), data=blank_copy(rotation(), out / "data" / "rotation-blank")),
