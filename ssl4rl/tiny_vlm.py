@@ -167,6 +167,12 @@ def format_target(rng, row, pools: dict[tuple[str, str], list[str]]) -> str:
     return f"<think> </think> <answer>{rng.choice(pools[_pool_key(row)])}</answer>"
 
 
+def true_target(row) -> str:
+    """The row's own answer in the answer format: supervised targets, for asking whether a model
+    can learn a puzzle at all, apart from RL (bench/supervised_probe.py)."""
+    return f"<think> </think> <answer>{row['reward_model']['ground_truth']}</answer>"
+
+
 def blank(image):
     """A flat grey canvas the size of `image`: the warm-start's stand-in for every picture."""
     from PIL import Image
@@ -174,7 +180,7 @@ def blank(image):
     return Image.new("RGB", image.size, (128, 128, 128))
 
 
-def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, batch_size: int = 4, lr: float = 3e-3, seed: int = 0, progress: bool = True, grey: bool = False) -> list[float]:
+def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, batch_size: int = 4, lr: float = 3e-3, seed: int = 0, progress: bool = True, grey: bool = False, true_answers: bool = False) -> list[float]:
     """Teach the random model the answer *format* with a few SFT steps on random answers.
 
     Targets are `<think> </think> <answer>A</answer>` with A drawn uniformly from the answers
@@ -184,7 +190,8 @@ def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, bat
     pictures teach the model to ignore pictures (the image-dependent part of its last hidden
     state shrank 20x in 200 such steps; 7x on canvases, see bench/vision_probe.py), but a short
     warm-start on canvases does not hold its format on real pictures (the demo's 60 steps: no
-    answer parsed). Shows a progress bar (a minute or two on 2 cores). Returns the losses.
+    answer parsed). `true_answers`: train on each row's own answer instead (supervised: it teaches
+    the puzzle, so it is no warm-start for RL). Shows a progress bar (a minute or two on 2 cores). Returns the losses.
     """
     import random
 
@@ -208,11 +215,11 @@ def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, bat
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
     losses = []
-    bar = tqdm(range(steps), desc="format warm-start", unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(range(steps), desc="supervised" if true_answers else "format warm-start", unit="step", disable=not progress, dynamic_ncols=True)
     for _ in bar:
         rows = [data[rng.randrange(len(data))] for _ in range(batch_size)]
         prompts = [processor.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows]
-        targets = [format_target(rng, r, pools) + "<|im_end|>" for r in rows]
+        targets = [(true_target(r) if true_answers else format_target(rng, r, pools)) + "<|im_end|>" for r in rows]
         images = None if text_only else [[blank(image) if grey else image for image in r["images"]] for r in rows]
         prompt_lengths = [len(x) for x in encode(prompts, images)["input_ids"]]
         batch = encode([p + t for p, t in zip(prompts, targets)], images, return_tensors="pt", padding=True)

@@ -55,6 +55,7 @@ PARSE_ONLY = {
     "needs-input": "its build or model comes from a command that is only parsed (or is a placeholder)",
     "script": "a repository script that launches training or downloads",
     "inline": "inline code in a sentence: parsed, not run",
+    "bench": "a benchmark script: minutes of timing or training (bench/README.md says what each measures)",
 }
 # Flags a page names in prose that are not ours: why.
 OTHER_FLAGS = {"--api-key": "vLLM serve's (docs/captioning.md)", "--gpu": "the example of a prefix the CLI refuses"}

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 
 from ssl4rl.build import BuildConfig, build
 from ssl4rl.reward import compute_score
-from ssl4rl.tiny_vlm import answer_pools, format_target
+from ssl4rl.tiny_vlm import answer_pools, format_target, true_target
 
 
 def test_warm_start_targets_on_a_mix_build_are_answers_the_verifiers_accept(tmp_path, photo_folder):
@@ -24,7 +24,7 @@ def test_warm_start_targets_on_a_mix_build_are_answers_the_verifiers_accept(tmp_
         truth = row["reward_model"]["ground_truth"]
         assert truth in pools[(row["extra_info"]["task"], row["extra_info"]["difficulty"])]
         # Every answer of the row's pool is one the row's verifier parses: right when it is the truth.
-        right = compute_score(row["data_source"], f"<think> </think> <answer>{truth}</answer>", truth, row["extra_info"])
+        right = compute_score(row["data_source"], true_target(row), truth, row["extra_info"])  # the supervised probe's target
         assert right["acc"] == 1.0 and right["format"] == 1.0
         target = format_target(rng, row, pools)
         assert ":" not in target.split("<answer>")[1]  # never a mix manifest key like rotation:90
