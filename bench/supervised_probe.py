@@ -35,6 +35,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: 1e-3)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if not Path(args.build, "manifest.json").is_file():
+        parser.error(f"{args.build}: not a build folder (no manifest.json)")
+    if args.init and not Path(args.init, "config.json").is_file():
+        parser.error(f"--from {args.init}: not a model folder (no config.json)")
     with tempfile.TemporaryDirectory(prefix="ssl4rl-probe-") as work:
         model = Path(work) / "model"
         if args.init:
