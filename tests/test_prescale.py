@@ -23,7 +23,7 @@ PREDICTING = [Position(grid=2), Position(grid=3), Rotation(), Rotation(granulari
 SIZES = [(1000, 750), (2400, 1800), (640, 4000), (1500, 300)]
 
 
-def tokens_of(task, template, budget, puzzle, source) -> int:
+def tokens_of(template, budget, puzzle, source) -> int:
     sizes = [source.size if isinstance(image, bytes) else image.size for image in puzzle.images]
     return budget.count(template.format(**puzzle.prompt_vars), sizes)
 
@@ -38,7 +38,7 @@ def test_the_predicted_sizes_bound_every_puzzle_and_the_prompt_is_the_one_predic
         for seed in range(8):
             puzzle = task.make(np.random.default_rng(seed), source)
             assert puzzle.prompt_vars == task.prompt_vars()
-            assert tokens_of(task, template, budget, puzzle, source) <= bound
+            assert tokens_of(template, budget, puzzle, source) <= bound
 
 
 @pytest.mark.parametrize("task", PREDICTING, ids=repr)
@@ -66,7 +66,7 @@ def test_decoding_to_the_fitted_size_draws_puzzles_within_budget(task):
     assert source.downscaled and not source.passthrough
     assert source.size == fit((2400, 1600))
     for seed in range(50):
-        assert tokens_of(task, template, budget, task.make(np.random.default_rng(seed), source), source) <= 1024
+        assert tokens_of(template, budget, task.make(np.random.default_rng(seed), source), source) <= 1024
 
 
 def test_the_tasks_that_fit_from_the_header_are_the_ones_whose_sizes_follow_from_it():
