@@ -5,10 +5,14 @@
 Each build runs as the real CLI in a subprocess, so the numbers include process start, the
 worker pool and parquet writing; peak RSS is summed over the whole process tree. The floor
 is what one process needs just to decode each source image once and encode the row's output
-images: the part of the work no builder can avoid; N workers are compared with N times it.
+images; the floor with the budget's resize also times the one Lanczos step (from a reduced-scale
+JPEG decode) that brings a source over the token budget to the size it is shown at: the part of
+the work no builder that keeps the budget can avoid. N workers are compared with N times it.
 `--ray` also builds with `--engine ray` on a local Ray cluster of two one-CPU nodes (started
-and stopped by the script, as `ray start` would on two machines), next to the local pool at the
-same core count (the RSS of the Ray processes is not counted).
+and stopped by the script, as `ray start` would on two machines, with ssl4rl installed on both),
+next to the local pool at the same core count (the RSS of the Ray processes is not counted).
+Each engine's start-up (a 1-image build) is also timed, and "steady rows/s" leaves it out:
+rows / (wall time - start-up), the rate a long build runs at.
 """
 
 from __future__ import annotations
@@ -28,9 +32,13 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
+from ssl4rl.budget import TokenBudget
 from ssl4rl.images import decode, encode, load
+from ssl4rl.prescale import fitted_size, predicts
 from ssl4rl.schema import MANIFEST, split_files
 from ssl4rl.sources.samples import PHOTOS, samples_dir
+from ssl4rl.tasks import TASKS
+from ssl4rl.tasks.common import load_template
 
 TARGET_ROWS_PER_S = {"rotation": 70, "jigsaw": 70, "position": 350, "contrastive": 90}  # 2 workers, from the issue
 TARGET_RSS_MB = 600
@@ -106,11 +114,22 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
+def own_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of `pid` itself, without its children."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class PeakRss:
-    """Polls a process tree's RSS from a thread until stopped; `peak_mb` is the largest sum seen."""
+    """Polls a process tree's RSS from a thread until stopped; `peak_mb` is the largest sum seen,
+    `driver_cpu_s` the root process's own CPU time at the last poll (the build's driver)."""
 
     def __init__(self, pid: int):
-        self.pid, self.peak_kb = pid, 0
+        self.pid, self.peak_kb, self.driver_cpu_s = pid, 0, 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -118,6 +137,7 @@ class PeakRss:
     def _poll(self) -> None:
         while not self._stop.is_set():
             self.peak_kb = max(self.peak_kb, tree_rss_kb(self.pid))
+            self.driver_cpu_s = max(self.driver_cpu_s, own_cpu_s(self.pid))
             self._stop.wait(POLL_SECONDS)
 
     def stop(self) -> float:
@@ -145,13 +165,14 @@ def run_build(task: str, source: Path, out: Path, workers: int, cluster: dict | 
     manifest = json.loads((out / MANIFEST).read_text())
     rows = sum(manifest["rows"].values())
     return {"task": task, "engine": "ray" if cluster else "local", "workers": workers, "images": len(list(source.glob("*.jpg"))), "rows": rows,
-            "seconds": seconds, "rows_per_s": rows / seconds, "peak_rss_mb": peak_mb}  # fmt: skip
+            "seconds": seconds, "rows_per_s": rows / seconds, "peak_rss_mb": peak_mb, "driver_cpu_s": monitor.driver_cpu_s}  # fmt: skip
 
 
-def fixed_cost(folder: Path, photo: Path, out: Path, workers: int) -> float:
-    """Wall time of a 1-image build: process start, imports, checks and pool start, paid once
-    per build, so it weighs on rows/s of short builds."""
-    return run_build("position", link_first([photo], folder), out, workers)["seconds"]
+def fixed_cost(folder: Path, out: Path, workers: int, cluster: dict | None = None) -> dict:
+    """A 1-image build (`folder` holds one photo): its wall time is the process start, imports,
+    checks and pool start (with `cluster`: joining Ray and its workers' start), paid once per
+    build, so it weighs on rows/s of short builds."""
+    return run_build("position", folder, out, workers, cluster)
 
 
 # ---------------------------------------------------------------- codec-only floor
@@ -171,24 +192,41 @@ def loaded(data: bytes) -> Image.Image:
     return image
 
 
+def budget_fit(manifest: dict):
+    """The builder's `fit` for this build's task (default template, the manifest's budget), or
+    None for a task that does not predict its sizes (it is fitted after the puzzle is made)."""
+    task = TASKS[manifest["task"]](**manifest["options"])
+    if not predicts(task) or not manifest["token_budget"]["max_prompt_tokens"]:
+        return None
+    budget = TokenBudget(manifest["token_budget"]["max_prompt_tokens"], manifest["token_budget"]["patch_factor"])
+    return lambda size: fitted_size(task, load_template(task.name), budget, size)
+
+
 def codec_floor(source: Path, out: Path) -> dict:
-    """Rows/s if a build did nothing but decode each source once and encode its outputs.
+    """Rows/s if a build did nothing but decode each source once and encode its outputs, and also
+    with the decode going straight to the size the token budget shows it at (the builder's own
+    reduced-scale decode and one Lanczos step), which every source over the budget needs.
 
     Outputs byte-identical to the source were passed through and cost nothing; the others are
     decoded beforehand (untimed) so only `encode` is timed, in the build's image format."""
-    image_format = json.loads((out / MANIFEST).read_text())["image_format"]
+    manifest = json.loads((out / MANIFEST).read_text())
+    image_format, fit = manifest["image_format"], budget_fit(manifest)
     rows = built_rows(out)
-    decode_s = encode_s = 0.0
+    decode_s = fitted_s = encode_s = 0.0
     for source_id, outputs in rows:
         data = (source / source_id).read_bytes()
         start = time.perf_counter()
         decode(data, 1, source_id)
         decode_s += time.perf_counter() - start
+        start = time.perf_counter()
+        decode(data, 1, source_id, fit=fit)
+        fitted_s += time.perf_counter() - start
         for image in [loaded(b) for b in outputs if b != data]:
             start = time.perf_counter()
             encode(image, image_format)
             encode_s += time.perf_counter() - start
-    return {"rows": len(rows), "decode_s": decode_s, "encode_s": encode_s, "rows_per_s": len(rows) / (decode_s + encode_s)}
+    return {"rows": len(rows), "decode_s": decode_s, "fitted_decode_s": fitted_s, "encode_s": encode_s,
+            "rows_per_s": len(rows) / (decode_s + encode_s), "resize_rows_per_s": len(rows) / (fitted_s + encode_s)}  # fmt: skip
 
 
 # ---------------------------------------------------------------- report
@@ -197,40 +235,57 @@ def verdict(ok: bool) -> str:
 
 
 def print_table(results: list[dict]) -> None:
-    header = f"{'task':<12}{'engine':>7}{'workers':>8}{'rows/s':>9}{'peak RSS MB':>13}{'floor rows/s':>14}{'build/floor':>13}{'target':>9}{'speed':>7}{'RSS':>6}"
+    header = (f"{'task':<12}{'engine':>7}{'workers':>8}{'rows/s':>9}{'steady':>8}{'peak RSS MB':>13}{'floor rows/s':>14}{'build/floor':>13}"
+              f"{'+resize':>9}{'build/+resize':>15}{'target':>8}{'speed':>7}{'RSS':>6}")  # fmt: skip
     print(header)
     print("-" * len(header))
     for r in results:
         target = TARGET_ROWS_PER_S.get(r["task"]) if r["workers"] == 2 and r["engine"] == "local" else None
         speed = verdict(r["rows_per_s"] >= target) if target else "-"
         floor = r["floor_rows_per_s"] * r["workers"]  # N processes: N times one process's floor, at best
+        resize = r["resize_floor_rows_per_s"] * r["workers"]
         print(
-            f"{r['task']:<12}{r['engine']:>7}{r['workers']:>8}{r['rows_per_s']:>9.1f}{r['peak_rss_mb']:>13.0f}{floor:>14.1f}"
-            f"{r['rows_per_s'] / floor:>13.2f}{target or '-':>9}{speed:>7}{verdict(r['peak_rss_mb'] <= TARGET_RSS_MB):>6}"
+            f"{r['task']:<12}{r['engine']:>7}{r['workers']:>8}{r['rows_per_s']:>9.1f}{r['steady_rows_per_s']:>8.1f}{r['peak_rss_mb']:>13.0f}"
+            f"{floor:>14.1f}{r['rows_per_s'] / floor:>13.2f}{resize:>9.1f}{r['rows_per_s'] / resize:>15.2f}"
+            f"{target or '-':>8}{speed:>7}{verdict(r['peak_rss_mb'] <= TARGET_RSS_MB):>6}"
         )
-    print(f"floor: N workers against N x the 1-process codec floor; targets apply to 2 local workers (jigsaw at its default 2x2); "
-          f"RSS target <= {TARGET_RSS_MB} MB")  # fmt: skip
-    local = {(r["task"], r["workers"]): r["rows_per_s"] for r in results if r["engine"] == "local"}
+    print("floor: N workers against N x the 1-process codec floor; +resize: the same floor with the budget's one resize; "
+          f"steady: rows/s after the engine's start-up; targets apply to 2 local workers (jigsaw at its default 2x2); RSS target <= {TARGET_RSS_MB} MB")  # fmt: skip
+    local = {(r["task"], r["workers"]): r for r in results if r["engine"] == "local"}
     for r in results:
         if r["engine"] == "ray" and (r["task"], r["workers"]) in local:
-            ratio = r["rows_per_s"] / local[(r["task"], r["workers"])]
-            print(f"{r['task']}: Ray engine on {r['workers']} one-CPU nodes / local pool of {r['workers']} workers: {ratio:.2f} ({verdict(ratio >= 0.8)}: >= 0.8)")
+            pool = local[(r["task"], r["workers"])]
+            whole, steady = r["rows_per_s"] / pool["rows_per_s"], r["steady_rows_per_s"] / pool["steady_rows_per_s"]
+            print(f"{r['task']}: Ray engine on {r['workers']} one-CPU nodes / local pool of {r['workers']} workers: {whole:.2f} whole build, "
+                  f"{steady:.2f} after start-up ({verdict(whole >= 0.8)} / {verdict(steady >= 0.8)}: >= 0.8); its driver used "
+                  f"{r['driver_cpu_s']:.2f} s of CPU, so one driver with a core of its own takes about {r['driver_cap_rows_per_s']:.0f} of these rows/s")  # fmt: skip
 
 
-def measure_builds(tasks: list[str], worker_counts: list[int], source: Path, tmp: Path, cluster: dict | None = None) -> list[dict]:
+def measure_builds(tasks: list[str], worker_counts: list[int], source: Path, one: Path, tmp: Path, cluster: dict | None = None) -> tuple[list[dict], dict]:
     """Every (task, workers) build, each with the codec floor of its task; with `cluster`, also
-    the Ray engine on it (as many workers as the cluster has nodes)."""
+    the Ray engine on it (as many workers as the cluster has nodes). Also the start-up of each
+    engine and worker count (a build of the 1 photo in `one`)."""
     results = []
+    runs = [(workers, None) for workers in worker_counts] + ([(len(cluster["groups"]), cluster)] if cluster else [])
+    startup, driver_startup = {}, {}
+    for workers, on in runs:
+        key = f"{'ray' if on else 'local'} x{workers}"
+        first = fixed_cost(one, tmp / "out_fixed", workers, on)
+        startup[key], driver_startup[key] = first["seconds"], first["driver_cpu_s"]
+        print(f"start-up, {key} (a 1-image build): {startup[key]:.2f} s", flush=True)
     for task in tasks:
         out, floor = tmp / f"out_{task}", None
-        runs = [(workers, None) for workers in worker_counts] + ([(len(cluster["groups"]), cluster)] if cluster else [])
         for workers, on in runs:
             result = run_build(task, source, out, workers, on)
             floor = floor or codec_floor(source, out)  # the output is identical for any worker count and engine
-            results.append({**result, "floor_rows_per_s": floor["rows_per_s"]})
-            print(f"  {task} {result['engine']} x{workers}: {result['rows']} rows in {result['seconds']:.2f} s; "
-                  f"floor: decode {floor['decode_s']:.2f} s + encode {floor['encode_s']:.2f} s", flush=True)  # fmt: skip
-    return results
+            key = f"{result['engine']} x{workers}"
+            steady = result["rows"] / max(1e-9, result["seconds"] - startup[key])
+            driver_cap = result["rows"] / max(1e-9, result["driver_cpu_s"] - driver_startup[key])
+            results.append({**result, "steady_rows_per_s": steady, "driver_cap_rows_per_s": driver_cap, "floor_rows_per_s": floor["rows_per_s"],
+                            "resize_floor_rows_per_s": floor["resize_rows_per_s"]})  # fmt: skip
+            print(f"  {task} {result['engine']} x{workers}: {result['rows']} rows in {result['seconds']:.2f} s; floor: decode {floor['decode_s']:.2f} s "
+                  f"(to the budget's size {floor['fitted_decode_s']:.2f} s) + encode {floor['encode_s']:.2f} s", flush=True)  # fmt: skip
+    return results, startup
 
 
 def rss_scaling(small: Path, large: Path, out: Path) -> dict:
@@ -258,16 +313,15 @@ def main() -> None:
         print(f"making {(1 if args.no_scaling else 3) * args.images} photos ...", flush=True)
         photos = make_photos(tmp / "photos_3n", (1 if args.no_scaling else 3) * args.images)
         source = link_first(photos[: args.images], tmp / "photos_n")
-        fixed = fixed_cost(tmp / "photos_1", photos[0], tmp / "out_fixed", max(worker_counts))
-        print(f"fixed cost per build (1 image, {max(worker_counts)} workers): {fixed:.2f} s", flush=True)
+        one = link_first(photos[:1], tmp / "photos_1")
         load_before = os.getloadavg()[0]
         if args.ray:
             from ssl4rl.ray_local import local_cluster
 
-            with local_cluster(nodes=2, cpus=1, pythonpath=str(Path(__file__).resolve().parents[1])) as cluster:
-                results = measure_builds(tasks, worker_counts, source, tmp, cluster)
+            with local_cluster(nodes=2, cpus=1) as cluster:  # ssl4rl is installed: the nodes import it as the driver does
+                results, startup = measure_builds(tasks, worker_counts, source, one, tmp, cluster)
         else:
-            results = measure_builds(tasks, worker_counts, source, tmp)
+            results, startup = measure_builds(tasks, worker_counts, source, one, tmp)
         print()
         print_table(results)
         print(f"1-min load average {load_before:.2f} before the builds, {os.getloadavg()[0]:.2f} after, "
@@ -276,7 +330,7 @@ def main() -> None:
 
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        payload = {"images": args.images, "cpus": os.cpu_count(), "fixed_cost_s": fixed, "load_before": load_before,
+        payload = {"images": args.images, "cpus": os.cpu_count(), "startup_s": startup, "load_before": load_before,
                    "builds": results, "rss_scaling": scaling}  # fmt: skip
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
 
