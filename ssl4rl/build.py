@@ -345,6 +345,8 @@ def _build(cfg: BuildConfig, modality, reader, specs, templates, partners, out, 
         raise
     finally:
         results.close()  # terminates the worker pool now, not whenever the generator is collected
+        for writer in writers.values():
+            writer.close()
         if exhausted and bar.total:  # skips and duplicates made the estimate high: end at 100 %
             bar.total = bar.n
             bar.refresh()

@@ -1,11 +1,17 @@
 """Parquet shards written as they fill, atomically: rows go to a hidden temporary file that is
 renamed (or moved, on a pyarrow filesystem: ssl4rl.out_folder) to `<split>-<NNNNN>.parquet`
-only when complete, so a folder never holds a half-written shard under its final name."""
+only when complete, so a folder never holds a half-written shard under its final name.
+
+Row groups are written by a thread of their own, one at a time and in order, while the caller
+gathers the next one: writing (compression, the copy into the file) releases the GIL, so a
+build's driver takes more rows a second when it has a spare core (bench/driver_ceiling.py).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,18 +48,40 @@ class ShardWriter:
         self._buffer: list[dict] = []
         self._rows_in_shard = 0
         self._writer: pq.ParquetWriter | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"shards-{split}")
+        self._writing: Future | None = None  # the row group being written, at most one
 
     @property
     def _tmp(self) -> str:
         return f".{shard_name(self.split, self.shard)}.tmp"
 
+    def _write(self, rows: list[dict]) -> None:
+        try:
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.out.target(self._tmp), SCHEMA, compression="snappy", filesystem=self.out.filesystem)
+            self._writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), row_group_size=ROW_GROUP_ROWS)
+        except OSError as error:  # pyarrow's (a full disk) name no file: name the shard, for the one-line message
+            if error.filename:
+                raise
+            raise OSError(error.errno, error.strerror or str(error).strip().splitlines()[0], self.out.target(self._tmp)) from error
+
+    def _wait(self) -> None:
+        """Until the row group being written is in the file; its error (disk full) is raised here.
+        Interrupted meanwhile (Ctrl-C), the write is still running: `abort` waits it out."""
+        writing = self._writing
+        if writing is not None:
+            try:
+                writing.result()
+            finally:
+                if writing.done():
+                    self._writing = None
+
     def _flush(self) -> None:
         if not self._buffer:
             return
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.out.target(self._tmp), SCHEMA, compression="snappy", filesystem=self.out.filesystem)
-        self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=SCHEMA), row_group_size=ROW_GROUP_ROWS)
-        self._buffer.clear()
+        self._wait()
+        self._writing = self._thread.submit(self._write, self._buffer)
+        self._buffer = []
 
     def add(self, rows: list[dict]) -> bool:
         """Add the rows of one source image (never split across shards, so resume is exact)."""
@@ -70,6 +98,7 @@ class ShardWriter:
     def finish_shard(self) -> None:
         """Close the current shard (if it has rows) and give it its final name."""
         self._flush()
+        self._wait()
         if self._writer is None:
             return
         self._writer.close()
@@ -80,7 +109,15 @@ class ShardWriter:
         self.shard += 1
         self._rows_in_shard = 0
 
+    def close(self) -> None:
+        """After the last shard (or an abort): ends the writing thread."""
+        self._thread.shutdown(wait=True)
+
     def abort(self) -> None:
+        """Drop the unfinished shard, once the thread is done with its file: closing a parquet
+        writer that is still writing would crash the process."""
+        self._thread.shutdown(wait=True)  # every write submitted is over (its error is not the one stopping the build)
+        self._writing = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None

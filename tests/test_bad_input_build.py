@@ -145,6 +145,28 @@ def test_a_folder_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypat
     assert list(out.iterdir()) == []
 
 
+def test_a_full_disk_while_a_shard_is_written_is_one_line_and_leaves_only_whole_shards(tmp_path, capsys, monkeypatch):
+    """Row groups are written on the shard writer's own thread: its error still stops the build in
+    one line, and only complete shards keep their final names."""
+    import pyarrow.parquet as pq
+
+    source, out = write_folder(tmp_path / "photos", 12), tmp_path / "out"
+    real_write, calls = pq.ParquetWriter.write_table, []
+
+    def fills_up(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")  # as pyarrow raises it: no file name
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", fills_up)
+    code, err = _build_into(out, source, capsys, "--shard-rows", "2", "--test-fraction", "0")
+    assert _one_line(code, err) and "No space left on device" in err and str(out) in err
+    shards = sorted(out.glob("train-*.parquet"))
+    assert len(shards) == 2 and not list(out.glob(".*.tmp"))  # the third shard's rows never got a name
+    assert [pq.read_metadata(shard).num_rows for shard in shards] == [2, 2]
+
+
 @pytest.mark.parametrize("name", ["manifest.json", ".progress.json"])
 def test_a_corrupt_manifest_or_progress_file_is_one_line_and_overwrite_recovers(tmp_path, capsys, name):
     source, out = write_folder(tmp_path / "photos", 4), tmp_path / "out"
