@@ -60,8 +60,8 @@ class ShardWriter:
             if self._writer is None:
                 self._writer = pq.ParquetWriter(self.out.target(self._tmp), SCHEMA, compression="snappy", filesystem=self.out.filesystem)
             self._writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), row_group_size=ROW_GROUP_ROWS)
-        except OSError as error:  # pyarrow's (a full disk) name no file: name the shard, for the one-line message
-            if error.filename:
+        except OSError as error:  # pyarrow's local errors (a full disk) name no file: name the shard, for the one-line message
+            if error.filename or error.errno is None:
                 raise
             raise OSError(error.errno, error.strerror or str(error).strip().splitlines()[0], self.out.target(self._tmp)) from error
 
