@@ -162,15 +162,19 @@ def _pool_key(row) -> tuple[str, str]:
     return info["task"], difficulty_of(info)
 
 
+def in_answer_format(answer) -> str:
+    return f"<think> </think> <answer>{answer}</answer>"
+
+
 def format_target(rng, row, pools: dict[tuple[str, str], list[str]]) -> str:
     """A response in the answer format with an answer drawn uniformly from the row's pool."""
-    return f"<think> </think> <answer>{rng.choice(pools[_pool_key(row)])}</answer>"
+    return in_answer_format(rng.choice(pools[_pool_key(row)]))
 
 
 def true_target(row) -> str:
     """The row's own answer in the answer format: supervised targets, for asking whether a model
     can learn a puzzle at all, apart from RL (bench/supervised_probe.py)."""
-    return f"<think> </think> <answer>{row['reward_model']['ground_truth']}</answer>"
+    return in_answer_format(row["reward_model"]["ground_truth"])
 
 
 def blank(image):
@@ -211,7 +215,7 @@ def warm_start(model_dir: str | Path, data_dir: str | Path, steps: int = 80, bat
     def encode(texts, images, **kwargs):
         return processor(text=texts, **kwargs) if text_only else processor(text=texts, images=images, **kwargs)
 
-    pools = answer_pools(data.select_columns(["reward_model", "extra_info"]))
+    pools = {} if true_answers else answer_pools(data.select_columns(["reward_model", "extra_info"]))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
     losses = []
