@@ -26,7 +26,7 @@ import build_throughput  # noqa: E402
 
 from ssl4rl.budget import TokenBudget  # noqa: E402
 from ssl4rl.images import decode, to_rgb  # noqa: E402
-from ssl4rl.prescale import fitted_size, predicts  # noqa: E402
+from ssl4rl.prescale import fit_for, predicts  # noqa: E402
 from ssl4rl.tasks import TASKS  # noqa: E402
 from ssl4rl.tasks.common import load_template  # noqa: E402
 
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     build_throughput.SIDES = tuple(int(side) for side in args.sides.split(","))
     task, budget, template = TASKS[args.task](), TokenBudget(), load_template(args.task)
-    fit = lambda size: fitted_size(task, template, budget, size)  # noqa: E731
+    fit = fit_for(task, template, budget)
     diffs, full_s, draft_s, downscaled = [], 0.0, 0.0, 0
     with tempfile.TemporaryDirectory() as tmp:
         for path in build_throughput.make_photos(Path(tmp), args.images):

@@ -34,7 +34,7 @@ from PIL import Image
 
 from ssl4rl.budget import TokenBudget
 from ssl4rl.images import decode, encode, load
-from ssl4rl.prescale import fitted_size, predicts
+from ssl4rl.prescale import fit_for
 from ssl4rl.schema import MANIFEST, split_files
 from ssl4rl.sources.samples import PHOTOS, samples_dir
 from ssl4rl.tasks import TASKS
@@ -196,10 +196,8 @@ def budget_fit(manifest: dict):
     """The builder's `fit` for this build's task (default template, the manifest's budget), or
     None for a task that does not predict its sizes (it is fitted after the puzzle is made)."""
     task = TASKS[manifest["task"]](**manifest["options"])
-    if not predicts(task) or not manifest["token_budget"]["max_prompt_tokens"]:
-        return None
     budget = TokenBudget(manifest["token_budget"]["max_prompt_tokens"], manifest["token_budget"]["patch_factor"])
-    return lambda size: fitted_size(task, load_template(task.name), budget, size)
+    return fit_for(task, load_template(task.name), budget)
 
 
 def codec_floor(source: Path, out: Path) -> dict:

@@ -10,12 +10,21 @@ decoded at full size, resized twice or made again.
 
 from __future__ import annotations
 
+import functools
+
 from ssl4rl.budget import TokenBudget
 from ssl4rl.errors import SkipItem
 
 
 def predicts(task) -> bool:
     return hasattr(task, "sizes_at_most") and hasattr(task, "prompt_vars")
+
+
+def fit_for(task, template: str, budget: TokenBudget):
+    """The decoder's `fit` (ssl4rl.images.decode) for `task`: source size -> the size to show it
+    at; None for a task whose sizes do not follow from the source's (it is fitted after the
+    puzzle is made)."""
+    return functools.partial(fitted_size, task, template, budget) if predicts(task) else None
 
 
 def worst_tokens(task, text_tokens: int, budget: TokenBudget, width: int, height: int) -> int:

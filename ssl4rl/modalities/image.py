@@ -8,7 +8,6 @@ large, unreadable, ...), the decoder's and the task's own.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import replace
 
@@ -18,7 +17,7 @@ from PIL import Image
 from ssl4rl.build_jobs import Job, JobResult, Worker
 from ssl4rl.errors import SkipItem, UserError
 from ssl4rl.images import SourceImage, decode, encode
-from ssl4rl.prescale import fitted_size, predicts
+from ssl4rl.prescale import fit_for
 from ssl4rl.schema import ABILITY, content_key, make_row
 from ssl4rl.sources import open_source
 from ssl4rl.sources.hf import parquet_rows
@@ -86,7 +85,7 @@ def make_rows(job: Job, task: ImageTask, difficulty: str, worker: Worker) -> Job
     # Tasks that can tell their largest images from the source's size are decoded straight to
     # the size that fits the token budget (ssl4rl.prescale): one decode, one resize, one puzzle.
     max_pixels = worker.context["max_pixels"]
-    fit = functools.partial(fitted_size, task, worker.templates[task.name], worker.budget) if predicts(task) else None
+    fit = fit_for(task, worker.templates[task.name], worker.budget)
     try:
         source = decode(job.data, task.min_side, job.source_id, max_pixels, fit=fit)
     except SkipItem as skip:
